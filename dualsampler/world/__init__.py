@@ -1,0 +1,6 @@
+"""The embedded tiny world: a vocabulary of prompts and deterministic procedural textures."""
+from .composites import render_composite
+from .prompts import COLORS, PATTERNS, PROMPTS, parse_prompt, split_prompt
+from .textures import render_texture
+
+__all__ = ["COLORS", "PATTERNS", "PROMPTS", "parse_prompt", "split_prompt", "render_texture", "render_composite"]
