@@ -1,0 +1,13 @@
+"""`exponential`: sigmas evenly spaced in log between sigma_max and sigma_min, then 0."""
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..model_sampling import ModelSampling
+
+
+def exponential(ms: ModelSampling, steps: int) -> Tensor:
+    logs = torch.linspace(math.log(ms.sigma_max), math.log(ms.sigma_min), steps, dtype=torch.float64)
+    return torch.cat([logs.exp().float(), torch.zeros(1)])
