@@ -75,8 +75,11 @@ class KSampler:
         return_with_leftover_noise: bool,
         noise_mask: Tensor | None = None,
         callback: Callback | None = None,
+        sigma_scale: float = 1.0,
     ) -> Tensor:
-        """Run steps `start_at_step .. end_at_step` of a `steps`-step schedule (SPEC §4); returns a new latent."""
+        """Run steps `start_at_step .. end_at_step` of a `steps`-step schedule (SPEC §4); returns a new latent.
+
+        `sigma_scale` multiplies the sliced sigmas (upstream's sigma factor, used by the recovery modes)."""
         check_steps(steps)
         check_latent(latent)
         check_seed(seed, latent.shape[0])
@@ -88,7 +91,7 @@ class KSampler:
         sigmas = self.slice_sigmas(steps, start_at_step, end_at_step, return_with_leftover_noise)
         if len(sigmas) < 2:
             return latent.clone()
-        sigmas = sigmas.to(latent.device)
+        sigmas = (sigmas * sigma_scale).to(latent.device)
         noise = NoiseStream(seed)(latent) if add_noise else torch.zeros_like(latent)
         x = self.model_sampling.noise_scaling(float(sigmas[0]), noise, latent)
         denoiser = self.denoiser if mask is None else MaskedDenoiser(self.denoiser, mask, latent, noise)

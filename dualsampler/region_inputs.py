@@ -1,0 +1,35 @@
+"""Validation shared by the region samplers: latent, mask shape against the latent, overlap, steps, seeds."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .masks import as_mask_batch
+from .sampling.ksampler import check_denoise
+from .sampling.noise import Seed, check_seed
+from .sampling.sample import check_latent
+from .sampling.schedules import check_steps
+
+
+def check_region_mask(mask: Tensor, latent: Tensor, name: str = "mask") -> Tensor:
+    """A mask at the latent's resolution or at an integer multiple of it (image resolution) -> `[B,1,h,w]`."""
+    m = as_mask_batch(mask, name, batch=latent.shape[0])
+    (mh, mw), (lh, lw) = m.shape[-2:], latent.shape[-2:]
+    if mh % lh or mw % lw or mh // lh != mw // lw:
+        raise ValueError(
+            f"{name} of size {mh}x{mw} does not match the latent's {lh}x{lw}: give it at the latent's size "
+            f"or at an integer multiple of it (the image's size)"
+        )
+    return m
+
+
+def check_overlap(overlap_factor: int, name: str = "overlap_factor") -> None:
+    if isinstance(overlap_factor, bool) or not isinstance(overlap_factor, int) or overlap_factor < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {overlap_factor!r}")
+
+
+def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None:
+    check_latent(latent)
+    check_seed(seed, latent.shape[0])
+    check_steps(steps)
+    check_denoise(denoise)

@@ -1,0 +1,170 @@
+"""Region samplers (SPEC §5-6): content on the right side of the mask, invariants of each step, errors."""
+
+import pytest
+import torch
+
+from dualsampler.dual import MODES, two_advanced_samplers_for_mask, two_samplers_for_mask
+from dualsampler.masks import grow_mask, rectangle_mask
+from dualsampler.regional import Region, regional_sample
+from dualsampler.sampling import KSampler, UNetDenoiser
+
+from conftest import GaussianData
+from test_sampling_unet_denoiser import ForwardCounter, embeddings, tiny_cond_unet
+
+H, W = 8, 20  # a non-square latent
+
+
+@pytest.fixture
+def samplers():
+    """Base data ~ N(-1, 0.1^2), mask data ~ N(+1, 0.1^2): the sign of the result tells who painted a pixel."""
+    return KSampler(GaussianData(mu=-1.0, std=0.1), "euler"), KSampler(GaussianData(mu=1.0, std=0.1), "euler")
+
+
+@pytest.fixture
+def latent():
+    return torch.zeros(2, 4, H, W)
+
+
+@pytest.fixture
+def mask():
+    return rectangle_mask(H, W, 0.0, 0.5, 1.0, 1.0)  # right half
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m", "euler_ancestral"])
+def test_each_side_gets_its_own_sampler_content(samplers, latent, mask, mode, sampler):
+    base, inside = (KSampler(s.denoiser, sampler) for s in samplers)
+    out = two_advanced_samplers_for_mask(3, 12, 1.0, latent, base, inside, mask, overlap_factor=3, mode=mode)
+    band = grow_mask(mask, H, W, 3) - mask  # one column left of the boundary
+    outside, inside_ = (1 - mask - band).bool().expand_as(out), mask.bool().expand_as(out)
+    # seed mode restarts ancestral noise from the seed at every per-step call (as upstream): wider spread
+    assert (out[inside_] > 0).all() and out[inside_].mean() > 0.8
+    assert (out[outside] < 0).all() and out[outside].mean() < -0.8
+
+
+def test_two_samplers_for_mask_runs_base_then_mask(samplers, latent, mask):
+    out = two_samplers_for_mask(latent, *samplers, mask, seed=1, steps=10)
+    assert (out[mask.bool().expand_as(out)] > 0.5).all() and (out[(1 - mask).bool().expand_as(out)] < -0.5).all()
+
+
+def test_empty_mask_in_seed_mode_equals_one_base_run(samplers, latent):
+    base, inside = samplers
+    out = two_advanced_samplers_for_mask(5, 10, 1.0, latent, base, inside, torch.zeros(H, W), overlap_factor=4)
+    torch.testing.assert_close(out, base.sample(latent, 5, 10), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_full_mask_is_all_mask_sampler(samplers, latent, mode):
+    out = two_advanced_samplers_for_mask(5, 8, 1.0, latent, *samplers, torch.ones(H, W), mode=mode)
+    assert (out > 0.5).all()
+
+
+def test_step_invariants_of_seed_mode(samplers, latent, mask):
+    """In the mask sampler's step nothing outside the grown mask changes; in the base's nothing where mask == 1."""
+    grown = grow_mask(mask, H, W, 3)
+    states = []
+    base, inside = samplers
+    two_advanced_samplers_for_mask(0, 6, 1.0, latent, base, inside, mask, 3,
+                                   callback=lambda info: states.append((info["sampler"], info["step"], info["x"])))
+    assert [s[:2] for s in states] == [(name, i) for i in range(6) for name in ("base", "mask")]
+    for k in range(1, len(states)):
+        name, step, x = states[k]
+        before = states[k - 1][2]
+        frozen = (1 - grown) if name == "mask" else mask
+        if step > 0:
+            assert (x - before)[frozen.bool().expand_as(x)].abs().max() < 1e-5, (name, step)
+
+
+def test_denoise_below_one_keeps_part_of_the_input(samplers, mask):
+    start = torch.full((1, 4, H, W), 3.0)
+    light = two_advanced_samplers_for_mask(0, 6, 0.2, start, *samplers, mask, 2)
+    full = two_advanced_samplers_for_mask(0, 6, 1.0, start, *samplers, mask, 2)
+    assert (light - start).abs().mean() < (full - start).abs().mean()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("overlap", [0, 1, 7, 100])
+def test_overlap_factors_from_zero_to_larger_than_the_latent(samplers, latent, mask, mode, overlap):
+    out = two_advanced_samplers_for_mask(0, 4, 1.0, latent, *samplers, mask, overlap, mode)
+    assert out.shape == latent.shape and torch.isfinite(out).all()
+    assert (out[mask.bool().expand_as(out)] > 0.5).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mask_at_image_resolution_equals_mask_at_latent_resolution(samplers, latent, mode):
+    image_mask = rectangle_mask(4 * H, 4 * W, 0.0, 0.5, 1.0, 1.0)
+    latent_mask = rectangle_mask(H, W, 0.0, 0.5, 1.0, 1.0)
+    a = two_advanced_samplers_for_mask(0, 5, 1.0, latent, *samplers, image_mask, 3, mode)
+    b = two_advanced_samplers_for_mask(0, 5, 1.0, latent, *samplers, latent_mask, 3, mode)
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m_sde"])
+def test_several_seeds_in_one_batch_match_one_at_a_time(samplers, mask, mode, sampler):
+    base, inside = (KSampler(s.denoiser, sampler) for s in samplers)
+    latent = torch.zeros(3, 4, H, W)
+    batched = two_advanced_samplers_for_mask([4, 5, 6], 6, 1.0, latent, base, inside, mask, 3, mode)
+    for b, seed in enumerate([4, 5, 6]):
+        single = two_advanced_samplers_for_mask([seed], 6, 1.0, latent[:1], base, inside, mask, 3, mode)
+        torch.testing.assert_close(batched[b : b + 1], single, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_mode_makes_one_forward_per_model_call_and_seed_mode_two():
+    unet = tiny_cond_unet()
+    base = KSampler(UNetDenoiser(unet, cond=embeddings(1), uncond=embeddings(0), cfg=3.0), "euler", "karras")
+    inside = KSampler(UNetDenoiser(unet, base.denoiser.model_sampling, embeddings(2), embeddings(0), 3.0), "euler", "karras")
+    latent, mask = torch.zeros(1, 4, 8, 8), rectangle_mask(8, 8, 0.25, 0.25, 0.75, 0.75)
+    counter = ForwardCounter(unet)
+    two_advanced_samplers_for_mask(0, 4, 1.0, latent, base, inside, mask, 2, "fused")
+    assert counter.batches == [4] * 4  # 4 model calls, each one forward of (cond, uncond) x 2 samplers
+    counter.batches.clear()
+    two_advanced_samplers_for_mask(0, 4, 1.0, latent, base, inside, mask, 2, "seed")
+    assert counter.batches == [2] * 8
+
+
+def test_regional_route_takes_n_regions(latent):
+    base = KSampler(GaussianData(mu=-1.0, std=0.1), "euler")
+    left = Region(rectangle_mask(H, W, 0, 0, 1, 0.25), KSampler(GaussianData(mu=1.0, std=0.1)), 0)
+    right = Region(rectangle_mask(H, W, 0, 0.75, 1, 1), KSampler(GaussianData(mu=3.0, std=0.1)), 0)
+    out = regional_sample(0, 8, 1.0, latent, base, [left, right])
+    assert (out[..., :5] > 0.5).all() and (out[..., :5] < 1.5).all()
+    assert (out[..., 15:] > 2.5).all()
+    assert (out[..., 6:14] < -0.5).all()
+
+
+@pytest.mark.parametrize("options", [
+    {"base_only_steps": 0}, {"base_only_steps": 3}, {"restore_latent": False},
+    {"seed_2nd": 7, "seed_2nd_mode": "seed+seed_2nd"}, {"seed_2nd": 7, "seed_2nd_mode": "fixed"},
+    {"additional_mode": "ratio additional"}, {"additional_mode": "DISABLE"},
+])
+def test_regional_options_keep_each_side_painted(samplers, latent, mask, options):
+    base, inside = (KSampler(s.denoiser, "dpmpp_2m_sde") for s in samplers)
+    out = two_advanced_samplers_for_mask(1, 8, 1.0, latent, base, inside, mask, 0, "regional", **options)
+    assert (out[mask.bool().expand_as(out)] > 0.5).all() and (out[(1 - mask).bool().expand_as(out)] < -0.5).all()
+
+
+def test_fused_feathering_softens_the_blend(samplers, latent, mask):
+    hard = two_advanced_samplers_for_mask(0, 6, 1.0, latent, *samplers, mask, 0, "fused")
+    soft = two_advanced_samplers_for_mask(0, 6, 1.0, latent, *samplers, mask, 0, "fused", feather=3.0)
+    column = soft[0, 0, 4]
+    assert -0.9 < column[W // 2 - 1].item() < 0.9 and (hard[0, 0, 4, W // 2 - 1] < -0.5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mask": torch.ones(H + 1, W)}, "does not match the latent"),
+    ({"mask": torch.full((H, W), 1.5)}, r"mask values must lie in \[0, 1\]"),
+    ({"mode": "parallel"}, "mode must be one of seed, regional, fused"),
+    ({"overlap_factor": -1}, "overlap_factor must be an integer >= 0"),
+    ({"denoise": 0}, r"denoise must be in \(0, 1\]"),
+    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"mask": torch.ones(3, 1, H, W)}, "mask batch must be 1 or 2"),
+    ({"additional_mode": "more", "mode": "regional"}, "additional_mode must be one of"),
+])
+def test_bad_inputs_are_rejected_before_any_model_call(latent, kwargs, message):
+    base, inside = GaussianData(), GaussianData()
+    args = dict(seed=0, steps=4, denoise=1.0, latent=latent, base_sampler=KSampler(base), mask_sampler=KSampler(inside),
+                mask=torch.ones(H, W), overlap_factor=2, mode="seed") | kwargs
+    with pytest.raises(ValueError, match=message):
+        two_advanced_samplers_for_mask(**args)
+    assert base.calls == inside.calls == 0
