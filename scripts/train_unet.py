@@ -1,0 +1,126 @@
+"""Train the tiny world's UNet (eps-prediction, SD betas) on VAE latents of texture crops; export unet/ and prompt_encoder/.
+
+A latent dataset is encoded once with the exported VAE (104-px textures -> 26x26 latents,
+random 16x16 interior crops = 64-px crops). loss = min(SNR_t, 5) / SNR_t * |eps - eps_theta(x_t, t, c)|^2
+with x_t from DDPMScheduler.add_noise; the prompt is dropped to "" with p=0.1 (and to a single
+word with p=0.03 each) for classifier-free guidance. EMA weights are exported.
+Resumable from checkpoints/unet/last.pt (the latent dataset is cached in checkpoints/unet/latents.pt).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+
+from dualsampler.models.architectures import build_prompt_encoder, build_scheduler, build_unet
+from dualsampler.world import PROMPTS, parse_prompt, render_texture
+from world_training import CHECKPOINTS, TRAIN_SEEDS, Checkpoint, Logger, base_parser, cosine_lr, export, step_generator
+
+RENDER = 104
+CROP_LATENT = 16
+BORDER = 2
+
+
+def latent_dataset(vae: AutoencoderKL, per_prompt: int, log) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode `per_prompt` training textures of every prompt -> (latents [N, 4, 26, 26] scaled, prompt index [N])."""
+    latents, index = [], []
+    gen = torch.Generator().manual_seed(12345)
+    for k, prompt in enumerate(PROMPTS):
+        seeds = torch.randint(TRAIN_SEEDS, (per_prompt,), generator=gen).tolist()
+        images = torch.stack([render_texture(prompt, RENDER, RENDER, s) for s in seeds])
+        with torch.no_grad():
+            z = vae.encode(images * 2 - 1).latent_dist.mean * vae.config.scaling_factor
+        latents.append(z)
+        index += [k] * per_prompt
+        log(f"latent dataset: {prompt} done ({(k + 1) * per_prompt} textures)")
+    return torch.cat(latents), torch.tensor(index)
+
+
+def conditioning_prompts(index: torch.Tensor, gen: torch.Generator, drop: float) -> list[str]:
+    """Prompts for a batch, with CFG dropout: "" with p=drop, color only / pattern only with p=0.03 each."""
+    u = torch.rand(len(index), generator=gen).tolist()
+    prompts = []
+    for k, r in zip(index.tolist(), u):
+        color, pattern = parse_prompt(PROMPTS[k])
+        if r < drop:
+            prompts.append("")
+        elif r < drop + 0.03:
+            prompts.append(color)
+        elif r < drop + 0.06:
+            prompts.append(pattern)
+        else:
+            prompts.append(PROMPTS[k])
+    return prompts
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0], steps=5000, batch_size=64, lr=5e-4)
+    parser.add_argument("--per-prompt", type=int, default=96, help="training textures per prompt in the latent dataset")
+    parser.add_argument("--cfg-dropout", type=float, default=0.1)
+    parser.add_argument("--ema", type=float, default=0.999)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ckdir = args.checkpoint_dir or CHECKPOINTS / "unet"
+    ckpt, log = Checkpoint(ckdir), Logger(ckdir)
+    cache = ckdir / "latents.pt"
+    if cache.exists():
+        data = torch.load(cache, weights_only=True)
+    else:
+        vae = AutoencoderKL.from_pretrained(args.weights_dir / "vae", torch_dtype=torch.float32).eval()
+        latents, index = latent_dataset(vae, args.per_prompt, log)
+        data = {"latents": latents, "index": index}
+        torch.save(data, cache)
+    latents, index = data["latents"], data["index"]
+    log(f"latent dataset {tuple(latents.shape)}, std {latents.std().item():.3f}")
+
+    torch.manual_seed(args.seed)
+    unet, encoder = build_unet(), build_prompt_encoder()
+    params = list(unet.parameters()) + list(encoder.parameters())
+    ema_unet, ema_encoder = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(encoder).requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    step = ckpt.load(unet=unet, encoder=encoder, ema_unet=ema_unet, ema_encoder=ema_encoder, opt=opt)
+    log(f"unet: start at step {step}/{args.steps}, {sum(p.numel() for p in unet.parameters())} params")
+    scheduler = build_scheduler()
+    acp = scheduler.alphas_cumprod
+    span = latents.shape[-1] - 2 * BORDER - CROP_LATENT + 1
+    unet.train()
+    while step < args.steps:
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, args.steps, args.lr, warmup=200)
+        gen = step_generator(args.seed, step)
+        rows = torch.randint(len(latents), (args.batch_size,), generator=gen)
+        oy, ox = (BORDER + torch.randint(span, (2,), generator=gen)).tolist()
+        x0 = latents[rows, :, oy : oy + CROP_LATENT, ox : ox + CROP_LATENT]
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(scheduler.config.num_train_timesteps, (args.batch_size,), generator=gen)
+        xt = scheduler.add_noise(x0, noise, t)
+        cond = encoder.encode(conditioning_prompts(index[rows], gen, args.cfg_dropout))
+        eps = unet(xt, t, cond).sample
+        snr = acp[t] / (1 - acp[t])
+        weight = snr.clamp(max=5.0) / snr
+        loss = (weight * (eps - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for ema, model in ((ema_unet, unet), (ema_encoder, encoder)):
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+        if step % 25 == 0:
+            log(f"step {step} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e}")
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            ckpt.save(step, unet=unet, encoder=encoder, ema_unet=ema_unet, ema_encoder=ema_encoder, opt=opt)
+            log(f"step {step} checkpoint saved")
+    export(ema_unet.eval(), args.weights_dir / "unet")
+    export(ema_encoder.eval(), args.weights_dir / "prompt_encoder")
+    build_scheduler().save_pretrained(args.weights_dir / "scheduler")
+    log(f"unet: exported unet/, prompt_encoder/, scheduler/ to {args.weights_dir}")
+
+
+if __name__ == "__main__":
+    main()

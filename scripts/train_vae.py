@@ -1,0 +1,67 @@
+"""Train the tiny world's AutoencoderKL on texture crops; export to dualsampler/models/weights/vae/.
+
+loss = MSE(x, D(z)) + 0.1 L1(x, D(z)) + kl_weight * mean KL(q(z|x) || N(0, I)),  z ~ q(z|x);
+scaling_factor = 1 / std(latent means) over held-out textures.
+Resumable: re-running the same command continues from checkpoints/vae/last.pt.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dualsampler.models.architectures import build_vae
+from world_training import (
+    CHECKPOINTS, Checkpoint, Logger, base_parser, cosine_lr, eval_textures, export, psnr, step_generator, texture_batch,
+)
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0], steps=2500, batch_size=32, lr=1e-3)
+    parser.add_argument("--crop", type=int, default=32)
+    parser.add_argument("--kl-weight", type=float, default=1e-5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ckdir = args.checkpoint_dir or CHECKPOINTS / "vae"
+    torch.manual_seed(args.seed)
+    vae = build_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
+    ckpt, log = Checkpoint(ckdir), Logger(ckdir)
+    step = ckpt.load(model=vae, opt=opt)
+    log(f"vae: start at step {step}/{args.steps}, {sum(p.numel() for p in vae.parameters())} params")
+    held_out, _ = eval_textures(2, 64)
+    vae.train()
+    while step < args.steps:
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, args.steps, args.lr)
+        x, _ = texture_batch(step_generator(args.seed, step), args.batch_size, args.crop)
+        x = x * 2 - 1
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1 - posterior.logvar).mean()
+        loss = F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x) + args.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            log(f"step {step} loss {loss.item():.5f} kl {kl.item():.3f} train_psnr {psnr((recon.detach() + 1) / 2, (x + 1) / 2):.2f}")
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            ckpt.save(step, model=vae, opt=opt)
+            vae.eval()
+            with torch.no_grad():
+                z = vae.encode(held_out * 2 - 1).latent_dist.mean
+                rec = ((vae.decode(z).sample + 1) / 2).clamp(0, 1)
+            log(f"step {step} held-out psnr {psnr(rec, held_out):.2f} dB, latent std {z.std().item():.3f}")
+            vae.train()
+    vae.eval()
+    with torch.no_grad():
+        z = vae.encode(held_out * 2 - 1).latent_dist.mean
+    scaling = float(1.0 / z.std())
+    vae.register_to_config(scaling_factor=scaling)
+    export(vae, args.weights_dir / "vae")
+    log(f"vae: exported to {args.weights_dir / 'vae'} with scaling_factor {scaling:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Shared pieces of the tiny-world training scripts: data batches, resumable checkpoints, logging, export."""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dualsampler.models.world import WEIGHTS_DIR
+from dualsampler.world import PROMPTS, parse_prompt, render_texture
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINTS = REPO / "checkpoints"
+TRAIN_SEEDS = 1_000_000  # training textures use seeds below this; evaluation uses seeds from EVAL_SEED up
+EVAL_SEED = 2_000_000_000
+
+
+def base_parser(description: str, steps: int, batch_size: int, lr: float) -> argparse.ArgumentParser:
+    """Arguments shared by every training script."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="1 beats 2 when the 2 cores are shared")
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="default: checkpoints/<name>/")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="export root (package data)")
+    return parser
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The RNG of one training step, so a resumed run sees the same data as an uninterrupted one."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def texture_batch(gen: torch.Generator, batch_size: int, size: int) -> tuple[torch.Tensor, list[str]]:
+    """`batch_size` random training textures of `size` px -> (images [B, 3, size, size], prompts)."""
+    idx = torch.randint(len(PROMPTS), (batch_size,), generator=gen).tolist()
+    seeds = torch.randint(TRAIN_SEEDS, (batch_size,), generator=gen).tolist()
+    prompts = [PROMPTS[i] for i in idx]
+    return torch.stack([render_texture(p, size, size, s) for p, s in zip(prompts, seeds)]), prompts
+
+
+def eval_textures(count_per_prompt: int, size: int) -> tuple[torch.Tensor, list[str]]:
+    """Held-out textures (seeds never used in training), `count_per_prompt` per prompt."""
+    images, prompts = [], []
+    for k, prompt in enumerate(PROMPTS):
+        for j in range(count_per_prompt):
+            images.append(render_texture(prompt, size, size, EVAL_SEED + 1000 * k + j))
+            prompts.append(prompt)
+    return torch.stack(images), prompts
+
+
+def labels(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts -> (color index [B], pattern index [B])."""
+    from dualsampler.world import COLORS, PATTERNS
+
+    pairs = [parse_prompt(p) for p in prompts]
+    return torch.tensor([COLORS.index(c) for c, _ in pairs]), torch.tensor([PATTERNS.index(p) for _, p in pairs])
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over images of 10 log10(1 / MSE) for images in [0, 1]."""
+    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.1) -> float:
+    """Linear warm-up for `warmup` steps, then cosine decay from `base` to `floor * base`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+class Checkpoint:
+    """Resumable training state in `<dir>/last.pt`: model(s), optimizer, EMA and the step."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "last.pt"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def load(self, **objects) -> int:
+        """Restore state dicts into `objects` (name=module or optimizer); returns the step to resume at."""
+        if not self.path.exists():
+            return 0
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        for name, obj in objects.items():
+            obj.load_state_dict(state[name])
+        return int(state["step"])
+
+    def save(self, step: int, **objects) -> None:
+        """Atomically write the state dicts of `objects` and `step`."""
+        state = {name: obj.state_dict() for name, obj in objects.items()}
+        state["step"] = step
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.path)
+
+
+class Logger:
+    """Prints and appends progress lines to `<checkpoint dir>/train.log`, with elapsed wall time."""
+
+    def __init__(self, directory: Path):
+        self.file = Path(directory) / "train.log"
+        self.start = time.time()
+
+    def __call__(self, message: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')} +{time.time() - self.start:7.1f}s] {message}"
+        print(line, flush=True)
+        with self.file.open("a") as f:
+            f.write(line + "\n")
+
+
+def export(model: torch.nn.Module, directory: Path) -> None:
+    """save_pretrained in float16 safetensors (package data stays small); loading casts back to float32."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(directory, safe_serialization=True)
+    model.to(torch.float32)
+
+
+def downsample2x(images: torch.Tensor) -> torch.Tensor:
+    """Area (2x2 mean) down-sampling: the degradation the upscaler inverts."""
+    return F.avg_pool2d(images, 2)
