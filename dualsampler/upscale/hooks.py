@@ -1,0 +1,144 @@
+"""Per-iteration hooks of the iterative upscaler (SPEC §8): cfg, denoise and steps schedules, noise injection,
+and a combinator. `set_steps((i, n))` is called before iteration `i` of `n`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from torch import Tensor
+
+from dualsampler.sampling import NoiseStream, latent_noise_mask
+from dualsampler.upscale.sampler_spec import UpscaleSampler
+
+
+def schedule_progress(cur_step: int, total_steps: int) -> float:
+    """`i / (n - 1)`: 0 at the first iteration, 1 at the last; 1 when there is a single iteration."""
+    return cur_step / (total_steps - 1) if total_steps > 1 else 1.0
+
+
+class UpscaleHook:
+    """The identity hook; subclasses override the stages they change."""
+
+    def __init__(self) -> None:
+        self.cur_step = 0
+        self.total_steps = 1
+
+    def set_steps(self, step_info: tuple[int, int]) -> None:
+        """Remember the iteration `(i, n)` that the next calls belong to."""
+        self.cur_step, self.total_steps = step_info
+
+    def post_decode(self, images: Tensor) -> Tensor:
+        return images
+
+    def post_upscale(self, images: Tensor) -> Tensor:
+        return images
+
+    def post_encode(self, latent: Tensor, noise_mask: Tensor | None = None) -> Tensor:
+        return latent
+
+    def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
+        return sampler
+
+
+class CombinedHook(UpscaleHook):
+    """`hook2` applied after `hook1` at every stage."""
+
+    def __init__(self, hook1: UpscaleHook, hook2: UpscaleHook) -> None:
+        super().__init__()
+        self.hook1 = hook1
+        self.hook2 = hook2
+
+    def set_steps(self, step_info: tuple[int, int]) -> None:
+        super().set_steps(step_info)
+        self.hook1.set_steps(step_info)
+        self.hook2.set_steps(step_info)
+
+    def post_decode(self, images: Tensor) -> Tensor:
+        return self.hook2.post_decode(self.hook1.post_decode(images))
+
+    def post_upscale(self, images: Tensor) -> Tensor:
+        return self.hook2.post_upscale(self.hook1.post_upscale(images))
+
+    def post_encode(self, latent: Tensor, noise_mask: Tensor | None = None) -> Tensor:
+        return self.hook2.post_encode(self.hook1.post_encode(latent, noise_mask), noise_mask)
+
+    def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
+        return self.hook2.pre_sample(self.hook1.pre_sample(sampler))
+
+
+class CfgScheduleHook(UpscaleHook):
+    """cfg = `c0 + (target - c0) * i / (n - 1)`, `c0` the sampler's cfg; floored when `round_down` (upstream's `int()`)."""
+
+    def __init__(self, target_cfg: float, round_down: bool = False) -> None:
+        super().__init__()
+        if target_cfg < 0:
+            raise ValueError(f"target_cfg must be >= 0, got {target_cfg}")
+        self.target_cfg = target_cfg
+        self.round_down = round_down
+
+    def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
+        start = sampler.base_cfg
+        cfg = start + (self.target_cfg - start) * schedule_progress(self.cur_step, self.total_steps)
+        return dataclasses.replace(sampler, cfg=float(math.floor(cfg + 1e-9)) if self.round_down else cfg)
+
+
+class DenoiseScheduleHook(UpscaleHook):
+    """denoise = `d0 + (target - d0) * i / (n - 1)`, `d0` the sampler's denoise."""
+
+    def __init__(self, target_denoise: float) -> None:
+        super().__init__()
+        if not 0 < target_denoise <= 1:
+            raise ValueError(f"target_denoise must be in (0, 1], got {target_denoise}")
+        self.target_denoise = target_denoise
+
+    def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
+        start = sampler.denoise
+        denoise = start + (self.target_denoise - start) * schedule_progress(self.cur_step, self.total_steps)
+        return dataclasses.replace(sampler, denoise=denoise)
+
+
+class StepsScheduleHook(UpscaleHook):
+    """steps = `floor(s0 + (target - s0) * i / (n - 1))`, `s0` the sampler's steps (upstream's `int()`)."""
+
+    def __init__(self, target_steps: int) -> None:
+        super().__init__()
+        if isinstance(target_steps, bool) or not isinstance(target_steps, int) or target_steps < 1:
+            raise ValueError(f"target_steps must be an integer >= 1, got {target_steps!r}")
+        self.target_steps = target_steps
+
+    def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
+        start = sampler.steps
+        steps = start + (self.target_steps - start) * schedule_progress(self.cur_step, self.total_steps)
+        return dataclasses.replace(sampler, steps=max(1, math.floor(steps + 1e-9)))
+
+
+class NoiseInjectionHook(UpscaleHook):
+    """After encode: `z + m * strength * eps`, eps ~ N(0, 1) from seed `seed + 2 * i` (upstream's seed rule),
+    `m` the noise mask resized to the latent (1 without one), strength linear from `start_strength` at the
+    first iteration to `end_strength` at the last; `upstream_compat` uses upstream's `i / n`, which never
+    reaches `end_strength`."""
+
+    def __init__(self, seed: int, start_strength: float, end_strength: float, upstream_compat: bool = False) -> None:
+        super().__init__()
+        if start_strength < 0 or end_strength < 0:
+            raise ValueError(f"start_strength and end_strength must be >= 0, got {start_strength}, {end_strength}")
+        self.seed = seed
+        self.start_strength = start_strength
+        self.end_strength = end_strength
+        self.upstream_compat = upstream_compat
+
+    def strength(self) -> float:
+        """The strength at the current iteration."""
+        if self.upstream_compat:
+            progress = self.cur_step / self.total_steps
+        else:
+            progress = schedule_progress(self.cur_step, self.total_steps)
+        return self.start_strength + (self.end_strength - self.start_strength) * progress
+
+    def post_encode(self, latent: Tensor, noise_mask: Tensor | None = None) -> Tensor:
+        noise = NoiseStream(self.seed + 2 * self.cur_step)(latent)
+        injected = noise * self.strength()
+        if noise_mask is not None:
+            injected = injected * latent_noise_mask(noise_mask, latent)
+        return latent + injected

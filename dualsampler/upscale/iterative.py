@@ -1,0 +1,41 @@
+"""Iterative upscaling (SPEC §8): a latent (or image) enlarged by `upscale_factor` over `steps` iterations."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from dualsampler.upscale.step_plan import upscale_plan
+from dualsampler.upscale.two_samplers_upscaler import TwoSamplersForMaskUpscaler
+
+
+def iterative_upscale(
+    latent: Tensor,
+    upscale_factor: float,
+    steps: int,
+    upscaler: TwoSamplersForMaskUpscaler,
+    step_mode: str = "simple",
+    noise_mask: Tensor | None = None,
+) -> Tensor:
+    """Run `upscaler.upscale_shape(step_info, latent, W * s, H * s)` for each `(step_info, s)` of `upscale_plan`,
+    `W x H` the input's pixel size; `noise_mask` is handed to the post-encode hooks of every iteration."""
+    plan = upscale_plan(upscale_factor, steps, step_mode)
+    upscaler.check_iterations([step_info for step_info, _ in plan])
+    f = upscaler.vae_factor
+    height, width = latent.shape[-2] * f, latent.shape[-1] * f
+    for step_info, scale in plan:
+        latent = upscaler.upscale_shape(step_info, latent, width * scale, height * scale, noise_mask)
+    return latent
+
+
+def iterative_upscale_image(
+    images: Tensor,
+    upscale_factor: float,
+    steps: int,
+    upscaler: TwoSamplersForMaskUpscaler,
+    step_mode: str = "simple",
+) -> Tensor:
+    """Images `[B, 3, H, W]` in [0, 1] -> encode -> `iterative_upscale` -> decode, with the upscaler's VAE
+    (tiled when it uses a tiled VAE; upstream's image variant never tiles these two passes)."""
+    upscale_plan(upscale_factor, steps, step_mode)
+    latent = upscaler.encode(images)
+    return upscaler.decode(iterative_upscale(latent, upscale_factor, steps, upscaler, step_mode))

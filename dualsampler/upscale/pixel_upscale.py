@@ -1,0 +1,72 @@
+"""One latent -> latent upscale through pixel space: decode, enlarge (model and/or scale method), encode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from time import perf_counter
+
+import torch
+from torch import Tensor
+
+from dualsampler.upscale.hooks import UpscaleHook
+from dualsampler.upscale.scale_methods import check_scale_method, resize_images
+from dualsampler.upscale.upscale_models import UpscaleModel, upscale_with_model
+from dualsampler.upscale.vae_codec import check_tile_size, vae_decode, vae_encode, vae_factor
+
+
+def target_pixel_size(height: float, width: float, factor: int) -> tuple[int, int]:
+    """`(floor(height), floor(width))` rounded down to multiples of the VAE factor (at least one latent cell).
+
+    Upstream resizes to `floor` and lets the encoder crop the remainder; here the image is resized to the
+    multiple directly, so nothing is cropped and the latent shape is the same.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"target height and width must be >= 1 pixel; got {height}x{width}")
+    return max(int(height) // factor, 1) * factor, max(int(width) // factor, 1) * factor
+
+
+@dataclass
+class PixelUpscaler:
+    """Latents `[B, C, h, w]` -> latents of an image of `(height, width)` pixels, with per-stage timings."""
+
+    vae: object
+    scale_method: str
+    upscale_model: UpscaleModel | None = None
+    tile_size: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_scale_method(self.scale_method)
+        if self.tile_size is not None:
+            check_tile_size(self.tile_size, self.factor)
+
+    @property
+    def factor(self) -> int:
+        return vae_factor(self.vae)
+
+    def decode(self, latent: Tensor) -> Tensor:
+        return vae_decode(self.vae, latent, self.tile_size)
+
+    def encode(self, images: Tensor) -> Tensor:
+        return vae_encode(self.vae, images, self.tile_size)
+
+    def enlarge(self, images: Tensor, height: int, width: int) -> Tensor:
+        """The upscale model until the width reaches `width`, then `scale_method` to exactly `(height, width)`."""
+        if self.upscale_model is None:
+            return resize_images(images, height, width, self.scale_method)
+        return upscale_with_model(self.upscale_model, images, height, width, self.scale_method)
+
+    def __call__(
+        self, latent: Tensor, height: float, width: float, hook: UpscaleHook, noise_mask: Tensor | None = None
+    ) -> Tensor:
+        """decode -> hook.post_decode -> enlarge -> hook.post_upscale -> encode -> hook.post_encode."""
+        target_h, target_w = target_pixel_size(height, width, self.factor)
+        clock = perf_counter()
+        images = hook.post_decode(self.decode(latent))
+        self.timings["decode"], clock = perf_counter() - clock, perf_counter()
+        images = hook.post_upscale(self.enlarge(images, target_h, target_w))
+        self.timings["upscale"], clock = perf_counter() - clock, perf_counter()
+        with torch.no_grad():
+            upscaled = hook.post_encode(self.encode(images), noise_mask)
+        self.timings["encode"] = perf_counter() - clock
+        return upscaled

@@ -1,0 +1,56 @@
+"""One sampling pass of an upscale iteration: a core KSampler plus the seed, steps, denoise and cfg it runs with."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from dualsampler.sampling import KSampler
+from dualsampler.sampling.ksampler import check_denoise
+from dualsampler.sampling.noise import Seed
+
+
+@dataclass(frozen=True)
+class UpscaleSampler:
+    """`ksampler.sample(latent, seed, steps, denoise)` with the denoiser's guidance set to `cfg` (None: keep it).
+
+    Hooks return modified copies (`dataclasses.replace`) per iteration; the KSampler itself is never mutated.
+    """
+
+    ksampler: KSampler
+    seed: Seed
+    steps: int
+    denoise: float
+    cfg: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ksampler, KSampler):
+            raise ValueError(f"ksampler must be a dualsampler.sampling.KSampler, got {type(self.ksampler).__name__}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        check_denoise(self.denoise)
+        if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):
+            raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (UNetDenoiser)")
+
+    @property
+    def base_cfg(self) -> float:
+        """The guidance this pass runs with: `cfg`, else the denoiser's own `cfg`."""
+        if self.cfg is not None:
+            return self.cfg
+        if not hasattr(self.ksampler.denoiser, "cfg"):
+            raise ValueError("a cfg schedule needs a denoiser with a `cfg` attribute (UNetDenoiser) or an explicit cfg")
+        return float(self.ksampler.denoiser.cfg)
+
+    def resolved(self) -> KSampler:
+        """The KSampler to run: the original one, or a copy whose denoiser is a shallow copy with `cfg` set."""
+        if self.cfg is None or self.cfg == self.ksampler.denoiser.cfg:
+            return self.ksampler
+        denoiser = copy.copy(self.ksampler.denoiser)
+        denoiser.cfg = self.cfg
+        return KSampler(denoiser, self.ksampler.sampler, self.ksampler.scheduler, self.ksampler.model_sampling)
+
+    def sample(self, latent: Tensor, noise_mask: Tensor | None = None) -> Tensor:
+        """Re-noise `latent` to `denoise` and sample it to sigma 0 (SPEC §4.5)."""
+        return self.resolved().sample(latent, self.seed, self.steps, self.denoise, noise_mask)

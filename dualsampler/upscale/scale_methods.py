@@ -1,0 +1,63 @@
+"""Pixel-space resizing of image batches `[B, C, H, W]` in `[0, 1]` by a named scale method."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
+LANCZOS_A = 3
+
+
+def check_scale_method(method: str) -> None:
+    """Raise ValueError unless `method` is one of SCALE_METHODS."""
+    if method not in SCALE_METHODS:
+        raise ValueError(f"scale_method must be one of {', '.join(SCALE_METHODS)}; got {method!r}")
+
+
+def _lanczos_kernel(x: torch.Tensor, a: int = LANCZOS_A) -> torch.Tensor:
+    """L(x) = sinc(x) * sinc(x / a) for |x| < a, else 0."""
+    return torch.where(x.abs() < a, torch.sinc(x) * torch.sinc(x / a), torch.zeros_like(x))
+
+
+def lanczos_matrix(size_in: int, size_out: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Resampling matrix `[size_out, size_in]` of a Lanczos-3 filter, widened by in/out when shrinking (PIL's rule).
+
+    Row `o` holds `L((j + 0.5 - c) / s) / sum_j L(...)` with `c = (o + 0.5) * in/out`, `s = max(in/out, 1)`.
+    """
+    scale = size_in / size_out
+    stretch = max(scale, 1.0)
+    centers = (torch.arange(size_out, dtype=dtype) + 0.5) * scale
+    taps = torch.arange(size_in, dtype=dtype) + 0.5
+    weights = _lanczos_kernel((taps[None, :] - centers[:, None]) / stretch)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def _lanczos(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    rows = lanczos_matrix(images.shape[-2], height).to(images)
+    cols = lanczos_matrix(images.shape[-1], width).to(images)
+    return torch.einsum("oh,bchw,pw->bcop", rows, images, cols)
+
+
+def resize_images(images: torch.Tensor, height: int, width: int, method: str) -> torch.Tensor:
+    """Resize `images[B, C, H, W]` to `[B, C, height, width]` with `method` (see SCALE_METHODS).
+
+    `bilinear`/`bicubic` use half-pixel centres (align_corners=False) without antialiasing, `area` averages
+    the covered source pixels, `lanczos` is the separable Lanczos-3 filter; `bicubic` and `lanczos` overshoot,
+    so their result is clamped to [0, 1].
+    """
+    check_scale_method(method)
+    if images.ndim != 4:
+        raise ValueError(f"images must be [B, C, H, W]; got shape {tuple(images.shape)}")
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be >= 1; got {height}x{width}")
+    if (height, width) == tuple(images.shape[-2:]):
+        return images
+    if method == "lanczos":
+        return _lanczos(images, height, width).clamp(0.0, 1.0)
+    if method == "bicubic":
+        return F.interpolate(images, size=(height, width), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    if method == "bilinear":
+        return F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    return F.interpolate(images, size=(height, width), mode=method)
+

@@ -1,0 +1,186 @@
+"""TwoSamplersForMaskUpscaler (SPEC §8): each iteration upscales through pixel space, then re-samples the
+latent with the base sampler outside the mask and the mask sampler inside it, or, on full-sample
+iterations, with the base sampler and then the full sampler over the whole latent."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from dualsampler.dual import two_samplers_for_mask
+from dualsampler.masks import as_mask_batch
+from dualsampler.upscale.hooks import UpscaleHook
+from dualsampler.upscale.pixel_upscale import PixelUpscaler
+from dualsampler.upscale.sampler_spec import UpscaleSampler
+from dualsampler.upscale.schedules import check_full_sample_schedule, is_full_sample_time
+from dualsampler.upscale.upscale_models import UpscaleModel
+from dualsampler.upscale.vae_codec import check_tile_size, vae_factor
+
+
+def _check_hook(name: str, hook: UpscaleHook | None) -> UpscaleHook:
+    if hook is None:
+        return UpscaleHook()
+    if not isinstance(hook, UpscaleHook):
+        raise ValueError(f"{name} must be an UpscaleHook or None, got {type(hook).__name__}")
+    return hook
+
+
+def _check_sampler(name: str, sampler: UpscaleSampler | None, optional: bool = False) -> None:
+    if sampler is None and optional:
+        return
+    if not isinstance(sampler, UpscaleSampler):
+        raise ValueError(f"{name} must be an UpscaleSampler, got {type(sampler).__name__}")
+
+
+def check_shared_settings(base: UpscaleSampler, masked: UpscaleSampler) -> None:
+    """`two_samplers_for_mask` runs both samplers with one seed, steps and denoise (SPEC §5): they must agree
+    after the hooks (cfg, sampler and scheduler may differ)."""
+    ours = (base.seed, base.steps, base.denoise)
+    theirs = (masked.seed, masked.steps, masked.denoise)
+    if ours != theirs:
+        raise ValueError(
+            "base_sampler and mask_sampler must share seed, steps and denoise on masked iterations "
+            f"(two_samplers_for_mask takes one of each); after the hooks they are {ours} and {theirs}"
+        )
+
+
+def mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
+    """The mask resized bilinearly with aligned corners (as upstream) to the latent's H x W, `[B, 1, h, w]`."""
+    return F.interpolate(mask.to(latent), size=tuple(latent.shape[-2:]), mode="bilinear", align_corners=True)
+
+
+class TwoSamplersForMaskUpscaler:
+    """Upscaler for `iterative_upscale`: pixel-space upscale, then two-sampler (or full) re-sampling.
+
+    `upstream_compat=True` reproduces upstream's `full_sample_schedule` arithmetic (see `schedules`) and its
+    choice of the pixel-stage hook (`hook_mask` when an upscale model is given); by default the pixel stages
+    (post_decode, post_upscale, post_encode: noise injection) always use `hook_base`.
+    """
+
+    def __init__(
+        self,
+        scale_method: str,
+        full_sample_schedule: str,
+        use_tiled_vae: bool,
+        base_sampler: UpscaleSampler,
+        mask_sampler: UpscaleSampler,
+        mask: Tensor,
+        vae,
+        full_sampler: UpscaleSampler | None = None,
+        upscale_model: UpscaleModel | None = None,
+        hook_base: UpscaleHook | None = None,
+        hook_mask: UpscaleHook | None = None,
+        hook_full: UpscaleHook | None = None,
+        tile_size: int = 512,
+        upstream_compat: bool = False,
+    ) -> None:
+        check_full_sample_schedule(full_sample_schedule)
+        _check_sampler("base_sampler", base_sampler)
+        _check_sampler("mask_sampler", mask_sampler)
+        _check_sampler("full_sampler", full_sampler, optional=True)
+        if upscale_model is not None and not callable(upscale_model):
+            raise ValueError(f"upscale_model must be callable on images or None, got {type(upscale_model).__name__}")
+        check_tile_size(tile_size, vae_factor(vae))
+        self.pixels = PixelUpscaler(vae, scale_method, upscale_model, tile_size if use_tiled_vae else None)
+        self.full_sample_schedule = full_sample_schedule
+        self.use_tiled_vae = use_tiled_vae
+        self.tile_size = tile_size
+        self.base_sampler = base_sampler
+        self.mask_sampler = mask_sampler
+        self.full_sampler = full_sampler
+        self.mask = as_mask_batch(mask, "mask")
+        self.vae = vae
+        self.upscale_model = upscale_model
+        self.hook_base = _check_hook("hook_base", hook_base)
+        self.hook_mask = _check_hook("hook_mask", hook_mask)
+        self.hook_full = _check_hook("hook_full", hook_full)
+        self.upstream_compat = upstream_compat
+        self.timings: dict[str, float] = {}
+        check_shared_settings(base_sampler, mask_sampler)
+
+    @property
+    def vae_factor(self) -> int:
+        """Pixels per latent cell."""
+        return self.pixels.factor
+
+    def is_full_sample_time(self, step_info: tuple[int, int]) -> bool:
+        """Whether iteration `step_info` samples the whole latent (see `schedules.is_full_sample_time`)."""
+        return is_full_sample_time(step_info, self.full_sample_schedule, self.upstream_compat)
+
+    def _pixel_hook(self) -> UpscaleHook:
+        if self.upstream_compat and self.upscale_model is not None:
+            return self.hook_mask
+        return self.hook_base
+
+    def upscale(self, step_info: tuple[int, int], latent: Tensor, factor: float, noise_mask: Tensor | None = None) -> Tensor:
+        """One iteration to `factor` times the latent's pixel size."""
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        f = self.vae_factor
+        return self.upscale_shape(step_info, latent, latent.shape[-1] * f * factor, latent.shape[-2] * f * factor, noise_mask)
+
+    def upscale_shape(
+        self, step_info: tuple[int, int], latent: Tensor, w: float, h: float, noise_mask: Tensor | None = None
+    ) -> Tensor:
+        """One iteration to an image of `w x h` pixels (each rounded down to a multiple of the VAE factor).
+
+        `timings` then holds the seconds spent in decode, upscale, encode and the sampling passes
+        (`base` and `mask`, or `base` and `full`).
+        """
+        full, base, second = self._hooked_samplers(step_info)
+        upscaled = self.pixels(latent, h, w, self._pixel_hook(), noise_mask)
+        self.timings = dict(self.pixels.timings)
+        if full:
+            return self._sample_full(upscaled, base, second)
+        return self._sample_masked(upscaled, base, second)
+
+    def _hooked_samplers(self, step_info: tuple[int, int]) -> tuple[bool, UpscaleSampler, UpscaleSampler]:
+        """Set the hooks to `step_info`; return (full?, hooked base sampler, hooked full or mask sampler)."""
+        full = self.is_full_sample_time(step_info)
+        for hook in (self.hook_base, self.hook_mask, self.hook_full):
+            hook.set_steps(step_info)
+        base = self.hook_base.pre_sample(self.base_sampler)
+        if full:
+            return full, base, self.hook_full.pre_sample(self.full_sampler or self.base_sampler)
+        masked = self.hook_mask.pre_sample(self.mask_sampler)
+        check_shared_settings(base, masked)
+        return full, base, masked
+
+    def check_iterations(self, step_infos: list[tuple[int, int]]) -> None:
+        """Raise ValueError before any work if the hooked samplers of some iteration cannot run."""
+        for step_info in step_infos:
+            self._hooked_samplers(step_info)
+
+    def _sample_full(self, latent: Tensor, base: UpscaleSampler, full: UpscaleSampler) -> Tensor:
+        clock = perf_counter()
+        latent = base.sample(latent)
+        self.timings["base"], clock = perf_counter() - clock, perf_counter()
+        latent = full.sample(latent)
+        self.timings["full"] = perf_counter() - clock
+        return latent
+
+    def _sample_masked(self, latent: Tensor, base: UpscaleSampler, masked: UpscaleSampler) -> Tensor:
+        mask = mask_for_latent(self.mask, latent)
+        start = perf_counter()
+        base_done = [start]
+
+        def clock(info: dict) -> None:
+            if info["sampler"] == "base":
+                base_done[0] = perf_counter()
+
+        out = two_samplers_for_mask(
+            latent, base.resolved(), masked.resolved(), mask, base.seed, base.steps, base.denoise, callback=clock
+        )
+        self.timings["base"] = base_done[0] - start
+        self.timings["mask"] = perf_counter() - base_done[0]
+        return out
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Images -> latents with this upscaler's VAE (tiled when `use_tiled_vae`)."""
+        return self.pixels.encode(images)
+
+    def decode(self, latent: Tensor) -> Tensor:
+        """Latents -> images with this upscaler's VAE (tiled when `use_tiled_vae`)."""
+        return self.pixels.decode(latent)

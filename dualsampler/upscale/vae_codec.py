@@ -1,0 +1,83 @@
+"""VAE decode/encode between latents (times the VAE scaling factor) and images `[B, 3, H, W]` in `[0, 1]`,
+plain or tiled with tiles of `tile_size` pixels."""
+
+from __future__ import annotations
+
+import torch
+
+from dualsampler.upscale.tiling import tiled_apply
+
+MIN_TILE_SIZE = 64
+
+
+def vae_factor(vae) -> int:
+    """Pixels per latent cell of a diffusers AutoencoderKL: `2 ** (len(block_out_channels) - 1)`."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def check_tile_size(tile_size: int, factor: int) -> None:
+    """Raise ValueError unless `tile_size` is an integer >= 64 and a multiple of the VAE factor."""
+    if int(tile_size) != tile_size or tile_size < MIN_TILE_SIZE or tile_size % factor:
+        raise ValueError(
+            f"tile_size must be an integer >= {MIN_TILE_SIZE} and a multiple of the VAE factor {factor}; got {tile_size}"
+        )
+
+
+def tile_overlap(tile_size: int, factor: int) -> int:
+    """Overlap between neighbouring pixel tiles: a quarter tile, rounded down to a multiple of `factor`."""
+    return max(tile_size // 4 // factor, 1) * factor
+
+
+def _scaling(vae) -> tuple[float, float]:
+    shift = vae.config.shift_factor
+    return float(vae.config.scaling_factor), float(shift) if shift is not None else 0.0
+
+
+def _param(vae) -> torch.Tensor:
+    return next(vae.parameters())
+
+
+def vae_decode(vae, latents: torch.Tensor, tile_size: int | None = None) -> torch.Tensor:
+    """Images `clamp((decoder(z / s + shift) + 1) / 2, 0, 1)`; tiled over `tile_size // factor` latent cells."""
+    factor = vae_factor(vae)
+    if tile_size is not None:
+        check_tile_size(tile_size, factor)
+    scaling, shift = _scaling(vae)
+    p = _param(vae)
+    z = latents.to(device=p.device, dtype=p.dtype) / scaling + shift
+
+    def decode(tile: torch.Tensor) -> torch.Tensor:
+        return vae.decode(tile).sample
+
+    with torch.no_grad():
+        if tile_size is None:
+            images = decode(z)
+        else:
+            images = tiled_apply(decode, z, tile_size // factor, tile_overlap(tile_size, factor) // factor, factor)
+    return ((images + 1) / 2).clamp(0, 1).to(latents.dtype)
+
+
+def vae_encode(vae, images: torch.Tensor, tile_size: int | None = None) -> torch.Tensor:
+    """Latents `(mode(encoder(2 * images - 1)) - shift) * s`; tiled over `tile_size` pixel tiles.
+
+    Height and width must be multiples of the VAE factor. The posterior's mode is used, so encoding is
+    deterministic.
+    """
+    factor = vae_factor(vae)
+    if tile_size is not None:
+        check_tile_size(tile_size, factor)
+    if images.shape[-2] % factor or images.shape[-1] % factor:
+        raise ValueError(f"image height and width must be multiples of the VAE factor {factor}; got {tuple(images.shape)}")
+    scaling, shift = _scaling(vae)
+    p = _param(vae)
+    x = images.to(device=p.device, dtype=p.dtype) * 2 - 1
+
+    def encode(tile: torch.Tensor) -> torch.Tensor:
+        return vae.encode(tile).latent_dist.mode()
+
+    with torch.no_grad():
+        if tile_size is None:
+            z = encode(x)
+        else:
+            z = tiled_apply(encode, x, tile_size, tile_overlap(tile_size, factor), 1 / factor)
+    return ((z - shift) * scaling).to(images.dtype)
