@@ -117,7 +117,7 @@ def test_fused_mode_makes_one_forward_per_model_call_and_seed_mode_two():
     latent, mask = torch.zeros(1, 4, 8, 8), rectangle_mask(8, 8, 0.25, 0.25, 0.75, 0.75)
     counter = ForwardCounter(unet)
     two_advanced_samplers_for_mask(0, 4, 1.0, latent, base, inside, mask, 2, "fused")
-    assert counter.batches == [4] * 4  # 4 model calls, each one forward of (cond, uncond) x 2 samplers
+    assert counter.batches == [3] * 4  # 4 model calls, each ONE forward: 2 prompts + the shared negative one
     counter.batches.clear()
     two_advanced_samplers_for_mask(0, 4, 1.0, latent, base, inside, mask, 2, "seed")
     assert counter.batches == [2] * 8

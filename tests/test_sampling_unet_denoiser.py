@@ -67,7 +67,7 @@ def test_two_denoisers_of_one_unet_share_one_forward(unet):
     x, sigma = torch.randn(2, 4, 8, 8), torch.full((2,), 1.5)
     counter = ForwardCounter(unet)
     together = denoise_together([a, b], x, sigma)
-    assert counter.batches == [8]
+    assert counter.batches == [6]  # cond a, cond b and the shared negative prompt, each for 2 latents
     torch.testing.assert_close(together[0], a(x, sigma), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(together[1], b(x, sigma), atol=1e-4, rtol=1e-4)
 

@@ -88,13 +88,20 @@ def shares_one_forward(denoisers: Sequence[object]) -> bool:
 
 
 def denoise_together(denoisers: Sequence[object], x: Tensor, sigma: Tensor) -> list[Tensor]:
-    """Each denoiser's x0 at the same `(x, sigma)`; one batched forward when `shares_one_forward`."""
+    """Each denoiser's x0 at the same `(x, sigma)`; one batched forward when `shares_one_forward`, in which
+    identical conditionings (typically the shared negative prompt) are evaluated once."""
     if not shares_one_forward(denoisers):
         return [d(x, sigma) for d in denoisers]
-    per = [d.conditionings() for d in denoisers]
-    outputs = run_unet(denoisers[0].unet, denoisers[0].model_sampling, x, sigma, [c for cs in per for c in cs])
-    results, start = [], 0
-    for d, cs in zip(denoisers, per):
-        results.append(d.combine(outputs[start : start + len(cs)]))
-        start += len(cs)
-    return results
+    unique: list[Tensor | None] = []
+    slots: list[list[int]] = []
+    for d in denoisers:
+        slots.append([])
+        for cond in d.conditionings():
+            match = next((k for k, u in enumerate(unique) if u is cond or (
+                u is not None and cond is not None and u.shape == cond.shape and torch.equal(u, cond))), None)
+            if match is None:
+                unique.append(cond)
+                match = len(unique) - 1
+            slots[-1].append(match)
+    outputs = run_unet(denoisers[0].unet, denoisers[0].model_sampling, x, sigma, unique)
+    return [d.combine([outputs[k] for k in ks]) for d, ks in zip(denoisers, slots)]
