@@ -40,8 +40,9 @@ def resize_mask(mask: Tensor, height: int, width: int) -> Tensor:
 def grow_mask(mask: Tensor, height: int, width: int, grow_by: int) -> Tensor:
     """SPEC §7: resize to (H, W); if `grow_by > 0`: round, convolve with a `grow_by` box of ones (padding
     `ceil((grow_by-1)/2)`), clamp to [0,1], crop to (H, W); round. The result is binary `[B,1,H,W]`."""
-    if isinstance(grow_by, bool) or not isinstance(grow_by, int) or grow_by < 0:
+    if isinstance(grow_by, bool) or not isinstance(grow_by, (int, float)) or grow_by < 0 or grow_by != int(grow_by):
         raise ValueError(f"grow_by (overlap_factor) must be an integer >= 0, got {grow_by!r}")
+    grow_by = int(grow_by)
     m = resize_mask(mask, height, width)
     if grow_by > 0:
         kernel = torch.ones(1, 1, grow_by, grow_by, dtype=m.dtype, device=m.device)

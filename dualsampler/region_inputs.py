@@ -24,7 +24,8 @@ def check_region_mask(mask: Tensor, latent: Tensor, name: str = "mask") -> Tenso
 
 
 def check_overlap(overlap_factor: int, name: str = "overlap_factor") -> None:
-    if isinstance(overlap_factor, bool) or not isinstance(overlap_factor, int) or overlap_factor < 0:
+    if (isinstance(overlap_factor, bool) or not isinstance(overlap_factor, (int, float)) or overlap_factor < 0
+            or overlap_factor != int(overlap_factor)):
         raise ValueError(f"{name} must be an integer >= 0, got {overlap_factor!r}")
 
 

@@ -138,3 +138,20 @@ def test_sample_is_the_public_loop_over_a_schedule(gaussian, latent):
     sigmas = get_sigmas("karras", 5)
     x = latent + NoiseStream(0)(latent) * float(sigmas[0])
     assert sample(gaussian, x, sigmas).shape == latent.shape
+
+
+def test_upstream_widget_strings_are_accepted_for_the_flags(gaussian, latent):
+    ks = KSampler(gaussian, "euler", "normal")
+    torch.testing.assert_close(ks.sample_advanced("enable", 3, 6, latent, 0, 3, "enable"),
+                               ks.sample_advanced(True, 3, 6, latent, 0, 3, True))
+    with pytest.raises(ValueError, match="add_noise must be a bool or 'enable'/'disable'"):
+        ks.sample_advanced("yes", 3, 6, latent, 0, 3, True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; the CPU path is tested above")
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m_sde"])
+def test_cuda_sampling_matches_cpu_for_the_same_seed(gaussian, latent, sampler):
+    mask = half_mask(8, 12, "right")
+    cpu = KSampler(gaussian, sampler, "karras").sample(latent, 11, 6, noise_mask=mask)
+    gpu = KSampler(gaussian, sampler, "karras").sample(latent.cuda(), 11, 6, noise_mask=mask.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)

@@ -3,24 +3,29 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 
-from dualsampler.models import random_world
 from dualsampler.upscale import vae_decode, vae_encode
 from dualsampler.upscale.tiling import tile_starts, tiled_apply
 from dualsampler.world import render_texture
 
-# Measured with the random-weight world VAE (tile 64 px on 96x160 textures, 12 prompts, see the report):
-# decode mean |tiled - untiled| <= 0.061 of the [0, 1] range, error in the blend bands <= 2.0x the error
-# elsewhere; encode mean |difference| <= 0.23 latent std. GroupNorm statistics computed per tile cause it.
-# Tolerances are the measured worst case plus ~50%.
-DECODE_MEAN_TOL = 0.09
+# Measured on this VAE (seed 0, tile 64 px, 80x112 textures of 12 prompts, scripts in the upscale report):
+# decode mean |tiled - untiled| <= 0.057 of the [0, 1] range, mean error inside the blend bands <= 2.07x the
+# error elsewhere, encode mean |difference| <= 0.20 latent std. The cause is GroupNorm statistics computed per
+# tile, which random weights make large. Tolerances: the measured worst case plus ~50%.
+DECODE_MEAN_TOL = 0.085
 SEAM_RATIO_TOL = 3.0
-ENCODE_REL_TOL = 0.35
+ENCODE_REL_TOL = 0.30
+HEIGHT, WIDTH = 80, 112
 
 
 @pytest.fixture(scope="module")
 def vae():
-    return random_world(0).vae
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 64), norm_num_groups=8, mid_block_add_attention=False,
+    ).eval()
 
 
 def test_tile_starts_cover_the_length_and_end_flush():
@@ -48,19 +53,19 @@ def test_plain_roundtrip_shapes_follow_the_vae_factor(vae):
     assert vae_decode(vae, latent).shape == (2, 3, 48, 80)
 
 
-@pytest.mark.parametrize("prompt, seed", [("red stripes", 0), ("blue dots", 1), ("green checker", 2)])
+@pytest.mark.parametrize("prompt, seed", [("red stripes", 0), ("blue dots", 1)])
 def test_tiled_decode_and_encode_agree_with_untiled(vae, prompt, seed):
-    images = render_texture(prompt, 96, 160, seed)[None]
+    images = render_texture(prompt, HEIGHT, WIDTH, seed)[None]
     latent = vae_encode(vae, images)
     plain = vae_decode(vae, latent)
     tiled = vae_decode(vae, latent, tile_size=64)
     error = (plain - tiled).abs().mean(dim=1)[0]
     assert error.mean() < DECODE_MEAN_TOL
 
-    band = torch.zeros(96, 160, dtype=torch.bool)
-    for y in tile_starts(24, 16, 12)[1:]:
+    band = torch.zeros(HEIGHT, WIDTH, dtype=torch.bool)  # where neighbouring 64 px tiles overlap and blend
+    for y in tile_starts(HEIGHT // 4, 16, 12)[1:]:
         band[y * 4 : y * 4 + 16] = True
-    for x in tile_starts(40, 16, 12)[1:]:
+    for x in tile_starts(WIDTH // 4, 16, 12)[1:]:
         band[:, x * 4 : x * 4 + 16] = True
     assert error[band].mean() < SEAM_RATIO_TOL * error[~band].mean()
 

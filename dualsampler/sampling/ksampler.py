@@ -15,6 +15,15 @@ from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampl
 from .schedules import check_scheduler, check_steps, get_sigmas
 
 
+def as_flag(value: bool | str, name: str) -> bool:
+    """A boolean, or upstream's widget strings `enable` / `disable`."""
+    if isinstance(value, str):
+        if value not in ("enable", "disable"):
+            raise ValueError(f"{name} must be a bool or 'enable'/'disable', got {value!r}")
+        return value == "enable"
+    return bool(value)
+
+
 def check_denoise(denoise: float) -> None:
     if not (isinstance(denoise, (int, float)) and 0 < denoise <= 1):
         raise ValueError(f"denoise must be in (0, 1], got {denoise!r}")
@@ -80,6 +89,8 @@ class KSampler:
         """Run steps `start_at_step .. end_at_step` of a `steps`-step schedule (SPEC §4); returns a new latent.
 
         `sigma_scale` multiplies the sliced sigmas (upstream's sigma factor, used by the recovery modes)."""
+        add_noise = as_flag(add_noise, "add_noise")
+        return_with_leftover_noise = as_flag(return_with_leftover_noise, "return_with_leftover_noise")
         check_steps(steps)
         check_latent(latent)
         check_seed(seed, latent.shape[0])

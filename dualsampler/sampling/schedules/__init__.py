@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Callable
 
 from torch import Tensor
@@ -33,7 +34,7 @@ def check_scheduler(scheduler: str) -> None:
 
 
 def check_steps(steps: int, name: str = "steps") -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {steps!r}")
 
 
