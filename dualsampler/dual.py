@@ -31,17 +31,27 @@ def two_samplers_for_mask(
     steps: int,
     denoise: float = 1.0,
     callback: Callback | None = None,
+    *,
+    mask_seed: Seed | None = None,
+    mask_steps: int | None = None,
+    mask_denoise: float | None = None,
 ) -> Tensor:
     """SPEC §5: the base sampler's whole run with `noise_mask = (mask != 1)`, then the mask sampler's whole
-    run over that result with `noise_mask = mask` (each adds its own seeded noise)."""
+    run over that result with `noise_mask = mask` (each adds its own seeded noise). The mask sampler uses
+    `seed`, `steps` and `denoise` too unless `mask_seed`, `mask_steps`, `mask_denoise` say otherwise (upstream's
+    samplers each carry their own, which the upscaler's per-sampler hooks change independently)."""
+    mask_seed = seed if mask_seed is None else mask_seed
+    mask_steps = steps if mask_steps is None else mask_steps
+    mask_denoise = denoise if mask_denoise is None else mask_denoise
     check_common(latent, seed, steps, denoise)
+    check_common(latent, mask_seed, mask_steps, mask_denoise)
     mask = check_region_mask(mask, latent)
 
     def report(name: str) -> Callback | None:
         return None if callback is None else (lambda info: callback({**info, "step": info["i"], "sampler": name}))
 
     x = base_sampler.sample(latent, seed, steps, denoise, inverse_mask(mask), report("base"))
-    return mask_sampler.sample(x, seed, steps, denoise, mask, report("mask"))
+    return mask_sampler.sample(x, mask_seed, mask_steps, mask_denoise, mask, report("mask"))
 
 
 def two_advanced_samplers_for_mask(

@@ -47,6 +47,13 @@ def test_two_samplers_for_mask_runs_base_then_mask(samplers, latent, mask):
     assert (out[mask.bool().expand_as(out)] > 0.5).all() and (out[(1 - mask).bool().expand_as(out)] < -0.5).all()
 
 
+def test_mask_sampler_may_carry_its_own_seed_steps_and_denoise(samplers, latent, mask):
+    base, inside = samplers
+    out = two_samplers_for_mask(latent, base, inside, mask, 1, 10, mask_seed=2, mask_steps=4, mask_denoise=0.5)
+    x = base.sample(latent, 1, 10, 1.0, (mask != 1).float())
+    torch.testing.assert_close(out, inside.sample(x, 2, 4, 0.5, mask))
+
+
 def test_empty_mask_in_seed_mode_equals_one_base_run(samplers, latent):
     base, inside = samplers
     out = two_advanced_samplers_for_mask(5, 10, 1.0, latent, base, inside, torch.zeros(H, W), overlap_factor=4)
