@@ -1,0 +1,61 @@
+"""`dualsampler-run`: the Hydra app. One job per config; `-m` sweeps; a relaunched sweep skips finished jobs.
+
+    dualsampler-run -m experiment=overlap_sweep            # runs/overlap_sweep/<overrides>/result.json
+    dualsampler-figures runs/overlap_sweep                 # the experiment's figures
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from .runner.job import run_job
+from .runner.results import FAILURE_FILE, write_json_atomic
+from .runner.validate import ConfigError
+
+log = logging.getLogger("dualsampler.run")
+BASE_JOB_DIR = "base"  # the folder of a job with no overrides
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the repo's conf/ (the package is installed editable)
+
+
+def job_dir(override_dirname: str) -> str:
+    """A job's folder name: its overrides (`a=1,b=x`), or BASE_JOB_DIR when it has none."""
+    return override_dirname or BASE_JOB_DIR
+
+
+OmegaConf.register_new_resolver("job_dir", job_dir, replace=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(config: DictConfig) -> dict[str, Any]:
+    """Run the job of `config`; a failure is logged and recorded in failure.json, and ends only this job of a sweep."""
+    hydra_config = HydraConfig.get()
+    out_dir = Path(hydra_config.runtime.output_dir)
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    name = job_dir(hydra_config.job.override_dirname)
+    lock_dir = Path(hydra_config.sweep.dir if multirun else out_dir.parent) / ".locks"
+    try:
+        return run_job(config, out_dir, name, lock_dir)
+    except Exception as error:
+        if isinstance(error, ConfigError):
+            log.error("%s: invalid config: %s", name, error)
+        else:
+            log.exception("%s failed", name)
+        write_json_atomic(
+            out_dir / FAILURE_FILE,
+            {"name": name, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()},
+        )
+        if not multirun:
+            raise
+        return {"name": name, "failed": str(error)}
+
+
+if __name__ == "__main__":
+    main()

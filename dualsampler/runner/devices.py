@@ -1,0 +1,55 @@
+"""The device a job runs on: `cuda` in a sweep means one free GPU per running job, held by a lock file."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+POLL_SECONDS = 1.0
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError naming `device` unless it is cpu, mps, cuda or cuda:N and present on this machine."""
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
+        raise ValueError(f"device={device!r} is invalid: use cpu, cuda, cuda:N or mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is invalid: CUDA is not available on this machine (use device=cpu)")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} is invalid: this machine has {torch.cuda.device_count()} GPU(s)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} is invalid: MPS is not available on this machine")
+
+
+@contextmanager
+def claim_device(device: str, lock_dir: Path) -> Iterator[torch.device]:
+    """Yield the torch device for `device`; plain `cuda` on a multi-GPU machine waits for a GPU no other job holds.
+
+    Each GPU i is held through an exclusive `flock` on `lock_dir/cuda<i>.lock`, released when the job ends
+    (also when its process dies), so joblib workers on one machine never share a GPU.
+    """
+    check_device(device)
+    if device != "cuda" or torch.cuda.device_count() < 2:
+        yield torch.device(device)
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        for index in range(torch.cuda.device_count()):
+            handle = open(lock_dir / f"cuda{index}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield torch.device("cuda", index)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        time.sleep(POLL_SECONDS)

@@ -1,0 +1,70 @@
+"""A job's files on disk: `result.json` (written atomically, last) marks a finished job, `failure.json` a failed one."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+RESULT_FILE = "result.json"
+FAILURE_FILE = "failure.json"
+# Keys that change where or how fast a job runs, or how it is reported, never what it computes.
+NEUTRAL_KEYS = ("name", "device", "batch_size", "logger", "figures")
+
+
+def job_config(config: DictConfig) -> dict[str, Any]:
+    """The resolved config that determines a job's images and metrics (hydra and NEUTRAL_KEYS removed)."""
+    plain = OmegaConf.to_container(config, resolve=True)
+    return {k: v for k, v in plain.items() if k != "hydra" and k not in NEUTRAL_KEYS}
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON to a temporary file beside `path`, fsync it, then rename: readers see all of it or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finished_result(out_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's result.json when it exists, parses and was computed from exactly `config`; else None."""
+    path = out_dir / RESULT_FILE
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if result.get("config") == json.loads(json.dumps(config, default=str)) else None
+
+
+def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every result.json under `sweep_dir`, with `dir` set to its job folder; sorted by folder."""
+    results = []
+    for path in sorted(Path(sweep_dir).rglob(RESULT_FILE)):
+        result = json.loads(path.read_text())
+        result["dir"] = str(path.parent)
+        results.append(result)
+    return results
+
+
+def versions() -> dict[str, str]:
+    """Versions of python and the packages that shape a result."""
+    found = {"python": platform.python_version()}
+    for package in ("dualsampler", "torch", "diffusers", "hydra-core", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
