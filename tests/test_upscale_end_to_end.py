@@ -1,0 +1,44 @@
+"""End to end: a dual-sampled image of the embedded world, upscaled 2x with both samplers, keeps its prompts."""
+
+import pytest
+import torch
+
+from dualsampler.dual import two_samplers_for_mask
+from dualsampler.masks import half_mask
+from dualsampler.models import WEIGHTS_DIR, load_world
+from dualsampler.sampling import KSampler
+from dualsampler.upscale import TwoSamplersForMaskUpscaler, UpscaleSampler, iterative_upscale
+
+BASE_PROMPT, MASK_PROMPT = "blue stripes", "red dots"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (WEIGHTS_DIR / "unet").is_dir(), reason="the embedded world's weights are not trained yet"),
+]
+
+
+def region_prompts(world, images):
+    """Judge's prompts for the left (outside) and right (inside) 3/8 of the image, away from the seam in the middle."""
+    width = images.shape[-1]
+    outside = images[..., : width * 3 // 8]
+    inside = images[..., width * 5 // 8 :]
+    return world.judge.predict_prompts(outside), world.judge.predict_prompts(inside)
+
+
+@pytest.mark.parametrize("use_model", [False, True])
+def test_2x_upscale_keeps_the_prompt_of_each_region(use_model):
+    world = load_world()
+    torch.manual_seed(0)
+    mask = half_mask(96, 96, "right")
+    base = UpscaleSampler(KSampler(world.denoiser(BASE_PROMPT)), seed=1, steps=6, denoise=0.5)
+    inside = UpscaleSampler(KSampler(world.denoiser(MASK_PROMPT)), seed=1, steps=6, denoise=0.5)
+    latent = two_samplers_for_mask(torch.zeros(2, 4, 24, 24), base.ksampler, inside.ksampler, mask, [1, 2], 12)
+    assert region_prompts(world, world.decode(latent)) == ([BASE_PROMPT] * 2, [MASK_PROMPT] * 2)
+
+    upscaler = TwoSamplersForMaskUpscaler(
+        "lanczos", "none", False, base, inside, mask, world.vae,
+        upscale_model=world.upscaler if use_model else None,
+    )
+    upscaled = world.decode(iterative_upscale(latent, 2.0, 2, upscaler))
+    assert upscaled.shape == (2, 3, 192, 192)
+    assert region_prompts(world, upscaled) == ([BASE_PROMPT] * 2, [MASK_PROMPT] * 2)
