@@ -1,0 +1,91 @@
+"""`fid/<extractor>` and `kid/<extractor>`: torchmetrics FID and KID over a chosen feature space.
+
+Extractors: `judge` (the embedded world's judge features, default) and `inception` (torch-fidelity
+InceptionV3, needs the `vision` extra and local weights). Images are float [B,3,H,W] in [0,1].
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
+from torchmetrics.utilities.data import dim_zero_cat
+
+from dualsampler.metrics.features import JudgeFeatures, inception_weights
+
+EXTRACTORS = ("judge", "inception")
+
+
+class InceptionFeatures(nn.Module):
+    """torch-fidelity InceptionV3 pool features [B,2048] of float images in [0,1] (quantised to uint8 as FID expects)."""
+
+    num_features = 2048
+
+    def __init__(self, weights_path: str | None = None) -> None:
+        super().__init__()
+        path = inception_weights(weights_path)
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                      feature_extractor_weights_path=path)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images [B,3,H,W] in [0,1] -> features [B,2048]."""
+        return self.net((images * 255).round().to(torch.uint8)).reshape(images.shape[0], -1)
+
+
+def feature_module(extractor: str = "judge", judge: nn.Module | None = None,
+                   weights_path: str | None = None) -> nn.Module:
+    """The feature module for `extractor` in EXTRACTORS (`judge` needs `judge`)."""
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"extractor must be one of {EXTRACTORS}, got {extractor!r}")
+    if extractor == "inception":
+        return InceptionFeatures(weights_path)
+    if judge is None:
+        raise ValueError("judge must be given for the 'judge' extractor")
+    return JudgeFeatures(judge)
+
+
+def frechet_distance(extractor: str = "judge", judge: nn.Module | None = None,
+                     weights_path: str | None = None) -> FrechetInceptionDistance:
+    """FID = |mu_r - mu_g|^2 + tr(S_r + S_g - 2 (S_r S_g)^(1/2)) over `extractor` features; update(images, real=bool)."""
+    return FrechetInceptionDistance(feature=feature_module(extractor, judge, weights_path))
+
+
+class KernelDistance(KernelInceptionDistance):
+    """KID = unbiased MMD^2 with kernel k(x, y) = (x.y / D + 1)^3, averaged over `subsets` random subsets.
+
+    Unlike torchmetrics' KID, the subset size shrinks to the number of samples when there are fewer,
+    and the subsets are drawn from a generator seeded with `seed` (the result is reproducible).
+    """
+
+    def __init__(self, feature: nn.Module, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+            super().__init__(feature=feature, subsets=subsets, subset_size=subset_size)
+        self.seed = seed
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        """(mean, std) of the KID over subsets; needs at least 2 real and 2 generated samples."""
+        real = dim_zero_cat(self.real_features)
+        fake = dim_zero_cat(self.fake_features)
+        size = min(self.subset_size, real.shape[0], fake.shape[0])
+        if size < 2:
+            raise RuntimeError("KID needs at least 2 real and 2 generated samples")
+        generator = torch.Generator().manual_seed(self.seed)
+        scores = []
+        for _ in range(self.subsets):
+            r = real[torch.randperm(real.shape[0], generator=generator)[:size].to(real.device)]
+            f = fake[torch.randperm(fake.shape[0], generator=generator)[:size].to(fake.device)]
+            scores.append(poly_mmd(r.double(), f.double(), self.degree, self.gamma, self.coef))
+        stacked = torch.stack(scores)
+        return stacked.mean(), stacked.std(unbiased=False)
+
+
+def kernel_distance(extractor: str = "judge", judge: nn.Module | None = None,
+                    weights_path: str | None = None, subsets: int = 100) -> KernelDistance:
+    """KID over `extractor` features (see KernelDistance); update(images, real=bool)."""
+    return KernelDistance(feature_module(extractor, judge, weights_path), subsets=subsets)

@@ -1,0 +1,127 @@
+"""Seam metrics over the band of width `band_width` on each side of the mask boundary (see bands.py).
+
+Each is a torchmetrics Metric: it accumulates per-image values over batches (and seeds), runs on
+the device of its inputs, and reports their mean. An image whose mask has no boundary (empty or
+full mask) has no seam and is skipped; with no seam at all the metric reports its no-seam value
+(1 for the gradient ratio, 0 for the others). Lower is better for all three.
+Images [B,3,H,W] in [0,1]; masks [h,w], [B,h,w] or [B,1,h,w], at image or latent resolution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric
+
+from dualsampler.metrics.bands import Regions, boundary_regions, masked_mean
+from dualsampler.metrics.features import frozen, weighted_layer_mean
+from dualsampler.metrics.inputs import check_images, check_pair, check_width, prepare_masks
+
+EPS = 1 / 255  # one 8-bit grey level: keeps ratios finite on flat images
+
+
+class _SeamMetric(Metric):
+    """Mean of a per-image seam value over the images that have a mask boundary."""
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+    no_seam_value = 0.0
+
+    def __init__(self, band_width: int = 4, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.band_width = check_width(band_width)
+        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def _regions(self, images: Tensor, masks: Tensor) -> Regions:
+        return boundary_regions(prepare_masks(masks, check_images(images)), self.band_width)
+
+    def _accumulate(self, values: Tensor, defined: Tensor) -> None:
+        self.total += torch.where(defined, values, torch.zeros_like(values)).double().sum()
+        self.count += defined.sum()
+
+    def compute(self) -> Tensor:
+        """Mean per-image value over images with a seam, or the no-seam value when there were none."""
+        if self.count == 0:
+            return torch.tensor(self.no_seam_value, device=self.total.device)
+        return (self.total / self.count).float()
+
+
+def gradient_magnitude(images: Tensor) -> Tensor:
+    """|grad x| = sqrt(sum_c (d_x x_c)^2 + (d_y x_c)^2), central differences, replicated border -> [B,1,H,W]."""
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    dx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    dy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    return (dx.square() + dy.square()).sum(dim=1, keepdim=True).sqrt()
+
+
+class SeamGradientRatio(_SeamMetric):
+    """seam/gradient_ratio: G = (mean_band |grad x| + eps) / (mean_k [mean_{interior k} |grad x|] + eps).
+
+    band = pixels within `band_width` of the boundary on either side; the interiors k are the inside
+    and the outside beyond the band (those that are not empty); eps = 1/255. A seamless texture
+    gives G ~ 1; a visible seam adds gradient energy in the band and raises G. update(images, masks).
+    """
+
+    no_seam_value = 1.0
+
+    def update(self, images: Tensor, masks: Tensor) -> None:
+        """Add the per-image ratios of a batch."""
+        regions = self._regions(images, masks)
+        grad = gradient_magnitude(images)
+        band, band_count = masked_mean(grad, regions.band)
+        inside, inside_count = masked_mean(grad, regions.inside)
+        outside, outside_count = masked_mean(grad, regions.outside)
+        interiors = (inside_count > 0).to(grad) + (outside_count > 0).to(grad)
+        interior = (inside * (inside_count > 0)[:, None] + outside * (outside_count > 0)[:, None]) / interiors.clamp(
+            min=1)[:, None]
+        ratio = (band[:, 0] + EPS) / (interior[:, 0] + EPS)
+        self._accumulate(ratio, (band_count > 0) & (interiors > 0))
+
+
+class SeamColorJump(_SeamMetric):
+    """seam/color_jump: J = |mu(inner ring) - mu(outer ring)|_2 / (sqrt(mean_k tr Cov_{interior k}(x)) + eps).
+
+    mu = mean RGB colour over the `band_width` pixels just inside / just outside the boundary; the
+    spread is the RMS colour deviation within the interiors (inside and outside beyond the band,
+    those not empty); eps = 1/255. Seamless: J ~ 0; a colour or brightness step raises J.
+    update(images, masks).
+    """
+
+    def update(self, images: Tensor, masks: Tensor) -> None:
+        """Add the per-image jumps of a batch."""
+        regions = self._regions(images, masks)
+        inner, inner_count = masked_mean(images, regions.inner_ring)
+        outer, outer_count = masked_mean(images, regions.outer_ring)
+        spread, interiors = images.new_zeros(images.shape[0]), images.new_zeros(images.shape[0])
+        for interior in (regions.inside, regions.outside):
+            mean, count = masked_mean(images, interior)
+            square, _ = masked_mean(images.square(), interior)
+            spread = spread + (square - mean.square()).clamp(min=0).sum(dim=1) * (count > 0)
+            interiors = interiors + (count > 0).to(images)
+        spread = (spread / interiors.clamp(min=1)).sqrt()
+        jump = (inner - outer).square().sum(dim=1).sqrt() / (spread + EPS)
+        self._accumulate(jump, (inner_count > 0) & (outer_count > 0) & (interiors > 0))
+
+
+class SeamPerceptual(_SeamMetric):
+    """seam/perceptual: P = sum_l [sum_{h,w} b_l d_l / sum_{h,w} b_l], the judge's perceptual distance on the band.
+
+    d_l = sum_c (f_l(x)/|f_l(x)| - f_l(r)/|f_l(r)|)^2 on judge.feature_maps layer l between the image x
+    and the reference r (e.g. the reference composite of the two prompts), and b_l the band resized
+    to layer l by area: the distance between the boundary patches (the band's receptive fields) of
+    image and reference. 0 when the band matches the reference. update(images, masks, references).
+    """
+
+    def __init__(self, judge: nn.Module, band_width: int = 4, **kwargs) -> None:
+        super().__init__(band_width=band_width, **kwargs)
+        self.judge = frozen(judge)
+
+    def update(self, images: Tensor, masks: Tensor, references: Tensor) -> None:
+        """Add the per-image band distances of a batch."""
+        check_pair(check_images(images), references)
+        regions = self._regions(images, masks)
+        distance, mass = weighted_layer_mean(self.judge.distance_maps(images, references), regions.band)
+        self._accumulate(distance, mass > 0)

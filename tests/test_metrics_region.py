@@ -1,0 +1,98 @@
+"""Region prompt accuracy: the judge reads the mask prompt inside the (eroded) mask and the base prompt outside."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dualsampler.masks import ellipse_mask, half_mask, rectangle_mask
+from dualsampler.metrics import RegionAccuracy
+from dualsampler.models import WEIGHTS_DIR, Judge
+from dualsampler.world import render_composite
+
+PAIRS = [("red stripes", "blue dots"), ("green checker", "yellow waves"), ("purple grid", "orange blobs"),
+         ("blue waves", "red checker"), ("yellow dots", "green grid"), ("orange stripes", "purple blobs")]
+MASKS = [ellipse_mask(128, 128, rx=0.3, ry=0.3), half_mask(128, 128, "left"), rectangle_mask(128, 128, 0.2, 0.1, 0.8, 0.6)]
+
+
+class BrightnessJudge(nn.Module):
+    """Stand-in judge reading "bright" or "dark" from a patch's mean value."""
+
+    def predict_prompts(self, images: torch.Tensor) -> list[str]:
+        return ["bright" if value > 0.5 else "dark" for value in images.mean(dim=(1, 2, 3)).tolist()]
+
+
+def accuracy(judge: nn.Module, region: str, images: torch.Tensor, masks: torch.Tensor, prompts) -> float:
+    metric = RegionAccuracy(judge, region, band_width=4)
+    metric.update(images, masks, prompts)
+    return metric.compute().item()
+
+
+def test_each_region_is_read_against_its_own_prompt():
+    mask = ellipse_mask(96, 96)
+    images = 0.1 + 0.8 * mask.expand(1, 3, 96, 96)
+    assert accuracy(BrightnessJudge(), "inside", images, mask, "bright") == 1.0
+    assert accuracy(BrightnessJudge(), "outside", images, mask, "dark") == 1.0
+    assert accuracy(BrightnessJudge(), "inside", 1 - images, mask, "bright") == 0.0
+
+
+def test_a_region_too_small_for_a_whole_patch_is_read_on_its_most_covered_patch():
+    mask = rectangle_mask(64, 64, 0.25, 0.25, 0.75, 0.75)  # 32 px square: 24 px after erosion by 4
+    images = 0.1 + 0.8 * mask.expand(1, 3, 64, 64)
+    assert accuracy(BrightnessJudge(), "inside", images, mask, "bright") == 1.0
+
+
+def test_an_empty_region_is_skipped():
+    images = torch.full((2, 3, 64, 64), 0.9)
+    masks = torch.stack([torch.zeros(1, 64, 64), torch.ones(1, 64, 64)])
+    assert accuracy(BrightnessJudge(), "inside", images, masks, "bright") == 1.0  # only the full mask counts
+    assert accuracy(BrightnessJudge(), "inside", images[:1], masks[:1], "bright") == 0.0  # nothing to read
+
+
+def test_accumulating_batches_equals_one_big_batch():
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.cat([ellipse_mask(64, 64, rx=r, ry=r) for r in (0.2, 0.3, 0.4, 0.45)])
+    images = (masks * torch.rand(4, 1, 1, 1, generator=generator) + torch.rand(4, 3, 64, 64, generator=generator) * 0.5)
+    images = images.clamp(0, 1)
+    prompts = ["bright", "dark", "bright", "dark"]
+    parts = RegionAccuracy(BrightnessJudge(), "inside", band_width=4, stride=8)
+    parts.update(images[:3], masks[:3], prompts[:3])
+    parts.update(images[3:], masks[3:], prompts[3:])
+    big = RegionAccuracy(BrightnessJudge(), "inside", band_width=4, stride=8)
+    big.update(images, masks, prompts)
+    assert parts.compute().item() == pytest.approx(big.compute().item())
+
+
+def test_bad_region_and_small_images_are_value_errors():
+    with pytest.raises(ValueError, match="region must be one of"):
+        RegionAccuracy(BrightnessJudge(), "border")
+    with pytest.raises(ValueError, match="images must be at least patch_size=32"):
+        RegionAccuracy(BrightnessJudge()).update(torch.zeros(1, 3, 16, 16), torch.zeros(16, 16), "dark")
+
+
+@pytest.fixture(scope="module")
+def trained_judge() -> Judge:
+    if not (WEIGHTS_DIR / "judge").is_dir():
+        pytest.skip(f"the trained judge is not there yet ({WEIGHTS_DIR / 'judge'} missing: run scripts/train_judge.py)")
+    return Judge.from_pretrained(WEIGHTS_DIR / "judge").eval()
+
+
+def composites(swap: bool) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    images, masks, bases, insides = [], [], [], []
+    for seed, (base, inside) in enumerate(PAIRS):
+        for mask in MASKS:
+            images.append(render_composite(inside, base, mask, seed) if swap else render_composite(base, inside, mask, seed))
+            masks.append(mask[0])
+            bases.append(base)
+            insides.append(inside)
+    return torch.stack(images), torch.stack(masks), bases, insides
+
+
+@pytest.mark.parametrize("region", ["inside", "outside"])
+def test_the_trained_judge_reads_reference_composites_right_and_swapped_ones_wrong(trained_judge, region):
+    images, masks, bases, insides = composites(swap=False)
+    prompts = insides if region == "inside" else bases
+    assert accuracy(trained_judge, region, images, masks, prompts) >= 0.95
+    swapped, masks, _, _ = composites(swap=True)
+    assert accuracy(trained_judge, region, swapped, masks, prompts) <= 0.1
