@@ -64,3 +64,16 @@ def test_load_upscale_model_rejects_unknown_files(tmp_path):
         load_upscale_model(tmp_path / "model.onnx")
     with pytest.raises(ValueError, match="existing upscale model file"):
         load_upscale_model(tmp_path / "absent.safetensors")
+
+
+def test_spandrel_loads_a_2x_compact_model_where_it_imports(tmp_path):
+    try:
+        from spandrel.architectures.Compact import SRVGGNetCompact
+    except Exception as err:  # spandrel absent, or torchvision failing to import with this torch
+        pytest.skip(f"spandrel does not import here: {err!r}")
+    torch.manual_seed(0)
+    net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2)
+    torch.save(net.state_dict(), tmp_path / "2x_compact.pth")
+    model = load_upscale_model(tmp_path / "2x_compact.pth")
+    assert model.scale == 2
+    assert upscale_with_model(model, torch.rand(2, 3, 16, 24), 40, 60, "bilinear").shape == (2, 3, 40, 60)

@@ -8,6 +8,15 @@ from dualsampler.upscale.step_plan import upscale_plan
 from dualsampler.upscale.two_samplers_upscaler import TwoSamplersForMaskUpscaler
 
 
+def checked_plan(
+    upscale_factor: float, steps: int, step_mode: str, upscaler: TwoSamplersForMaskUpscaler
+) -> list[tuple[tuple[int, int], float]]:
+    """`upscale_plan(...)`, after checking that the upscaler's hooked samplers can run every iteration."""
+    plan = upscale_plan(upscale_factor, steps, step_mode)
+    upscaler.check_iterations([step_info for step_info, _ in plan])
+    return plan
+
+
 def iterative_upscale(
     latent: Tensor,
     upscale_factor: float,
@@ -18,8 +27,7 @@ def iterative_upscale(
 ) -> Tensor:
     """Run `upscaler.upscale_shape(step_info, latent, W * s, H * s)` for each `(step_info, s)` of `upscale_plan`,
     `W x H` the input's pixel size; `noise_mask` is handed to the post-encode hooks of every iteration."""
-    plan = upscale_plan(upscale_factor, steps, step_mode)
-    upscaler.check_iterations([step_info for step_info, _ in plan])
+    plan = checked_plan(upscale_factor, steps, step_mode, upscaler)
     f = upscaler.vae_factor
     height, width = latent.shape[-2] * f, latent.shape[-1] * f
     for step_info, scale in plan:
@@ -36,6 +44,6 @@ def iterative_upscale_image(
 ) -> Tensor:
     """Images `[B, 3, H, W]` in [0, 1] -> encode -> `iterative_upscale` -> decode, with the upscaler's VAE
     (tiled when it uses a tiled VAE; upstream's image variant never tiles these two passes)."""
-    upscale_plan(upscale_factor, steps, step_mode)
+    checked_plan(upscale_factor, steps, step_mode, upscaler)
     latent = upscaler.encode(images)
     return upscaler.decode(iterative_upscale(latent, upscale_factor, steps, upscaler, step_mode))

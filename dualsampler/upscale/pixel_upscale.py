@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import perf_counter
 
-import torch
 from torch import Tensor
 
 from dualsampler.upscale.hooks import UpscaleHook
@@ -66,7 +65,6 @@ class PixelUpscaler:
         self.timings["decode"], clock = perf_counter() - clock, perf_counter()
         images = hook.post_upscale(self.enlarge(images, target_h, target_w))
         self.timings["upscale"], clock = perf_counter() - clock, perf_counter()
-        with torch.no_grad():
-            upscaled = hook.post_encode(self.encode(images), noise_mask)
+        upscaled = hook.post_encode(self.encode(images), noise_mask)
         self.timings["encode"] = perf_counter() - clock
         return upscaled

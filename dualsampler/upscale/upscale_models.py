@@ -33,6 +33,8 @@ def load_upscale_model(path: str | Path) -> UpscaleModel:
             f"Import failed with: {err!r}"
         ) from err
     descriptor = spandrel.ModelLoader().load_from_file(str(path))
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+        raise ValueError(f"path must hold an image-to-image model; spandrel loaded a {type(descriptor).__name__}")
     return descriptor.eval()
 
 
@@ -43,11 +45,12 @@ def _device_dtype(model: UpscaleModel, images: torch.Tensor) -> tuple[torch.devi
 
 
 def apply_upscale_model(model: UpscaleModel, images: torch.Tensor) -> torch.Tensor:
-    """`model(images)` without gradients, on the model's device and dtype, clamped to [0, 1], in the input's dtype."""
+    """`model(images)` without gradients, on the model's device and dtype, clamped to [0, 1], in the input's dtype
+    (a fresh tensor, never an inference-mode one: spandrel runs its models under `torch.inference_mode`)."""
     device, dtype = _device_dtype(model, images)
     with torch.no_grad():
         out = model(images.to(device=device, dtype=dtype))
-    return out.clamp(0, 1).to(device=images.device, dtype=images.dtype)
+    return out.clamp(0, 1).to(device=images.device, dtype=images.dtype).clone()
 
 
 def upscale_with_model(

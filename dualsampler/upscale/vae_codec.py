@@ -1,5 +1,11 @@
 """VAE decode/encode between latents (times the VAE scaling factor) and images `[B, 3, H, W]` in `[0, 1]`,
-plain or tiled with tiles of `tile_size` pixels."""
+plain or tiled with tiles of `tile_size` pixels.
+
+Tiling uses `tiling.tiled_apply` rather than diffusers' `AutoencoderKL.enable_tiling()`: diffusers' tiler is
+configured by mutating the shared model (`tile_sample_min_size`, `tile_latent_min_size`), and its `int()`
+arithmetic misplaces tiles unless the tile is a multiple of 4x the VAE factor (tile 68 px on a 4x VAE decodes a
+40x40 latent to 169x169 pixels instead of 160x160), while `tile_size` here may be any multiple of the factor.
+"""
 
 from __future__ import annotations
 
