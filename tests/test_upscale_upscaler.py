@@ -13,6 +13,7 @@ from dualsampler.upscale import (
     DenoiseScheduleHook,
     StepsScheduleHook,
     TwoSamplersForMaskUpscaler,
+    UpscaleHook,
     UpscaleSampler,
     iterative_upscale,
     iterative_upscale_image,
@@ -175,3 +176,34 @@ def test_factor_below_one_is_rejected(vae, calls):
     with pytest.raises(ValueError, match="upscale_factor must be >= 1"):
         iterative_upscale(torch.zeros(1, 4, 6, 10), 0.9, 2, make(vae))
     assert calls == []
+
+
+class Recorder(UpscaleHook):
+    """Records which pixel stages ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = []
+
+    def post_decode(self, images):
+        self.stages.append("decode")
+        return images
+
+    def post_encode(self, latent, noise_mask=None):
+        self.stages.append("encode")
+        return latent
+
+
+def doubling_model(images):
+    return images.repeat_interleave(2, -2).repeat_interleave(2, -1)
+
+
+@pytest.mark.parametrize("upstream_compat, pixel_hook", [(False, "base"), (True, "mask")])
+def test_pixel_stage_hook_with_an_upscale_model(vae, calls, upstream_compat, pixel_hook):
+    hooks = {"base": Recorder(), "mask": Recorder()}
+    upscaler = make(vae, upscale_model=doubling_model, hook_base=hooks["base"], hook_mask=hooks["mask"],
+                    upstream_compat=upstream_compat)
+    out = upscaler.upscale((0, 1), torch.zeros(1, 4, 6, 10), 1.5)
+    assert out.shape == (1, 4, 9, 15)
+    assert hooks[pixel_hook].stages == ["decode", "encode"]
+    assert hooks["mask" if pixel_hook == "base" else "base"].stages == []
