@@ -79,14 +79,15 @@ def evaluate(
     from ..world import render_composite
 
     mask = F.interpolate(mask.float().cpu().reshape(1, 1, *mask.shape[-2:]), size=images.shape[-2:], mode="bilinear")
-    masks = mask.expand(len(seeds), -1, -1, -1)
+    masks = mask.expand(len(seeds), -1, -1, -1).to(images.device)
     base_prompt, mask_prompt = prompts if judge is not None else (None, None)
     refs = None
     if judge is not None and references:
-        refs = torch.stack([render_composite(base_prompt, mask_prompt, mask, s) for s in seeds])
+        refs = torch.stack([render_composite(base_prompt, mask_prompt, mask, s) for s in seeds]).to(images.device)
     real = None
     if judge is not None and real_images and len(seeds) >= 2:
         real = torch.stack([render_composite(base_prompt, mask_prompt, mask, REAL_SEED_OFFSET + i) for i in range(real_images)])
+        real = real.to(images.device)
     per_seed = []
     for i, seed in enumerate(seeds):
         values = compute(
@@ -136,6 +137,7 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path) -> dic
             samplers = {"base": (base_spec, base_sampler), "mask": (mask_spec, mask_sampler)}
             upscale = instantiate(config.upscaler).build(world, samplers, mask)
         compute = instantiate(config.metrics.compute)
+        tracker = instantiate(config.logger)
         lap("build_s")
         images = generate(
             world, base_sampler, mask_sampler, mask, dual, seeds, config.steps, config.denoise,
@@ -147,12 +149,11 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path) -> dic
         image_files.labelled_grid(images, [f"seed {s}" for s in seeds], name).save(grid)
         lap("save_s")
         metrics, per_seed = evaluate(
-            compute, images, mask, seeds, (base_spec.prompt, mask_spec.prompt),
+            compute, images.to(device), mask, seeds, (base_spec.prompt, mask_spec.prompt),
             judge=world.judge if config.metrics.judge else None,
             references=config.metrics.references, real_images=config.metrics.real_images,
         )
         lap("metrics_s")
-    tracker = instantiate(config.logger)
     tracker.log_job(name, plain, metrics, per_seed, grid, out_dir)
     lap("log_s")
     timings["total_s"] = round(time.perf_counter() - started, 3)

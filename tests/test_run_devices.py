@@ -1,0 +1,34 @@
+"""Device claims: jobs running side by side on one machine never share a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dualsampler.runner.devices import check_device, claim_device
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """Pretend this machine has two CUDA devices (claims only look at availability and count)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+def test_concurrent_jobs_get_different_gpus_and_free_them(two_gpus, tmp_path):
+    with claim_device("cuda", tmp_path) as first, claim_device("cuda", tmp_path) as second:
+        assert {first, second} == {torch.device("cuda", 0), torch.device("cuda", 1)}
+    with claim_device("cuda", tmp_path) as again:
+        assert again == torch.device("cuda", 0)
+
+
+def test_an_explicit_device_is_used_as_given(two_gpus, tmp_path):
+    with claim_device("cuda:1", tmp_path) as device:
+        assert device == torch.device("cuda", 1)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:7"])
+def test_bad_device_names_the_key(two_gpus, device):
+    with pytest.raises(ValueError, match=f"^device='{device}' is invalid"):
+        check_device(device)
