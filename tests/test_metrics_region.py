@@ -13,7 +13,8 @@ from dualsampler.world import render_composite
 
 PAIRS = [("red stripes", "blue dots"), ("green checker", "yellow waves"), ("purple grid", "orange blobs"),
          ("blue waves", "red checker"), ("yellow dots", "green grid"), ("orange stripes", "purple blobs")]
-MASKS = [ellipse_mask(128, 128, rx=0.3, ry=0.3), half_mask(128, 128, "left"), rectangle_mask(128, 128, 0.2, 0.1, 0.8, 0.6)]
+MASKS = [ellipse_mask(128, 128, rx=0.3, ry=0.3), half_mask(128, 128, "left"),
+         rectangle_mask(128, 128, 0.2, 0.1, 0.8, 0.6)]
 
 
 class BrightnessJudge(nn.Module):
@@ -82,7 +83,8 @@ def composites(swap: bool) -> tuple[torch.Tensor, torch.Tensor, list[str], list[
     images, masks, bases, insides = [], [], [], []
     for seed, (base, inside) in enumerate(PAIRS):
         for mask in MASKS:
-            images.append(render_composite(inside, base, mask, seed) if swap else render_composite(base, inside, mask, seed))
+            outside_prompt, inside_prompt = (inside, base) if swap else (base, inside)
+            images.append(render_composite(outside_prompt, inside_prompt, mask, seed))
             masks.append(mask[0])
             bases.append(base)
             insides.append(inside)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 
 def dilate(mask: Tensor, width: int) -> Tensor:
-    """Binary dilation: 1 where some pixel within Chebyshev distance `width` is 1 (mask [B,1,H,W]); separable max-pool."""
+    """Dilate mask [B,1,H,W]: 1 where a pixel within Chebyshev distance `width` is 1 (separable max-pool)."""
     rows = F.max_pool2d(mask, kernel_size=(1, 2 * width + 1), stride=1, padding=(0, width))
     return F.max_pool2d(rows, kernel_size=(2 * width + 1, 1), stride=1, padding=(width, 0))
 
@@ -34,7 +34,8 @@ class Regions(NamedTuple):
 
 
 def boundary_regions(mask: Tensor, width: int) -> Regions:
-    """Split the image by a binary mask [B,1,H,W]: band = dilate(m, w) - erode(m, w), interiors erode(m, w), 1 - dilate(m, w).
+    """Split the image by a binary mask m [B,1,H,W]: band = dilate(m, w) - erode(m, w); interiors erode(m, w)
+    and 1 - dilate(m, w).
 
     An empty or full mask has an empty band (the image border is not a boundary).
     """

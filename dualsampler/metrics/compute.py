@@ -65,7 +65,8 @@ def compute_metrics(
     if real_images is not None:
         check_images(real_images, "real_images")
         if min(batch, real_images.shape[0]) < 2:
-            raise ValueError(f"fid/kid need at least 2 images and 2 real_images, got {batch} and {real_images.shape[0]}")
+            raise ValueError(f"fid/kid need at least 2 images and 2 real_images, "
+                             f"got {batch} and {real_images.shape[0]}")
 
     shared = None
     if references is not None or with_prompts or (real_images is not None and fid_features == "judge"):

@@ -14,13 +14,14 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
 from torchmetrics.utilities.data import dim_zero_cat
 
-from dualsampler.metrics.features import JudgeFeatures, inception_weights
+from dualsampler.metrics.features import JudgeFeatures
+from dualsampler.metrics.optional import inception_weights
 
 EXTRACTORS = ("judge", "inception")
 
 
 class InceptionFeatures(nn.Module):
-    """torch-fidelity InceptionV3 pool features [B,2048] of float images in [0,1] (quantised to uint8 as FID expects)."""
+    """torch-fidelity InceptionV3 pool features [B,2048] of float images in [0,1], quantised to uint8 as FID expects."""
 
     num_features = 2048
 
@@ -51,7 +52,10 @@ def feature_module(extractor: str = "judge", judge: nn.Module | None = None,
 
 def frechet_distance(extractor: str = "judge", judge: nn.Module | None = None,
                      weights_path: str | None = None) -> FrechetInceptionDistance:
-    """FID = |mu_r - mu_g|^2 + tr(S_r + S_g - 2 (S_r S_g)^(1/2)) over `extractor` features; update(images, real=bool)."""
+    """FID = |mu_r - mu_g|^2 + tr(S_r + S_g - 2 (S_r S_g)^(1/2)) over `extractor` features.
+
+    update(images, real=bool); compute() -> scalar.
+    """
     return FrechetInceptionDistance(feature=feature_module(extractor, judge, weights_path))
 
 

@@ -6,11 +6,25 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from dualsampler.metrics.features import frozen, lpips_available, lpips_weights, weighted_layer_mean
+from dualsampler.metrics.features import frozen
 from dualsampler.metrics.inputs import check_images, check_pair
+from dualsampler.metrics.optional import lpips_available, lpips_weights
+
+
+def layer_mean(distances: list[Tensor], weight: Tensor | None = None) -> Tensor:
+    """sum_l (weighted) spatial mean of d_l [B,1,h_l,w_l] -> [B]; `weight` [B,1,H,W] is resized to layer l by area."""
+    total = distances[0].new_zeros(distances[0].shape[0])
+    for d in distances:
+        if weight is None:
+            total = total + d.mean(dim=(1, 2, 3))
+        else:
+            w = F.interpolate(weight, size=d.shape[-2:], mode="area")
+            total = total + (d * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp(min=1e-12)
+    return total
 
 
 class JudgePerceptualDistance(Metric):
@@ -33,7 +47,7 @@ class JudgePerceptualDistance(Metric):
     def update(self, images: Tensor, references: Tensor) -> None:
         """Add the per-image distances of a batch."""
         check_pair(check_images(images), references)
-        value, _ = weighted_layer_mean(self.judge.distance_maps(images, references))
+        value = layer_mean(self.judge.distance_maps(images, references))
         self.total += value.double().sum()
         self.count += value.shape[0]
 
@@ -43,7 +57,7 @@ class JudgePerceptualDistance(Metric):
 
 
 def lpips_metric(net: str = "alex") -> Metric:
-    """torchmetrics LPIPS with the `net` backbone ('alex', 'vgg', 'squeeze'), images in [0,1]; needs torchvision and local weights."""
+    """torchmetrics LPIPS, `net` in alex|vgg|squeeze, images in [0,1]; needs torchvision and its local weights."""
     lpips_weights(net)
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
@@ -51,7 +65,7 @@ def lpips_metric(net: str = "alex") -> Metric:
 
 
 def perceptual_metric(name: str = "auto", judge: nn.Module | None = None) -> tuple[str, Metric]:
-    """(key, metric) for `name`: 'judge', 'lpips/<net>', or 'auto' (lpips/alex when available, else perceptual/judge)."""
+    """(key, metric) for `name`: 'judge', 'lpips/<net>' or 'auto' (lpips/alex when available, else 'judge')."""
     if name == "auto":
         name = "lpips/alex" if lpips_available("alex") else "judge"
     if name.startswith("lpips/"):

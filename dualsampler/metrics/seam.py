@@ -15,8 +15,9 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from dualsampler.metrics.bands import Regions, boundary_regions, masked_mean
-from dualsampler.metrics.features import frozen, weighted_layer_mean
+from dualsampler.metrics.features import frozen
 from dualsampler.metrics.inputs import check_images, check_pair, check_width, prepare_masks
+from dualsampler.metrics.perceptual import layer_mean
 
 EPS = 1 / 255  # one 8-bit grey level: keeps ratios finite on flat images
 
@@ -44,9 +45,15 @@ class _SeamMetric(Metric):
 
     def compute(self) -> Tensor:
         """Mean per-image value over images with a seam, or the no-seam value when there were none."""
-        if self.count == 0:
-            return torch.tensor(self.no_seam_value, device=self.total.device)
-        return (self.total / self.count).float()
+        mean = self.total / self.count.clamp(min=1)
+        return torch.where(self.count > 0, mean, torch.full_like(mean, self.no_seam_value)).float()
+
+
+def interior_average(per_interior: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """Mean of per-image values [B,C] over the non-empty interiors, from (value, count) pairs -> (value, number)."""
+    present = [(count > 0).to(value)[:, None] for value, count in per_interior]
+    number = sum(present)
+    return sum(value * p for (value, _), p in zip(per_interior, present)) / number.clamp(min=1), number[:, 0]
 
 
 def gradient_magnitude(images: Tensor) -> Tensor:
@@ -72,13 +79,8 @@ class SeamGradientRatio(_SeamMetric):
         regions = self._regions(images, masks)
         grad = gradient_magnitude(images)
         band, band_count = masked_mean(grad, regions.band)
-        inside, inside_count = masked_mean(grad, regions.inside)
-        outside, outside_count = masked_mean(grad, regions.outside)
-        interiors = (inside_count > 0).to(grad) + (outside_count > 0).to(grad)
-        interior = (inside * (inside_count > 0)[:, None] + outside * (outside_count > 0)[:, None]) / interiors.clamp(
-            min=1)[:, None]
-        ratio = (band[:, 0] + EPS) / (interior[:, 0] + EPS)
-        self._accumulate(ratio, (band_count > 0) & (interiors > 0))
+        interior, interiors = interior_average([masked_mean(grad, r) for r in (regions.inside, regions.outside)])
+        self._accumulate((band[:, 0] + EPS) / (interior[:, 0] + EPS), (band_count > 0) & (interiors > 0))
 
 
 class SeamColorJump(_SeamMetric):
@@ -95,14 +97,12 @@ class SeamColorJump(_SeamMetric):
         regions = self._regions(images, masks)
         inner, inner_count = masked_mean(images, regions.inner_ring)
         outer, outer_count = masked_mean(images, regions.outer_ring)
-        spread, interiors = images.new_zeros(images.shape[0]), images.new_zeros(images.shape[0])
+        variances = []
         for interior in (regions.inside, regions.outside):
-            mean, count = masked_mean(images, interior)
-            square, _ = masked_mean(images.square(), interior)
-            spread = spread + (square - mean.square()).clamp(min=0).sum(dim=1) * (count > 0)
-            interiors = interiors + (count > 0).to(images)
-        spread = (spread / interiors.clamp(min=1)).sqrt()
-        jump = (inner - outer).square().sum(dim=1).sqrt() / (spread + EPS)
+            (mean, count), (square, _) = masked_mean(images, interior), masked_mean(images.square(), interior)
+            variances.append(((square - mean.square()).clamp(min=0).sum(dim=1, keepdim=True), count))
+        variance, interiors = interior_average(variances)
+        jump = (inner - outer).square().sum(dim=1).sqrt() / (variance[:, 0].sqrt() + EPS)
         self._accumulate(jump, (inner_count > 0) & (outer_count > 0) & (interiors > 0))
 
 
@@ -123,5 +123,5 @@ class SeamPerceptual(_SeamMetric):
         """Add the per-image band distances of a batch."""
         check_pair(check_images(images), references)
         regions = self._regions(images, masks)
-        distance, mass = weighted_layer_mean(self.judge.distance_maps(images, references), regions.band)
-        self._accumulate(distance, mass > 0)
+        band = regions.band
+        self._accumulate(layer_mean(self.judge.distance_maps(images, references), band), band.sum(dim=(1, 2, 3)) > 0)
