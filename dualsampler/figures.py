@@ -93,7 +93,8 @@ def _heatmap(ax, results, spec, metric) -> None:
     image = ax.imshow(means, cmap="viridis")
     for i, row in enumerate(cells):
         for j, (mean, std) in enumerate(row):
-            ax.text(j, i, f"{mean:.3g}\n±{std:.2g}", ha="center", va="center", fontsize=7, color="w")
+            bright = image.norm(mean) > 0.6  # dark text on the bright end of viridis
+            ax.text(j, i, f"{mean:.3g}\n±{std:.2g}", ha="center", va="center", fontsize=7, color="k" if bright else "w")
     ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
     ax.set_yticks(range(len(ys)), [str(y) for y in ys])
     ax.set_xlabel(spec["x"])

@@ -11,7 +11,7 @@ from ..sampling import KSampler
 class SamplerSpec:
     """Everything that makes a KSampler once a model is loaded: `KSampler(world.denoiser(prompt, negative_prompt, cfg), ...)`.
 
-    `steps` and `denoise` are None to follow the job's values; the upscaler's passes use them when set.
+    `steps` and `denoise` only concern the upscaler's passes (None: the upscaler's own values).
     """
 
     sampler: str
