@@ -1,15 +1,24 @@
-"""Check a job's whole config before anything is built: every bad value raises a ValueError naming its key."""
+"""Check a job's whole config before anything is built: every bad value raises a ConfigError naming its key.
+
+The checks are the library's own (`check_sampler`, `check_overlap`, `check_full_sample_schedule`, ...); this
+module walks the config and prefixes their messages with the full key (`mask_sampler.sampler: ...`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..dual import MODES
-from ..sampling import SAMPLERS, SCHEDULERS
-from ..upscale import FULL_SAMPLE_SCHEDULES, SCALE_METHODS, STEP_MODES
+from ..region_inputs import check_overlap
+from ..sampling.ksampler import check_denoise
+from ..sampling.samplers import check_sampler
+from ..sampling.schedules import check_scheduler, check_steps
+from ..upscale.scale_methods import check_scale_method
+from ..upscale.schedules import check_full_sample_schedule
+from ..upscale.step_plan import STEP_MODES, check_upscale_args
 
 
 class ConfigError(ValueError):
@@ -20,25 +29,36 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _invalid(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{key}={value!r} is invalid: {allowed}")
-
-
-def _check_int(cfg: dict, key: str, minimum: int) -> None:
-    value = _get(cfg, key)
-    if not _is_int(value) or value < minimum:
-        raise _invalid(key, value, f"must be an integer >= {minimum}")
-
-
 def _get(cfg: dict, key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+def _check(cfg: dict, key: str, check: Callable[[Any], None]) -> None:
+    """Run a library check on the value at `key`; its ValueError becomes a ConfigError naming the key."""
+    try:
+        check(_get(cfg, key))
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{key}={_get(cfg, key)!r} is invalid: {error}") from None
+
+
+def _require(condition: bool, allowed: str) -> None:
+    if not condition:
+        raise ValueError(allowed)
+
+
+def _at_least(minimum: int) -> Callable[[Any], None]:
+    return lambda value: _require(_is_int(value) and value >= minimum, f"must be an integer >= {minimum}")
+
+
+def _optional(check: Callable[[Any], None]) -> Callable[[Any], None]:
+    return lambda value: None if value is None else check(value)
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[Any], None]:
+    return lambda value: _require(value in choices, f"choose one of {', '.join(choices)}")
 
 
 def seed_list(seeds: Any) -> list[int]:
@@ -48,68 +68,44 @@ def seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, Sequence) and not isinstance(seeds, str) and seeds and all(_is_int(s) and s >= 0 for s in seeds):
         if len(set(seeds)) == len(seeds):
             return [int(s) for s in seeds]
-    raise _invalid("seeds", seeds, "must be a count >= 1 or a non-empty list of distinct integers >= 0")
+    raise ConfigError(f"seeds={seeds!r} is invalid: must be a count >= 1 or a non-empty list of distinct integers >= 0")
 
 
 def _check_sampler(cfg: dict, group: str) -> None:
-    spec = cfg.get(group)
-    if not isinstance(spec, dict):
-        raise _invalid(group, spec, f"must be a sampler config (sampler@{group}=<name>)")
-    if spec.get("sampler") not in SAMPLERS:
-        raise _invalid(f"{group}.sampler", spec.get("sampler"), f"choose one of {', '.join(SAMPLERS)}")
-    if spec.get("scheduler") not in SCHEDULERS:
-        raise _invalid(f"{group}.scheduler", spec.get("scheduler"), f"choose one of {', '.join(SCHEDULERS)}")
-    if not _is_number(spec.get("cfg")) or spec["cfg"] < 0:
-        raise _invalid(f"{group}.cfg", spec.get("cfg"), "must be a number >= 0")
-    if not isinstance(spec.get("prompt"), str):
-        raise _invalid(f"{group}.prompt", spec.get("prompt"), "must be a string")
-    if spec.get("steps") is not None:
-        _check_int(cfg, f"{group}.steps", 1)
-    denoise = spec.get("denoise")
-    if denoise is not None and not (_is_number(denoise) and 0 < denoise <= 1):
-        raise _invalid(f"{group}.denoise", denoise, "must be null or in (0, 1]")
-
-
-def _check_choice(cfg: dict, key: str, choices: tuple[str, ...]) -> None:
-    if _get(cfg, key) not in choices:
-        raise _invalid(key, _get(cfg, key), f"choose one of {', '.join(choices)}")
+    _check(cfg, group, lambda spec: _require(isinstance(spec, dict), f"must be a sampler (sampler@{group}=<name>)"))
+    _check(cfg, f"{group}.sampler", check_sampler)
+    _check(cfg, f"{group}.scheduler", check_scheduler)
+    _check(cfg, f"{group}.cfg", lambda cfg_: _require(isinstance(cfg_, (int, float)) and cfg_ >= 0, "must be >= 0"))
+    _check(cfg, f"{group}.prompt", lambda prompt: _require(isinstance(prompt, str), "must be a string"))
+    _check(cfg, f"{group}.steps", _optional(check_steps))
+    _check(cfg, f"{group}.denoise", _optional(check_denoise))
 
 
 def _check_upscaler(cfg: dict) -> None:
-    _check_choice(cfg, "upscaler.full_sample_schedule", FULL_SAMPLE_SCHEDULES)
-    _check_choice(cfg, "upscaler.scale_method", SCALE_METHODS)
-    _check_choice(cfg, "upscaler.step_mode", STEP_MODES)
-    factor = _get(cfg, "upscaler.factor")
-    if not _is_number(factor) or factor < 1:
-        raise _invalid("upscaler.factor", factor, "must be a number >= 1")
-    _check_int(cfg, "upscaler.iterations", 1)
-    _check_int(cfg, "upscaler.steps", 1)
-    denoise = _get(cfg, "upscaler.denoise")
-    if not (_is_number(denoise) and 0 < denoise <= 1):
-        raise _invalid("upscaler.denoise", denoise, "must be in (0, 1]")
+    _check(cfg, "upscaler.full_sample_schedule", check_full_sample_schedule)
+    _check(cfg, "upscaler.scale_method", check_scale_method)
+    _check(cfg, "upscaler.step_mode", _one_of(STEP_MODES))
+    _check(cfg, "upscaler.factor", lambda factor: check_upscale_args(factor, 1, "simple"))
+    _check(cfg, "upscaler.iterations", check_steps)
+    _check(cfg, "upscaler.steps", check_steps)
+    _check(cfg, "upscaler.denoise", check_denoise)
 
 
 def validate(config: DictConfig) -> None:
     """Raise ConfigError (a ValueError) naming the first invalid key of a job config (samplers, schedules, counts, ranges)."""
     cfg = OmegaConf.to_container(config, resolve=True)
     seed_list(cfg.get("seeds"))
-    _check_int(cfg, "steps", 1)
-    _check_int(cfg, "batch_size", 1)
-    _check_int(cfg, "height", 8)
-    _check_int(cfg, "width", 8)
-    if not (_is_number(cfg.get("denoise")) and 0 < cfg["denoise"] <= 1):
-        raise _invalid("denoise", cfg.get("denoise"), "must be in (0, 1]")
-    overlap = cfg.get("overlap_factor")
-    if not _is_number(overlap) or overlap < 0:
-        raise _invalid("overlap_factor", overlap, "must be a number >= 0 (latent pixels the mask grows by)")
+    _check(cfg, "steps", check_steps)
+    _check(cfg, "denoise", check_denoise)
+    _check(cfg, "batch_size", _at_least(1))
+    _check(cfg, "height", _at_least(8))
+    _check(cfg, "width", _at_least(8))
+    _check(cfg, "overlap_factor", check_overlap)
     for group in ("base_sampler", "mask_sampler"):
         _check_sampler(cfg, group)
-    mode = _get(cfg, "dual.mode")
-    if mode is not None and mode not in MODES:
-        raise _invalid("dual.mode", mode, f"choose one of {', '.join(MODES)}")
-    if _get(cfg, "dual.feather") is not None and not (_is_number(cfg["dual"]["feather"]) and cfg["dual"]["feather"] >= 0):
-        raise _invalid("dual.feather", cfg["dual"]["feather"], "must be a number >= 0")
+    _check(cfg, "dual.mode", _optional(_one_of(MODES)))
+    _check(cfg, "dual.feather", _optional(lambda f: _require(isinstance(f, (int, float)) and f >= 0, "must be >= 0")))
     if cfg.get("upscaler"):
         _check_upscaler(cfg)
-    _check_int(cfg, "metrics.real_images", 0)
-    _check_int(cfg, "metrics.compute.band_width", 1)
+    _check(cfg, "metrics.real_images", _at_least(0))
+    _check(cfg, "metrics.compute.band_width", _at_least(1))
