@@ -28,7 +28,7 @@ def patch_coverage(region: Tensor, patch_size: int, stride: int) -> tuple[Tensor
     """Fraction of each grid patch inside `region` [B,1,H,W] (integral image) -> (coverage [B,ny,nx], ys, xs)."""
     ys = grid_positions(region.shape[-2], patch_size, stride).to(region.device)
     xs = grid_positions(region.shape[-1], patch_size, stride).to(region.device)
-    table = F.pad(region[:, 0].double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    table = F.pad(region[:, 0].to(torch.int32).cumsum(-1).cumsum(-2), (1, 0, 1, 0))  # exact pixel counts
     top, bottom = table[:, ys], table[:, ys + patch_size]
     area = bottom[:, :, xs + patch_size] - bottom[:, :, xs] - top[:, :, xs + patch_size] + top[:, :, xs]
     return area / patch_size**2, ys, xs
@@ -42,7 +42,7 @@ def select_patches(region: Tensor, patch_size: int, stride: int, max_patches: in
     coverage, ys, xs = patch_coverage(region, patch_size, stride)
     rows = []
     for image, cover in enumerate(coverage.flatten(1)):
-        whole = torch.nonzero(cover >= 1 - 1e-9)[:, 0]
+        whole = torch.nonzero(cover == 1)[:, 0]
         if len(whole):
             picks = whole[torch.linspace(0, len(whole) - 1, min(max_patches, len(whole))).round().long()]
         elif cover.max() > 0:
