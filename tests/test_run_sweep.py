@@ -13,6 +13,8 @@ import pytest
 from dualsampler.figures import main as figures_main
 from dualsampler.tracking import read_offline_run
 
+pytestmark = pytest.mark.slow  # each test launches the CLI in fresh processes (seconds of imports each)
+
 TINY = ["model=random_world", "steps=2", "seeds=2", "batch_size=2", "height=32", "width=32", "metrics.real_images=2"]
 
 
