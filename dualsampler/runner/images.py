@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 LABEL_HEIGHT = 14
 MIN_CELL = 128
+CHAR_WIDTH = 6  # pixels per character of PIL's default font
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -31,19 +33,21 @@ def save_images(images: torch.Tensor, seeds: list[int], folder: Path) -> list[Pa
 
 
 def labelled_grid(images: torch.Tensor, labels: list[str], title: str, columns: int | None = None) -> Image.Image:
-    """A grid of the images (nearest-upscaled to >= MIN_CELL px) with a label under each and a title on top."""
+    """A grid of the images (nearest-upscaled to >= MIN_CELL px) with a label under each and a wrapped title on top."""
     count = images.shape[0]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     h, w = images.shape[-2:]
     zoom = max(1, math.ceil(MIN_CELL / min(h, w)))
     cell_h, cell_w = h * zoom + LABEL_HEIGHT, w * zoom
-    grid = Image.new("RGB", (columns * cell_w, LABEL_HEIGHT + rows * cell_h), "white")
+    title_lines = textwrap.wrap(title, max(1, columns * cell_w // CHAR_WIDTH)) or [""]
+    top = LABEL_HEIGHT * len(title_lines)
+    grid = Image.new("RGB", (columns * cell_w, top + rows * cell_h), "white")
     draw = ImageDraw.Draw(grid)
     font = ImageFont.load_default()
-    draw.text((2, 1), title, fill="black", font=font)
+    draw.multiline_text((2, 1), "\n".join(title_lines), fill="black", font=font, spacing=2)
     for index, (image, label) in enumerate(zip(images, labels)):
-        x, y = (index % columns) * cell_w, LABEL_HEIGHT + (index // columns) * cell_h
+        x, y = (index % columns) * cell_w, top + (index // columns) * cell_h
         grid.paste(to_pil(image).resize((w * zoom, h * zoom), Image.NEAREST), (x, y))
         draw.text((x + 2, y + h * zoom + 1), label, fill="black", font=font)
     return grid
