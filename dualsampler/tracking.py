@@ -16,7 +16,7 @@ from typing import Any
 WANDB_HOST = "api.wandb.ai"
 _LOG_HEADER = 7  # the .wandb file: a 7-byte header, then LevelDB-log records in 32 KiB blocks
 _LOG_BLOCK = 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_FULL, _FIRST, _LAST = 1, 2, 4  # record types; 3 (middle) continues a record
 
 
 def wandb_mode(mode: str) -> str:
