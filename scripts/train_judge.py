@@ -40,7 +40,7 @@ def accuracy(judge, images: torch.Tensor, prompts: list[str]) -> tuple[float, fl
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0], steps=1000, batch_size=32, lr=2e-3)
+    parser = base_parser(__doc__.splitlines()[0], steps=3000, batch_size=32, lr=1e-3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckdir = args.checkpoint_dir or CHECKPOINTS / "judge"
@@ -64,6 +64,7 @@ def main() -> None:
         loss = F.cross_entropy(color_logits, colors) + F.cross_entropy(pattern_logits, patterns)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(judge.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 50 == 0:

@@ -56,8 +56,8 @@ def conditioning_prompts(index: torch.Tensor, gen: torch.Generator, drop: float)
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0], steps=5000, batch_size=64, lr=5e-4)
-    parser.add_argument("--per-prompt", type=int, default=96, help="training textures per prompt in the latent dataset")
+    parser = base_parser(__doc__.splitlines()[0], steps=5000, batch_size=32, lr=5e-4)
+    parser.add_argument("--per-prompt", type=int, default=64, help="training textures per prompt in the latent dataset")
     parser.add_argument("--cfg-dropout", type=float, default=0.1)
     parser.add_argument("--ema", type=float, default=0.999)
     args = parser.parse_args()
@@ -68,7 +68,7 @@ def main() -> None:
     if cache.exists():
         data = torch.load(cache, weights_only=True)
     else:
-        vae = AutoencoderKL.from_pretrained(args.weights_dir / "vae", torch_dtype=torch.float32).eval()
+        vae = AutoencoderKL.from_pretrained(args.weights_dir / "vae", torch_dtype=torch.float32, low_cpu_mem_usage=False).eval()
         latents, index = latent_dataset(vae, args.per_prompt, log)
         data = {"latents": latents, "index": index}
         torch.save(data, cache)

@@ -15,7 +15,7 @@ from world_training import (
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0], steps=2000, batch_size=32, lr=2e-3)
+    parser = base_parser(__doc__.splitlines()[0], steps=1000, batch_size=32, lr=2e-3)
     parser.add_argument("--crop", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

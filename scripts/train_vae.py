@@ -2,12 +2,16 @@
 
 loss = MSE(x, D(z)) + 0.1 L1(x, D(z)) + kl_weight * mean KL(q(z|x) || N(0, I)),  z ~ q(z|x);
 scaling_factor = 1 / std(latent means) over held-out textures.
-Resumable: re-running the same command continues from checkpoints/vae/last.pt.
+`--decoder-only` fine-tunes only the decoder of the exported VAE (the encoder, hence the UNet's
+latents and the scaling factor, stay fixed), so it can run after or alongside UNet training.
+Resumable: re-running the same command continues from checkpoints/vae/last.pt
+(checkpoints/vae_decoder/last.pt with --decoder-only).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 
 from dualsampler.models.architectures import build_vae
 from world_training import (
@@ -16,15 +20,21 @@ from world_training import (
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0], steps=2500, batch_size=32, lr=1e-3)
+    parser = base_parser(__doc__.splitlines()[0], steps=1500, batch_size=32, lr=1e-3)
     parser.add_argument("--crop", type=int, default=32)
     parser.add_argument("--kl-weight", type=float, default=1e-5)
+    parser.add_argument("--decoder-only", action="store_true", help="fine-tune the exported VAE's decoder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    ckdir = args.checkpoint_dir or CHECKPOINTS / "vae"
+    ckdir = args.checkpoint_dir or CHECKPOINTS / ("vae_decoder" if args.decoder_only else "vae")
     torch.manual_seed(args.seed)
-    vae = build_vae()
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
+    if args.decoder_only:
+        vae = AutoencoderKL.from_pretrained(args.weights_dir / "vae", torch_dtype=torch.float32, low_cpu_mem_usage=False)
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    else:
+        vae = build_vae()
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     ckpt, log = Checkpoint(ckdir), Logger(ckdir)
     step = ckpt.load(model=vae, opt=opt)
     log(f"vae: start at step {step}/{args.steps}, {sum(p.numel() for p in vae.parameters())} params")
@@ -41,7 +51,7 @@ def main() -> None:
         loss = F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x) + args.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in vae.parameters() if p.requires_grad], 1.0)
         opt.step()
         step += 1
         if step % 50 == 0:
@@ -55,10 +65,11 @@ def main() -> None:
             log(f"step {step} held-out psnr {psnr(rec, held_out):.2f} dB, latent std {z.std().item():.3f}")
             vae.train()
     vae.eval()
-    with torch.no_grad():
-        z = vae.encode(held_out * 2 - 1).latent_dist.mean
-    scaling = float(1.0 / z.std())
-    vae.register_to_config(scaling_factor=scaling)
+    if not args.decoder_only:
+        with torch.no_grad():
+            z = vae.encode(held_out * 2 - 1).latent_dist.mean
+        vae.register_to_config(scaling_factor=float(1.0 / z.std()))
+    scaling = vae.config.scaling_factor
     export(vae, args.weights_dir / "vae")
     log(f"vae: exported to {args.weights_dir / 'vae'} with scaling_factor {scaling:.4f}")
 

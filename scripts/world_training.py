@@ -25,7 +25,7 @@ def base_parser(description: str, steps: int, batch_size: int, lr: float) -> arg
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="1 beats 2 when the 2 cores are shared")
+    parser.add_argument("--threads", type=int, default=1, help="1 thread: 2 OpenMP threads spin-wait when the shared cores are busy")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="default: checkpoints/<name>/")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="export root (package data)")
@@ -118,9 +118,14 @@ class Logger:
 
 def export(model: torch.nn.Module, directory: Path) -> None:
     """save_pretrained in float16 safetensors (package data stays small); loading casts back to float32."""
+    from diffusers.utils import logging
+
     directory.mkdir(parents=True, exist_ok=True)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
     model.to(torch.float16).save_pretrained(directory, safe_serialization=True)
     model.to(torch.float32)
+    logging.set_verbosity(verbosity)
 
 
 def downsample2x(images: torch.Tensor) -> torch.Tensor:

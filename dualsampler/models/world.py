@@ -123,7 +123,7 @@ def load_world(path: str | Path | None = None, device: str | torch.device = "cpu
     def optional(sub: str) -> Path:
         return folder / sub if (folder / sub).is_dir() else WEIGHTS_DIR / sub
 
-    kwargs = dict(torch_dtype=torch.float32)
+    kwargs = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
     world = World(
         vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
         unet=UNet2DConditionModel.from_pretrained(folder / "unet", **kwargs),
