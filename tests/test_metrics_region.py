@@ -9,10 +9,10 @@ from torch import nn
 from dualsampler.masks import ellipse_mask, half_mask, rectangle_mask
 from dualsampler.metrics import RegionAccuracy
 from dualsampler.models import WEIGHTS_DIR, Judge
-from dualsampler.world import render_composite
+from dualsampler.world import PATTERNS, PROMPTS, render_composite
 
-PAIRS = [("red stripes", "blue dots"), ("green checker", "yellow waves"), ("purple grid", "orange blobs"),
-         ("blue waves", "red checker"), ("yellow dots", "green grid"), ("orange stripes", "purple blobs")]
+# Every prompt once outside and once inside; the inside one differs in colour and in pattern.
+PAIRS = [(PROMPTS[i], PROMPTS[(i + len(PATTERNS) + 1) % len(PROMPTS)]) for i in range(len(PROMPTS))]
 MASKS = [ellipse_mask(128, 128, rx=0.3, ry=0.3), half_mask(128, 128, "left"),
          rectangle_mask(128, 128, 0.2, 0.1, 0.8, 0.6)]
 
@@ -79,22 +79,20 @@ def trained_judge() -> Judge:
     return Judge.from_pretrained(WEIGHTS_DIR / "judge").eval()
 
 
-def composites(swap: bool) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-    images, masks, bases, insides = [], [], [], []
-    for seed, (base, inside) in enumerate(PAIRS):
-        for mask in MASKS:
-            outside_prompt, inside_prompt = (inside, base) if swap else (base, inside)
-            images.append(render_composite(outside_prompt, inside_prompt, mask, seed))
-            masks.append(mask[0])
-            bases.append(base)
-            insides.append(inside)
-    return torch.stack(images), torch.stack(masks), bases, insides
+@pytest.fixture(scope="module")
+def composites() -> dict[bool, torch.Tensor]:
+    """Reference composites of PAIRS (MASKS in turn), keyed by `swap`: each prompt painted in the other region."""
+    return {swap: torch.stack([render_composite(*((inside, base) if swap else (base, inside)), mask[0], seed)
+                               for seed, ((base, inside), mask) in enumerate(zip(PAIRS, composite_masks()))])
+            for swap in (False, True)}
+
+
+def composite_masks() -> torch.Tensor:
+    return torch.cat([MASKS[i % len(MASKS)] for i in range(len(PAIRS))])
 
 
 @pytest.mark.parametrize("region", ["inside", "outside"])
-def test_the_trained_judge_reads_reference_composites_right_and_swapped_ones_wrong(trained_judge, region):
-    images, masks, bases, insides = composites(swap=False)
-    prompts = insides if region == "inside" else bases
-    assert accuracy(trained_judge, region, images, masks, prompts) >= 0.95
-    swapped, masks, _, _ = composites(swap=True)
-    assert accuracy(trained_judge, region, swapped, masks, prompts) <= 0.1
+def test_the_trained_judge_reads_reference_composites_right_and_swapped_ones_wrong(trained_judge, composites, region):
+    prompts = [inside for _, inside in PAIRS] if region == "inside" else [base for base, _ in PAIRS]
+    assert accuracy(trained_judge, region, composites[False], composite_masks(), prompts) >= 0.95
+    assert accuracy(trained_judge, region, composites[True], composite_masks(), prompts) <= 0.1
