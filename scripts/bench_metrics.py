@@ -104,8 +104,8 @@ def main() -> None:
         print(f"{key:<26}{wall:>9.2f}{cpu:>8.2f}{results[key]:>12.4g}")
     print(f"{'sum of the above':<26}{wall_sum:>9.2f}{cpu_sum:>8.2f}")
     wall, cpu, _ = seconds(lambda: everything(args.images))
-    print(f"{'compute_metrics (all)':<26}{wall:>9.2f}{cpu:>8.2f}   target <= 10 s wall "
-          f"(CPU s / threads = {cpu / torch.get_num_threads():.2f} s: the wall time on an idle machine)")
+    print(f"{'compute_metrics (all)':<26}{wall:>9.2f}{cpu:>8.2f}   target <= 10 s wall; CPU s / threads = "
+          f"{cpu / torch.get_num_threads():.2f} s, the wall time if this process had the cores to itself")
 
 
 if __name__ == "__main__":

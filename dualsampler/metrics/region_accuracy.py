@@ -104,13 +104,11 @@ class RegionAccuracy(Metric):
             return
         patches = crop_patches(images, rows, self.patch_size)
         read = [prompt for chunk in patches.split(512) for prompt in self.judge.predict_prompts(chunk)]
-        correct = torch.tensor([r == prompts[i] for r, i in zip(read, rows[:, 0].tolist())], dtype=torch.float64,
-                               device=self.total.device)
-        batch = images.shape[0]
         image = rows[:, 0].to(self.total.device)
-        hits = torch.zeros(batch, dtype=torch.float64, device=self.total.device).index_add_(0, image, correct)
-        seen = torch.zeros(batch, dtype=torch.float64, device=self.total.device).index_add_(0, image,
-                                                                                             torch.ones_like(correct))
+        correct = torch.tensor([r == prompts[i] for r, i in zip(read, image.tolist())], dtype=torch.float64,
+                               device=self.total.device)
+        hits = torch.bincount(image, weights=correct, minlength=images.shape[0])
+        seen = torch.bincount(image, minlength=images.shape[0])
         self.total += (hits / seen.clamp(min=1)).sum()
         self.count += (seen > 0).sum()
 
