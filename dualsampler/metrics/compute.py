@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from dualsampler.metrics.features import frozen
-from dualsampler.metrics.fid import frechet_distance, kernel_distance
+from dualsampler.metrics.fid import EXTRACTORS, frechet_distance, kernel_distance
 from dualsampler.metrics.inputs import check_images, check_pair, check_prompts, check_width, prepare_masks
 from dualsampler.metrics.perceptual import perceptual_metric
 from dualsampler.metrics.region_accuracy import RegionAccuracy
@@ -55,6 +55,8 @@ def compute_metrics(
     full_masks = prepare_masks(masks, images)
     check_width(band_width)
     check_width(batch_size, "batch_size")
+    if fid_features not in EXTRACTORS:
+        raise ValueError(f"fid_features must be one of {EXTRACTORS}, got {fid_features!r}")
     batch = images.shape[0]
     if references is not None:
         check_pair(images, references)
