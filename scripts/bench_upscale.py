@@ -1,10 +1,13 @@
 """Time per iteration of the two-sampler iterative upscaler, split into decode / upscale / encode / base / mask.
 
     python scripts/bench_upscale.py [--iterations 2] [--repeats 3] [--tile-size 64] [--steps 8] [--denoise 0.5]
+    python scripts/bench_upscale.py --tiling-error [--random-vae]
 
 A 128 px dual-sampled latent of the embedded world (trained weights when present, else random weights of the
 same architectures) is upscaled 2x (128 -> 256 px), untiled and with a tiled VAE; each stage's time is the
 best of `--repeats` runs (the machine is shared, so the best run is the least disturbed one).
+`--tiling-error` instead measures tiled (64 px) against untiled decode/encode on 80x112 textures of every
+prompt: the numbers behind the tolerances in tests/test_upscale_vae.py (`--random-vae`: the tests' random VAE).
 """
 
 from __future__ import annotations
@@ -13,14 +16,51 @@ import argparse
 import json
 
 import torch
+from diffusers import AutoencoderKL
 
 from dualsampler.dual import two_samplers_for_mask
 from dualsampler.masks import rectangle_mask
 from dualsampler.models import WEIGHTS_DIR, load_world, random_world
 from dualsampler.sampling import KSampler
-from dualsampler.upscale import TwoSamplersForMaskUpscaler, UpscaleSampler, upscale_plan
+from dualsampler.upscale import TwoSamplersForMaskUpscaler, UpscaleSampler, upscale_plan, vae_decode, vae_encode
+from dualsampler.upscale.tiling import tile_starts
+from dualsampler.world import PROMPTS, render_texture
 
 STAGES = ("decode", "upscale", "encode", "base", "mask")
+
+
+def tiling_error(random_vae: bool) -> None:
+    """Per prompt: decode mean/max |tiled - untiled|, blend-band error over the rest, encode error / latent std,
+    and the VAE's reconstruction error mean |x - decode(encode(x))|."""
+    if random_vae:
+        torch.manual_seed(0)
+        vae = AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+            block_out_channels=(16, 32, 64), norm_num_groups=8, mid_block_add_attention=False,
+        ).eval()
+    else:
+        vae = AutoencoderKL.from_pretrained(WEIGHTS_DIR / "vae", torch_dtype=torch.float32).eval()
+    height, width = 80, 112
+    band = torch.zeros(height, width, dtype=torch.bool)
+    for y in tile_starts(height // 4, 16, 12)[1:]:
+        band[y * 4 : y * 4 + 16] = True
+    for x in tile_starts(width // 4, 16, 12)[1:]:
+        band[:, x * 4 : x * 4 + 16] = True
+    print("| prompt | seed | decode mean | decode max | band / rest | encode / std | reconstruction |")
+    print("|---|---|---|---|---|---|---|")
+    worst = [0.0] * 5
+    for group in range(3):
+        for seed, prompt in enumerate(PROMPTS[group::3]):
+            images = render_texture(prompt, height, width, seed)[None]
+            latent = vae_encode(vae, images)
+            plain = vae_decode(vae, latent)
+            error = (plain - vae_decode(vae, latent, tile_size=64)).abs().mean(dim=1)[0]
+            encode = (vae_encode(vae, images, tile_size=64) - latent).abs().mean() / latent.std()
+            row = [error.mean(), error.max(), error[band].mean() / error[~band].mean(), encode,
+                   (images - plain).abs().mean()]
+            worst = [max(w, float(v)) for w, v in zip(worst, row)]
+            print(f"| {prompt} | {seed} | " + " | ".join(f"{float(v):.3f}" for v in row) + " |")
+    print("| worst | | " + " | ".join(f"{v:.3f}" for v in worst) + " |")
 
 
 def main() -> None:
@@ -32,7 +72,12 @@ def main() -> None:
     parser.add_argument("--denoise", type=float, default=0.5)
     parser.add_argument("--scale-method", default="lanczos")
     parser.add_argument("--json", help="also write the table here")
+    parser.add_argument("--tiling-error", action="store_true", help="measure tiled vs untiled VAE error instead")
+    parser.add_argument("--random-vae", action="store_true", help="with --tiling-error: the tests' random VAE")
     args = parser.parse_args()
+    if args.tiling_error:
+        tiling_error(args.random_vae)
+        return
 
     trained = (WEIGHTS_DIR / "vae").is_dir()
     world = load_world() if trained else random_world(0)
