@@ -7,8 +7,10 @@ import sys
 import pytest
 import torch
 from torch import nn
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from dualsampler.metrics import frechet_distance, kernel_distance
+from dualsampler.metrics.features import JudgeFeatures
 from dualsampler.world import PROMPTS, render_texture
 
 
@@ -57,8 +59,17 @@ def test_fid_accumulated_over_batches_equals_one_big_batch(textures):
 
 
 def test_kid_is_reproducible_and_works_with_fewer_samples_than_its_subset_size(textures):
-    first = distance(kernel_distance, textures[:10], textures[10:20])
-    assert first == distance(kernel_distance, textures[:10], textures[10:20])
+    first = distance(kernel_distance, textures[:10], textures[10:25])
+    assert first == distance(kernel_distance, textures[:10], textures[10:25])
+
+
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
+def test_kid_on_whole_sets_matches_torchmetrics(textures):
+    reference = KernelInceptionDistance(feature=JudgeFeatures(TinyJudge()), subsets=3, subset_size=20)
+    reference.update(textures[:20], real=True)
+    reference.update(textures[20:], real=False)
+    ours = distance(kernel_distance, textures[:20], textures[20:])
+    assert ours == pytest.approx(reference.compute()[0].item(), rel=2e-3)  # torchmetrics sums in float32
 
 
 def test_unknown_extractor_is_a_value_error():

@@ -74,17 +74,19 @@ class KernelDistance(KernelInceptionDistance):
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """(mean, std) of the KID over subsets; needs at least 2 real and 2 generated samples."""
-        real = dim_zero_cat(self.real_features)
-        fake = dim_zero_cat(self.fake_features)
+        real = dim_zero_cat(self.real_features).double()  # MMD is a small difference of large sums
+        fake = dim_zero_cat(self.fake_features).double()
         size = min(self.subset_size, real.shape[0], fake.shape[0])
         if size < 2:
             raise RuntimeError("KID needs at least 2 real and 2 generated samples")
+        if size == real.shape[0] == fake.shape[0]:  # every subset is the whole of both sets: one value
+            return poly_mmd(real, fake, self.degree, self.gamma, self.coef), torch.zeros((), device=real.device)
         generator = torch.Generator().manual_seed(self.seed)
         scores = []
         for _ in range(self.subsets):
             r = real[torch.randperm(real.shape[0], generator=generator)[:size].to(real.device)]
             f = fake[torch.randperm(fake.shape[0], generator=generator)[:size].to(fake.device)]
-            scores.append(poly_mmd(r.double(), f.double(), self.degree, self.gamma, self.coef))
+            scores.append(poly_mmd(r, f, self.degree, self.gamma, self.coef))
         stacked = torch.stack(scores)
         return stacked.mean(), stacked.std(unbiased=False)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-
-from dualsampler.masks import as_mask_batch, resize_mask
 
 
 def check_images(images: Tensor, name: str = "images") -> Tensor:
@@ -38,15 +37,27 @@ def prepare_masks(masks: Tensor, images: Tensor) -> Tensor:
 
     A mask at an integer fraction of the image size (a latent-resolution mask, same factor on both
     axes) is resized bilinearly before thresholding; any other size mismatch is a ValueError.
+    Checks like dualsampler.masks.as_mask_batch, in one pass over the values (metrics call it per batch).
     """
+    if not isinstance(masks, Tensor):
+        raise ValueError(f"masks must be a torch.Tensor, got {type(masks).__name__}")
     batch, _, height, width = images.shape
-    masks = as_mask_batch(masks, "masks", batch)
+    if masks.dim() not in (2, 3, 4) or (masks.dim() == 4 and masks.shape[1] != 1):
+        raise ValueError(f"masks must have shape [H,W], [B,H,W] or [B,1,H,W], got {tuple(masks.shape)}")
+    masks = masks.reshape(-1 if masks.dim() > 2 else 1, 1, *masks.shape[-2:])
+    if masks.shape[0] not in (1, batch):
+        raise ValueError(f"masks batch must be 1 or {batch} (the images' batch), got {masks.shape[0]}")
+    low, high = torch.aminmax(masks.float())
+    if not (low >= 0 and high <= 1):  # also catches NaN
+        raise ValueError(f"masks values must lie in [0, 1], got range [{low.item():.4g}, {high.item():.4g}]")
     h, w = masks.shape[-2:]
     factor = height // h if height % h == 0 else 0
     if not factor or width != w * factor:
         raise ValueError(f"masks size must be the image size {height}x{width} or an integer fraction of it "
                          f"(latent resolution, same factor on both axes), got {h}x{w}")
-    masks = resize_mask(masks.to(device=images.device, dtype=images.dtype), height, width)
+    masks = masks.to(device=images.device, dtype=images.dtype)
+    if factor > 1:
+        masks = F.interpolate(masks, size=(height, width), mode="bilinear")
     return (masks >= 0.5).to(images.dtype).expand(batch, 1, height, width)
 
 
