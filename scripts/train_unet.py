@@ -1,8 +1,10 @@
 """Train the tiny world's UNet (eps-prediction, SD betas) on VAE latents of texture crops; export unet/ and prompt_encoder/.
 
 A latent dataset is encoded once with the exported VAE (104-px textures -> 26x26 latents,
-random 16x16 interior crops = 64-px crops). loss = min(SNR_t, 5) / SNR_t * |eps - eps_theta(x_t, t, c)|^2
-with x_t from DDPMScheduler.add_noise; the prompt is dropped to "" with p=0.1 (and to a single
+random 16x16 interior crops = 64-px crops). loss = w_t |eps - eps_theta(x_t, t, c)|^2 / mean_t(w_t) with
+w_t = (1 + sigma_t^2) min(SNR_t, 5) / SNR_t, sigma_t^2 = 1 / SNR_t: min-SNR-5 weighting of the *v* loss
+(flat weight on x0 errors), so the high-noise steps that fix each prompt's color are learned;
+x_t from DDPMScheduler.add_noise; the prompt is dropped to "" with p=0.1 (and to a single
 word with p=0.03 each) for classifier-free guidance. EMA weights are exported.
 Resumable from checkpoints/unet/last.pt (the latent dataset is cached in checkpoints/unet/latents.pt).
 """
@@ -83,7 +85,9 @@ def main() -> None:
     step = ckpt.load(unet=unet, encoder=encoder, ema_unet=ema_unet, ema_encoder=ema_encoder, opt=opt)
     log(f"unet: start at step {step}/{args.steps}, {sum(p.numel() for p in unet.parameters())} params")
     scheduler = build_scheduler()
-    acp = scheduler.alphas_cumprod
+    snr = scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)
+    loss_weights = (1 + 1 / snr) * snr.clamp(max=5.0) / snr
+    loss_weights = loss_weights / loss_weights.mean()
     span = latents.shape[-1] - 2 * BORDER - CROP_LATENT + 1
     unet.train()
     while step < args.steps:
@@ -98,8 +102,7 @@ def main() -> None:
         xt = scheduler.add_noise(x0, noise, t)
         cond = encoder.encode(conditioning_prompts(index[rows], gen, args.cfg_dropout))
         eps = unet(xt, t, cond).sample
-        snr = acp[t] / (1 - acp[t])
-        weight = snr.clamp(max=5.0) / snr
+        weight = loss_weights[t]
         loss = (weight * (eps - noise).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Train the embedded tiny world in order (VAE first: the UNet trains on its latents) and export
-# the weights into dualsampler/models/weights/. Every script resumes from checkpoints/<name>/last.pt,
-# so re-running this script after an interruption continues where it stopped.
-# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log)
+# Train the embedded tiny world and export the weights into dualsampler/models/weights/.
+# The recipe of the shipped weights (each line resumes from checkpoints/<name>/last.pt, so a line
+# with a larger --steps continues the previous one; re-running after an interruption continues too).
+# Same recipe, not bit-identical weights: the shipped runs were also stopped and resumed by hand.
+# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 70 min on 2 shared cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python scripts/train_vae.py
-python scripts/train_judge.py
-python scripts/train_upscaler.py
-python scripts/train_unet.py
+python scripts/train_vae.py                                    # 1500 steps, 32-px crops
+python scripts/train_vae.py --decoder-only --lr 5e-4           # decoder fine-tune, encoder frozen
+python scripts/train_vae.py --decoder-only --lr 5e-4 --crop 48 --steps 2200
+python scripts/train_judge.py --steps 1000
+python scripts/train_judge.py                                  # resumes to 3000 steps
+python scripts/train_upscaler.py                               # 1000 steps
+python scripts/train_unet.py                                   # 5000 steps on VAE latents
 python scripts/evaluate_world.py
