@@ -79,7 +79,7 @@ def main() -> None:
         tiling_error(args.random_vae)
         return
 
-    trained = (WEIGHTS_DIR / "vae").is_dir()
+    trained = (WEIGHTS_DIR / "unet").is_dir()
     world = load_world() if trained else random_world(0)
     mask = rectangle_mask(128, 128, 0.25, 0.25, 0.75, 0.75)
     base = UpscaleSampler(KSampler(world.denoiser("blue stripes")), 0, args.steps, args.denoise)
