@@ -20,6 +20,7 @@ import torch
 from dualsampler.masks import ellipse_mask, feather_mask
 from dualsampler.metrics import (JudgePerceptualDistance, RegionAccuracy, SeamColorJump, SeamGradientRatio,
                                  SeamPerceptual, compute_metrics, frechet_distance, kernel_distance)
+from dualsampler.metrics.features import FrozenJudge
 from dualsampler.models import WEIGHTS_DIR, Judge
 from dualsampler.world import PROMPTS, render_texture
 
@@ -103,6 +104,9 @@ def main() -> None:
         wall_sum, cpu_sum = wall_sum + wall, cpu_sum + cpu
         print(f"{key:<26}{wall:>9.2f}{cpu:>8.2f}{results[key]:>12.4g}")
     print(f"{'sum of the above':<26}{wall_sum:>9.2f}{cpu_sum:>8.2f}")
+    frozen_judge = FrozenJudge(judge)
+    wall, cpu, _ = seconds(lambda: [frozen_judge.feature_maps(c) for c in batch["images"].split(args.batch_size)])
+    print(f"{'(one judge pass, for scale)':<26}{wall:>9.2f}{cpu:>8.2f}")
     wall, cpu, _ = seconds(lambda: everything(args.images))
     print(f"{'compute_metrics (all)':<26}{wall:>9.2f}{cpu:>8.2f}   target <= 10 s wall; CPU s / threads = "
           f"{cpu / torch.get_num_threads():.2f} s, the wall time if this process had the cores to itself")

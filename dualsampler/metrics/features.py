@@ -69,13 +69,16 @@ class FrozenJudge(nn.Module):
 def unit_distances(x_maps: list[Tensor], r_maps: list[Tensor]) -> list[Tensor]:
     """Per layer l: d_l = sum_c (x_l/(|x_l|+e) - r_l/(|r_l|+e))^2 over channels c -> Tensor[B,1,h_l,w_l], e = 1e-10.
 
-    Expanded as |x|^2/(|x|+e)^2 + |r|^2/(|r|+e)^2 - 2 x.r/((|x|+e)(|r|+e)) to avoid normalised copies.
+    Expanded as (|x|/(|x|+e))^2 + (|r|/(|r|+e))^2 - 2 x.r/((|x|+e)(|r|+e)): no normalised copies.
     """
     distances = []
     for x, r in zip(x_maps, r_maps):
-        xx, rr, xr = (x * x).sum(1, keepdim=True), (r * r).sum(1, keepdim=True), (x * r).sum(1, keepdim=True)
-        nx, nr = xx.sqrt() + 1e-10, rr.sqrt() + 1e-10
-        distances.append((xx / nx.square() + rr / nr.square() - 2 * xr / (nx * nr)).clamp(min=0))
+        norm_x = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        norm_r = torch.linalg.vector_norm(r, dim=1, keepdim=True)
+        dot = torch.einsum("bchw,bchw->bhw", x, r)[:, None]
+        scale_x, scale_r = norm_x + 1e-10, norm_r + 1e-10
+        distance = (norm_x / scale_x).square() + (norm_r / scale_r).square() - 2 * dot / (scale_x * scale_r)
+        distances.append(distance.clamp(min=0))
     return distances
 
 

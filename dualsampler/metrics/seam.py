@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from dualsampler.metrics.bands import Regions, boundary_regions, masked_mean
+from dualsampler.metrics.bands import INNER_RING, INSIDE, OUTER_RING, OUTSIDE, boundary_regions, region_sums
 from dualsampler.metrics.features import frozen
 from dualsampler.metrics.inputs import check_images, check_pair, check_width, prepare_masks
 from dualsampler.metrics.perceptual import layer_mean
@@ -36,7 +36,7 @@ class _SeamMetric(Metric):
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def _regions(self, images: Tensor, masks: Tensor) -> Regions:
+    def _regions(self, images: Tensor, masks: Tensor) -> Tensor:
         return boundary_regions(prepare_masks(masks, check_images(images)), self.band_width)
 
     def _accumulate(self, values: Tensor, defined: Tensor) -> None:
@@ -49,11 +49,11 @@ class _SeamMetric(Metric):
         return torch.where(self.count > 0, mean, torch.full_like(mean, self.no_seam_value)).float()
 
 
-def interior_average(per_interior: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """Mean of per-image values [B,C] over the non-empty interiors, from (value, count) pairs -> (value, number)."""
-    present = [(count > 0).to(value)[:, None] for value, count in per_interior]
-    number = sum(present)
-    return sum(value * p for (value, _), p in zip(per_interior, present)) / number.clamp(min=1), number[:, 0]
+def interior_mean(values: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of per-interior values [B,2] over the interiors with pixels (counts [B,2]) -> (mean [B], how many [B])."""
+    present = (counts > 0).to(values)
+    number = present.sum(dim=1)
+    return (values * present).sum(dim=1) / number.clamp(min=1), number
 
 
 def gradient_magnitude(images: Tensor) -> Tensor:
@@ -77,10 +77,13 @@ class SeamGradientRatio(_SeamMetric):
     def update(self, images: Tensor, masks: Tensor) -> None:
         """Add the per-image ratios of a batch."""
         regions = self._regions(images, masks)
-        grad = gradient_magnitude(images)
-        band, band_count = masked_mean(grad, regions.band)
-        interior, interiors = interior_average([masked_mean(grad, r) for r in (regions.inside, regions.outside)])
-        self._accumulate((band[:, 0] + EPS) / (interior[:, 0] + EPS), (band_count > 0) & (interiors > 0))
+        sums, counts = region_sums(gradient_magnitude(images), regions)
+        sums = sums[:, 0]
+        band_count = counts[:, INNER_RING] + counts[:, OUTER_RING]
+        band = (sums[:, INNER_RING] + sums[:, OUTER_RING]) / band_count.clamp(min=1)
+        interiors = [INSIDE, OUTSIDE]
+        interior, number = interior_mean(sums[:, interiors] / counts[:, interiors].clamp(min=1), counts[:, interiors])
+        self._accumulate((band + EPS) / (interior + EPS), (band_count > 0) & (number > 0))
 
 
 class SeamColorJump(_SeamMetric):
@@ -95,15 +98,14 @@ class SeamColorJump(_SeamMetric):
     def update(self, images: Tensor, masks: Tensor) -> None:
         """Add the per-image jumps of a batch."""
         regions = self._regions(images, masks)
-        inner, inner_count = masked_mean(images, regions.inner_ring)
-        outer, outer_count = masked_mean(images, regions.outer_ring)
-        variances = []
-        for interior in (regions.inside, regions.outside):
-            (mean, count), (square, _) = masked_mean(images, interior), masked_mean(images.square(), interior)
-            variances.append(((square - mean.square()).clamp(min=0).sum(dim=1, keepdim=True), count))
-        variance, interiors = interior_average(variances)
-        jump = (inner - outer).square().sum(dim=1).sqrt() / (variance[:, 0].sqrt() + EPS)
-        self._accumulate(jump, (inner_count > 0) & (outer_count > 0) & (interiors > 0))
+        sums, counts = region_sums(torch.cat([images, images.square()], dim=1), regions)
+        means = sums / counts.clamp(min=1)[:, None]  # [B, 6, 4]: colour, then squared colour, per region
+        colour, square = means[:, :3], means[:, 3:]
+        interiors = [INSIDE, OUTSIDE]
+        variance = (square[..., interiors] - colour[..., interiors].square()).clamp(min=0).sum(dim=1)
+        variance, number = interior_mean(variance, counts[:, interiors])
+        jump = (colour[..., INNER_RING] - colour[..., OUTER_RING]).norm(dim=1) / (variance.sqrt() + EPS)
+        self._accumulate(jump, (counts[:, INNER_RING] > 0) & (counts[:, OUTER_RING] > 0) & (number > 0))
 
 
 class SeamPerceptual(_SeamMetric):
@@ -122,6 +124,5 @@ class SeamPerceptual(_SeamMetric):
     def update(self, images: Tensor, masks: Tensor, references: Tensor) -> None:
         """Add the per-image band distances of a batch."""
         check_pair(check_images(images), references)
-        regions = self._regions(images, masks)
-        band = regions.band
+        band = self._regions(images, masks)[:, [INNER_RING, OUTER_RING]].sum(dim=1, keepdim=True)
         self._accumulate(layer_mean(self.judge.distance_maps(images, references), band), band.sum(dim=(1, 2, 3)) > 0)
