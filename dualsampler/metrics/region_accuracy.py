@@ -40,17 +40,18 @@ def select_patches(region: Tensor, patch_size: int, stride: int, max_patches: in
     An image whose region holds no whole patch gets the single patch most inside it; an empty region none.
     """
     coverage, ys, xs = patch_coverage(region, patch_size, stride)
-    rows = []
-    for image, cover in enumerate(coverage.flatten(1)):
-        whole = torch.nonzero(cover == 1)[:, 0]
-        if len(whole):
-            picks = whole[torch.linspace(0, len(whole) - 1, min(max_patches, len(whole))).round().long()]
-        elif cover.max() > 0:
-            picks = cover.argmax()[None]
-        else:
-            continue
-        rows.append(torch.stack([torch.full_like(picks, image), ys[picks // len(xs)], xs[picks % len(xs)]], dim=1))
-    return torch.cat(rows) if rows else torch.zeros(0, 3, dtype=torch.long, device=region.device)
+    coverage = coverage.flatten(1)
+    whole = coverage == 1
+    found = whole.sum(dim=1, keepdim=True)
+    picks = torch.minimum(found, torch.tensor(max_patches, device=found.device))
+    steps = torch.arange(max_patches, device=found.device)[None]
+    wanted = torch.where(steps < picks, (steps * (found - 1) / (picks - 1).clamp(min=1)).round(), -1)
+    rank = whole.cumsum(dim=1) - 1
+    chosen = whole & (rank[:, :, None] == wanted[:, None, :]).any(dim=2)
+    best = torch.zeros_like(whole).scatter_(1, coverage.argmax(dim=1, keepdim=True), True)
+    chosen |= best & (found == 0) & (coverage.amax(dim=1, keepdim=True) > 0)
+    image, position = chosen.nonzero(as_tuple=True)
+    return torch.stack([image, ys[position // len(xs)], xs[position % len(xs)]], dim=1)
 
 
 def crop_patches(images: Tensor, rows: Tensor, patch_size: int) -> Tensor:
