@@ -1,10 +1,12 @@
 """Time every metric on 256 images of 128x128 on the CPU (issue target: compute_metrics <= 10 s in total).
 
-    python scripts/bench_metrics.py [--images 256] [--size 128] [--threads 2]
+    python scripts/bench_metrics.py [--images 256] [--size 128] [--threads 1]
 
 Each metric is timed alone (its own judge passes), then compute_metrics with all keys, which shares
 one judge pass per batch between FID/KID and between the two perceptual metrics. The trained judge
 is used when its weights are present, otherwise a random one of the same architecture (same cost).
+One torch thread by default: on the shared 2-core machine, where other processes hold the cores,
+two OpenMP threads wait on each other at every operation and run about 5x slower than one.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
