@@ -59,7 +59,7 @@ def compute_metrics(
         raise ValueError(f"fid_features must be one of {EXTRACTORS}, got {fid_features!r}")
     batch = images.shape[0]
     if references is not None:
-        check_pair(images, references)
+        references = check_pair(images, references).to(images.device)
     with_prompts = base_prompts is not None and mask_prompts is not None
     if with_prompts:
         base_prompts = check_prompts(base_prompts, batch, "base_prompts")
