@@ -1,5 +1,7 @@
 """TwoSamplersForMaskUpscaler with analytic denoisers and a tiny random VAE: shapes, masks, full iterations."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,13 +64,16 @@ def make(vae, schedule="none", **kwargs):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Every two_samplers_for_mask call the upscaler makes: (latent shape, mask, steps, denoise, mask cfg)."""
+    """Every two_samplers_for_mask call the upscaler makes:
+    (latent shape, mask, base (seed, steps, denoise), mask (seed, steps, denoise), base cfg, mask cfg)."""
     seen = []
     real = upscaler_module.two_samplers_for_mask
 
-    def spy(latent, base, mask_sampler, mask, seed, steps, denoise, callback=None):
-        seen.append((tuple(latent.shape[-2:]), mask, steps, denoise, base.denoiser.cfg, mask_sampler.denoiser.cfg))
-        return real(latent, base, mask_sampler, mask, seed, steps, denoise, callback=callback)
+    def spy(latent, base, mask_sampler, mask, seed, steps, denoise, callback=None, **mask_settings):
+        inside = (mask_settings["mask_seed"], mask_settings["mask_steps"], mask_settings["mask_denoise"])
+        seen.append((tuple(latent.shape[-2:]), mask, (seed, steps, denoise), inside, base.denoiser.cfg,
+                     mask_sampler.denoiser.cfg))
+        return real(latent, base, mask_sampler, mask, seed, steps, denoise, callback=callback, **mask_settings)
 
     monkeypatch.setattr(upscaler_module, "two_samplers_for_mask", spy)
     return seen
@@ -117,23 +122,26 @@ def test_hooks_reach_the_samplers_every_iteration(vae, calls):
     assert [mask_cfg for *_, mask_cfg in calls] == pytest.approx([5.0, 3.0, 1.0])
 
 
-def test_shared_schedules_on_both_samplers_change_steps_and_denoise(vae, calls):
-    def hook():
-        return CombinedHook(StepsScheduleHook(4), DenoiseScheduleHook(0.5))
-
-    upscaler = make(vae, base_sampler=sampler(BASE, 2, 1.0), mask_sampler=sampler(INSIDE, 2, 1.0),
-                    hook_base=hook(), hook_mask=hook())
+def test_each_sampler_runs_its_own_hooked_settings(vae, calls):
+    upscaler = make(
+        vae,
+        base_sampler=sampler(BASE, steps=2, denoise=1.0),
+        mask_sampler=UpscaleSampler(KSampler(Constant(INSIDE)), seed=7, steps=3, denoise=0.9),
+        hook_base=CombinedHook(StepsScheduleHook(4), DenoiseScheduleHook(0.5)),
+    )
     iterative_upscale(torch.zeros(1, 4, 6, 10), 2.0, 3, upscaler)
-    assert [(steps, denoise) for _, _, steps, denoise, *_ in calls] == [(2, 1.0), (3, 0.75), (4, 0.5)]
+    assert [base for _, _, base, *_ in calls] == [(3, 2, 1.0), (3, 3, 0.75), (3, 4, 0.5)]
+    assert [inside for _, _, _, inside, *_ in calls] == [(7, 3, 0.9)] * 3
     assert set(upscaler.timings) == {"decode", "upscale", "encode", "base", "mask"}
 
 
-def test_diverging_base_and_mask_settings_are_rejected_before_work(vae, calls):
-    with pytest.raises(ValueError, match="must share seed, steps and denoise"):
-        make(vae, mask_sampler=sampler(INSIDE, steps=3))
-    upscaler = make(vae, hook_base=StepsScheduleHook(5))
-    with pytest.raises(ValueError, match="after the hooks"):
-        iterative_upscale(torch.zeros(1, 4, 6, 10), 2.0, 2, upscaler)
+def test_a_hook_that_breaks_a_later_iteration_is_caught_before_work(vae, calls):
+    class Overdenoise(UpscaleHook):
+        def pre_sample(self, spec):
+            return dataclasses.replace(spec, denoise=spec.denoise + self.cur_step)
+
+    with pytest.raises(ValueError, match="denoise must be in"):
+        iterative_upscale(torch.zeros(1, 4, 6, 10), 2.0, 2, make(vae, hook_mask=Overdenoise()))
     assert calls == []
 
 

@@ -34,18 +34,6 @@ def _check_sampler(name: str, sampler: UpscaleSampler | None, optional: bool = F
         raise ValueError(f"{name} must be an UpscaleSampler, got {type(sampler).__name__}")
 
 
-def check_shared_settings(base: UpscaleSampler, masked: UpscaleSampler) -> None:
-    """`two_samplers_for_mask` runs both samplers with one seed, steps and denoise (SPEC §5): they must agree
-    after the hooks (cfg, sampler and scheduler may differ)."""
-    ours = (base.seed, base.steps, base.denoise)
-    theirs = (masked.seed, masked.steps, masked.denoise)
-    if ours != theirs:
-        raise ValueError(
-            "base_sampler and mask_sampler must share seed, steps and denoise on masked iterations "
-            f"(two_samplers_for_mask takes one of each); after the hooks they are {ours} and {theirs}"
-        )
-
-
 def mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
     """The mask resized bilinearly with aligned corners (as upstream) to the latent's H x W, `[B, 1, h, w]`."""
     return F.interpolate(mask.to(latent), size=tuple(latent.shape[-2:]), mode="bilinear", align_corners=True)
@@ -98,7 +86,6 @@ class TwoSamplersForMaskUpscaler:
         self.hook_full = _check_hook("hook_full", hook_full)
         self.upstream_compat = upstream_compat
         self.timings: dict[str, float] = {}
-        check_shared_settings(base_sampler, mask_sampler)
 
     @property
     def vae_factor(self) -> int:
@@ -144,12 +131,10 @@ class TwoSamplersForMaskUpscaler:
         base = self.hook_base.pre_sample(self.base_sampler)
         if full:
             return full, base, self.hook_full.pre_sample(self.full_sampler or self.base_sampler)
-        masked = self.hook_mask.pre_sample(self.mask_sampler)
-        check_shared_settings(base, masked)
-        return full, base, masked
+        return full, base, self.hook_mask.pre_sample(self.mask_sampler)
 
     def check_iterations(self, step_infos: list[tuple[int, int]]) -> None:
-        """Raise ValueError before any work if the hooked samplers of some iteration cannot run."""
+        """Raise ValueError before any work if a hook makes some iteration's sampler settings invalid."""
         for step_info in step_infos:
             self._hooked_samplers(step_info)
 
@@ -171,7 +156,8 @@ class TwoSamplersForMaskUpscaler:
                 base_done[0] = perf_counter()
 
         out = two_samplers_for_mask(
-            latent, base.resolved(), masked.resolved(), mask, base.seed, base.steps, base.denoise, callback=clock
+            latent, base.resolved(), masked.resolved(), mask, base.seed, base.steps, base.denoise, callback=clock,
+            mask_seed=masked.seed, mask_steps=masked.steps, mask_denoise=masked.denoise,
         )
         self.timings["base"] = base_done[0] - start
         self.timings["mask"] = perf_counter() - base_done[0]
