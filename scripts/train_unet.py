@@ -58,7 +58,7 @@ def conditioning_prompts(index: torch.Tensor, gen: torch.Generator, drop: float)
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0], steps=5000, batch_size=32, lr=5e-4)
+    parser = base_parser(__doc__.splitlines()[0], steps=8000, batch_size=32, lr=5e-4)
     parser.add_argument("--per-prompt", type=int, default=64, help="training textures per prompt in the latent dataset")
     parser.add_argument("--cfg-dropout", type=float, default=0.1)
     parser.add_argument("--ema", type=float, default=0.999)

@@ -12,5 +12,5 @@ python scripts/train_vae.py --decoder-only --lr 5e-4 --crop 48 --steps 2200
 python scripts/train_judge.py --steps 1000
 python scripts/train_judge.py                                  # resumes to 3000 steps
 python scripts/train_upscaler.py                               # 1000 steps
-python scripts/train_unet.py                                   # 5000 steps on VAE latents
+python scripts/train_unet.py                                   # 8000 steps on VAE latents
 python scripts/evaluate_world.py
