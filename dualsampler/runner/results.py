@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -59,9 +60,20 @@ def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
     return results
 
 
+def git_commit() -> str:
+    """The commit of the checkout the package runs from (weights included), `+dirty` with local changes."""
+    here = Path(__file__).parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def versions() -> dict[str, str]:
-    """Versions of python and the packages that shape a result."""
-    found = {"python": platform.python_version()}
+    """Versions of python, the packages that shape a result, and the git commit."""
+    found = {"python": platform.python_version(), "git": git_commit()}
     for package in ("dualsampler", "torch", "diffusers", "hydra-core", "numpy"):
         try:
             found[package] = metadata.version(package)
