@@ -1,6 +1,6 @@
 """`dualsampler-run`: the Hydra app. One job per config; `-m` sweeps; a relaunched sweep skips finished jobs.
 
-    dualsampler-run -m experiment=overlap_sweep            # runs/overlap_sweep/<overrides>/result.json
+    dualsampler-run experiment=overlap_sweep               # runs/overlap_sweep/<overrides>/result.json
     dualsampler-figures runs/overlap_sweep                 # the experiment's figures
 """
 
