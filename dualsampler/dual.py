@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .masks import feather_mask, grow_mask
 from .regional import Region, regional_sample
-from .region_inputs import check_common, check_overlap, check_region_mask
+from .region_inputs import check_common, check_overlap, check_region_mask, tagged
 from .sampling.ksampler import KSampler, denoise_to_steps
 from .sampling.noise import NoiseStream, Seed
 from .sampling.sample import sample
@@ -19,7 +19,7 @@ MODES = ("seed", "regional", "fused")
 
 def inverse_mask(mask: Tensor) -> Tensor:
     """`(mask != 1)`: 1 wherever the mask is not fully on."""
-    return (mask != 1).to(mask.dtype if mask.is_floating_point() else mask.new_zeros(()).float().dtype)
+    return (mask != 1).to(mask.dtype)
 
 
 def two_samplers_for_mask(
@@ -46,12 +46,8 @@ def two_samplers_for_mask(
     check_common(latent, seed, steps, denoise)
     check_common(latent, mask_seed, mask_steps, mask_denoise)
     mask = check_region_mask(mask, latent)
-
-    def report(name: str) -> Callback | None:
-        return None if callback is None else (lambda info: callback({**info, "step": info["i"], "sampler": name}))
-
-    x = base_sampler.sample(latent, seed, steps, denoise, inverse_mask(mask), report("base"))
-    return mask_sampler.sample(x, mask_seed, mask_steps, mask_denoise, mask, report("mask"))
+    x = base_sampler.sample(latent, seed, steps, denoise, inverse_mask(mask), tagged(callback, None, "base"))
+    return mask_sampler.sample(x, mask_seed, mask_steps, mask_denoise, mask, tagged(callback, None, "mask"))
 
 
 def two_advanced_samplers_for_mask(
@@ -119,11 +115,8 @@ def alternate_per_step(
     x = latent
     for i in range(start, adv_steps):
         last = i + 1 == adv_steps
-        report = None if callback is None else (lambda name, step=i: lambda info: callback({**info, "step": step, "sampler": name}))
-        x = base_sampler.sample_advanced(i == start, seed, adv_steps, x, i, i + 1, True, inverse,
-                                         None if report is None else report("base"))
-        x = mask_sampler.sample_advanced(False, seed, adv_steps, x, i, i + 1, not last, grown,
-                                         None if report is None else report("mask"))
+        x = base_sampler.sample_advanced(i == start, seed, adv_steps, x, i, i + 1, True, inverse, tagged(callback, i, "base"))
+        x = mask_sampler.sample_advanced(False, seed, adv_steps, x, i, i + 1, not last, grown, tagged(callback, i, "mask"))
     return x
 
 

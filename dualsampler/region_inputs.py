@@ -1,4 +1,5 @@
-"""Validation shared by the region samplers: latent, mask shape against the latent, overlap, steps, seeds."""
+"""Shared by the region samplers: input validation (latent, mask against the latent, overlap, steps, seeds) and
+the step callback tagged with the step and the sampler's role."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from torch import Tensor
 from .masks import as_mask_batch
 from .sampling.ksampler import check_denoise
 from .sampling.noise import Seed, check_seed
+from .sampling.samplers import Callback
 from .sampling.sample import check_latent
 from .sampling.schedules import check_steps
 
@@ -34,3 +36,10 @@ def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None
     check_seed(seed, latent.shape[0])
     check_steps(steps)
     check_denoise(denoise)
+
+
+def tagged(callback: Callback | None, step: int | None, sampler: str) -> Callback | None:
+    """The callback with `step` (the sampler's own `i` when None) and `sampler` added to every report."""
+    if callback is None:
+        return None
+    return lambda info: callback({**info, "step": info["i"] if step is None else step, "sampler": sampler})

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .masks import grow_mask, resize_mask
-from .region_inputs import check_common, check_overlap, check_region_mask
+from .region_inputs import check_common, check_overlap, check_region_mask, tagged
 from .sampling.ksampler import KSampler, denoise_to_steps
 from .sampling.noise import Seed
 from .sampling.recovery import check_recovery, sample_step_with_recovery
@@ -90,25 +90,20 @@ def regional_sample(
     adv_steps, start = denoise_to_steps(steps, denoise)
     recovery = dict(mode=additional_mode, recovery_sampler=additional_sampler, ratio=additional_sigma_ratio)
 
-    def report(step: int, name: str) -> Callback | None:
-        if callback is None:
-            return None
-        return lambda info: callback({**info, "step": step, "sampler": name})
-
     x = latent
     leftover = False
     if base_only_steps > 0:
         leftover = seed_2nd_mode == "ignore"
         end = min(start + base_only_steps, adv_steps)
-        x = base_sampler.sample_advanced(True, seed, adv_steps, x, start, end, leftover, callback=report(start, "base"))
+        x = base_sampler.sample_advanced(True, seed, adv_steps, x, start, end, leftover, callback=tagged(callback, start, "base"))
     seed = second_seed(seed, seed_2nd, seed_2nd_mode)
     add_noise = not leftover
     for i in range(start + base_only_steps, adv_steps):
         x = sample_step_with_recovery(base_sampler, add_noise, seed, adv_steps, x, i, i + 1, True, inverse,
-                                      callback=report(i, "base"), **recovery)
+                                      callback=tagged(callback, i, "base"), **recovery)
         for k, (region, g) in enumerate(zip(regions, grown)):
             out = sample_step_with_recovery(region.sampler, False, seed, adv_steps, x, i, i + 1, True, g,
-                                            callback=report(i, f"region{k}"), **recovery)
+                                            callback=tagged(callback, i, f"region{k}"), **recovery)
             x = x * (1 - g) + out * g if restore_latent else out
         add_noise = False
     return x
