@@ -12,7 +12,7 @@ from .sampling.ksampler import KSampler, denoise_to_steps
 from .sampling.noise import NoiseStream, Seed
 from .sampling.sample import sample
 from .sampling.samplers import Callback
-from .sampling.unet_denoiser import denoise_together
+from .sampling.unet_denoiser import JointDenoiser
 
 MODES = ("seed", "regional", "fused")
 
@@ -122,13 +122,14 @@ def alternate_per_step(
 
 class FusedDenoiser:
     """`D(x, s) = D_base(x, s) * (1 - w) + D_mask(x, s) * w`, both evaluated at the same `(x, s)`, in one batched
-    forward when they share a UNet (`denoise_together`)."""
+    forward when they share a UNet (`JointDenoiser`)."""
 
     def __init__(self, base, mask, weight: Tensor) -> None:
-        self.base, self.mask, self.weight = base, mask, weight
+        self.joint = JointDenoiser([base, mask])
+        self.weight = weight
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
-        base, inside = denoise_together([self.base, self.mask], x, sigma)
+        base, inside = self.joint(x, sigma)
         w = self.weight.to(device=x.device, dtype=x.dtype)
         return base * (1 - w) + inside * w
 

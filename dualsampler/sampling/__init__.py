@@ -7,12 +7,13 @@ from .noise_mask import MaskedDenoiser, latent_noise_mask
 from .sample import sample
 from .samplers import SAMPLERS, STOCHASTIC_SAMPLERS, Denoiser
 from .schedules import SCHEDULERS, get_sigmas
-from .unet_denoiser import UNetDenoiser, denoise_together
+from .unet_denoiser import JointDenoiser, UNetDenoiser, denoise_together
 
 __all__ = [
     "KSampler",
     "ModelSampling",
     "NoiseStream",
+    "JointDenoiser",
     "MaskedDenoiser",
     "SAMPLERS",
     "SCHEDULERS",

@@ -87,21 +87,35 @@ def shares_one_forward(denoisers: Sequence[object]) -> bool:
     return all(d.unet is first.unet and d.model_sampling is first.model_sampling for d in denoisers) and same_shape
 
 
+class JointDenoiser:
+    """Several denoisers evaluated at the same `(x, sigma)`: one batched forward when `shares_one_forward`, with
+    identical conditionings (typically the shared negative prompt) evaluated once. The plan (which conditionings,
+    which output feeds which denoiser) is made once, not at every model call."""
+
+    def __init__(self, denoisers: Sequence[object]) -> None:
+        self.denoisers = list(denoisers)
+        self.shared = shares_one_forward(self.denoisers)
+        self.unique: list[Tensor | None] = []
+        self.slots: list[list[int]] = []
+        if self.shared:
+            for d in self.denoisers:
+                self.slots.append([self._slot(cond) for cond in d.conditionings()])
+
+    def _slot(self, cond: Tensor | None) -> int:
+        for k, u in enumerate(self.unique):
+            if u is cond or (u is not None and cond is not None and u.shape == cond.shape and torch.equal(u, cond)):
+                return k
+        self.unique.append(cond)
+        return len(self.unique) - 1
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> list[Tensor]:
+        if not self.shared:
+            return [d(x, sigma) for d in self.denoisers]
+        first = self.denoisers[0]
+        outputs = run_unet(first.unet, first.model_sampling, x, sigma, self.unique)
+        return [d.combine([outputs[k] for k in ks]) for d, ks in zip(self.denoisers, self.slots)]
+
+
 def denoise_together(denoisers: Sequence[object], x: Tensor, sigma: Tensor) -> list[Tensor]:
-    """Each denoiser's x0 at the same `(x, sigma)`; one batched forward when `shares_one_forward`, in which
-    identical conditionings (typically the shared negative prompt) are evaluated once."""
-    if not shares_one_forward(denoisers):
-        return [d(x, sigma) for d in denoisers]
-    unique: list[Tensor | None] = []
-    slots: list[list[int]] = []
-    for d in denoisers:
-        slots.append([])
-        for cond in d.conditionings():
-            match = next((k for k, u in enumerate(unique) if u is cond or (
-                u is not None and cond is not None and u.shape == cond.shape and torch.equal(u, cond))), None)
-            if match is None:
-                unique.append(cond)
-                match = len(unique) - 1
-            slots[-1].append(match)
-    outputs = run_unet(denoisers[0].unet, denoisers[0].model_sampling, x, sigma, unique)
-    return [d.combine([outputs[k] for k in ks]) for d, ks in zip(denoisers, slots)]
+    """Each denoiser's x0 at the same `(x, sigma)` (one call of a `JointDenoiser`)."""
+    return JointDenoiser(denoisers)(x, sigma)
