@@ -6,8 +6,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from .masks import feather_mask, grow_mask
+from .sampling.noise_mask import latent_noise_mask
 from .regional import Region, regional_sample
-from .region_inputs import check_common, check_overlap, check_region_mask, tagged
+from .region_inputs import check_common, check_overlap, check_region_mask, check_settings, tagged
 from .sampling.ksampler import KSampler, denoise_to_steps
 from .sampling.noise import NoiseStream, Seed
 from .sampling.sample import sample
@@ -44,7 +45,7 @@ def two_samplers_for_mask(
     mask_steps = steps if mask_steps is None else mask_steps
     mask_denoise = denoise if mask_denoise is None else mask_denoise
     check_common(latent, seed, steps, denoise)
-    check_common(latent, mask_seed, mask_steps, mask_denoise)
+    check_settings(latent, mask_seed, mask_steps, mask_denoise)
     mask = check_region_mask(mask, latent)
     x = base_sampler.sample(latent, seed, steps, denoise, inverse_mask(mask), tagged(callback, None, "base"))
     return mask_sampler.sample(x, mask_seed, mask_steps, mask_denoise, mask, tagged(callback, None, "mask"))
@@ -95,7 +96,8 @@ def two_advanced_samplers_for_mask(
     grown = grow_mask(mask, latent.shape[-2], latent.shape[-1], overlap_factor)
     if mode == "fused":
         return fused_sample(seed, steps, denoise, latent, base_sampler, mask_sampler, feather_mask(grown, feather), callback)
-    return alternate_per_step(seed, steps, denoise, latent, base_sampler, mask_sampler, inverse_mask(mask), grown, callback)
+    inverse = latent_noise_mask(inverse_mask(mask), latent)  # resized once, not at every per-step call
+    return alternate_per_step(seed, steps, denoise, latent, base_sampler, mask_sampler, inverse, grown, callback)
 
 
 def alternate_per_step(

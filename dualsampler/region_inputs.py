@@ -31,11 +31,16 @@ def check_overlap(overlap_factor: int, name: str = "overlap_factor") -> None:
         raise ValueError(f"{name} must be an integer >= 0, got {overlap_factor!r}")
 
 
-def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None:
-    check_latent(latent)
+def check_settings(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None:
+    """Seed (one per batch element when a list), steps and denoise of one sampler over `latent`."""
     check_seed(seed, latent.shape[0])
     check_steps(steps)
     check_denoise(denoise)
+
+
+def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None:
+    check_latent(latent)
+    check_settings(latent, seed, steps, denoise)
 
 
 def tagged(callback: Callback | None, step: int | None, sampler: str) -> Callback | None:

@@ -77,7 +77,7 @@ def regional_sample(
     if isinstance(base_only_steps, bool) or not isinstance(base_only_steps, int) or base_only_steps < 0:
         raise ValueError(f"base_only_steps must be an integer >= 0, got {base_only_steps!r}")
     check_recovery(additional_mode, additional_sampler, additional_sigma_ratio)
-    second_seed(seed, seed_2nd, seed_2nd_mode)
+    later_seed = second_seed(seed, seed_2nd, seed_2nd_mode)
     height, width = latent.shape[-2:]
     masks = []
     for k, region in enumerate(regions):
@@ -96,13 +96,12 @@ def regional_sample(
         leftover = seed_2nd_mode == "ignore"
         end = min(start + base_only_steps, adv_steps)
         x = base_sampler.sample_advanced(True, seed, adv_steps, x, start, end, leftover, callback=tagged(callback, start, "base"))
-    seed = second_seed(seed, seed_2nd, seed_2nd_mode)
     add_noise = not leftover
     for i in range(start + base_only_steps, adv_steps):
-        x = sample_step_with_recovery(base_sampler, add_noise, seed, adv_steps, x, i, i + 1, True, inverse,
+        x = sample_step_with_recovery(base_sampler, add_noise, later_seed, adv_steps, x, i, i + 1, True, inverse,
                                       callback=tagged(callback, i, "base"), **recovery)
         for k, (region, g) in enumerate(zip(regions, grown)):
-            out = sample_step_with_recovery(region.sampler, False, seed, adv_steps, x, i, i + 1, True, g,
+            out = sample_step_with_recovery(region.sampler, False, later_seed, adv_steps, x, i, i + 1, True, g,
                                             callback=tagged(callback, i, f"region{k}"), **recovery)
             x = x * (1 - g) + out * g if restore_latent else out
         add_noise = False

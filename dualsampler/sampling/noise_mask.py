@@ -23,11 +23,11 @@ class MaskedDenoiser:
     def __init__(self, inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor) -> None:
         self.inner = inner
         self.mask = mask
-        self.latent = latent
         self.noise = noise
+        self.keep = 1 - mask
+        self.held_x0 = latent * self.keep
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         s = sigma.reshape(-1, 1, 1, 1).to(x.dtype)
-        held = self.latent + self.noise * s
-        x_in = x * self.mask + held * (1 - self.mask)
-        return self.inner(x_in, sigma) * self.mask + self.latent * (1 - self.mask)
+        x_in = x * self.mask + self.held_x0 + self.noise * self.keep * s
+        return self.inner(x_in, sigma) * self.mask + self.held_x0
