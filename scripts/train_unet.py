@@ -1,12 +1,17 @@
-"""Train the tiny world's UNet (eps-prediction, SD betas) on VAE latents of texture crops; export unet/ and prompt_encoder/.
+"""Train the tiny world's UNet (eps-prediction, SD betas) on VAE latents of textures and composites; export unet/ and prompt_encoder/.
 
 A latent dataset is encoded once with the exported VAE (104-px textures -> 26x26 latents,
-random 16x16 interior crops = 64-px crops). loss = w_t |eps - eps_theta(x_t, t, c)|^2 / mean_t(w_t) with
+random 16x16 interior crops = 64-px crops); `--composites-per-prompt` two-region composites join
+the single textures. A composite is conditioned on the prompt of one of its regions, and its loss
+is masked to that region (r = the region's latent coverage; r = 1 for a single texture and for the
+empty prompt): a dual sampler asks the UNet to denoise one region with its prompt while the other
+region shows another texture. loss = w_t mean(r |eps - eps_theta(x_t, t, c)|^2) / mean_t(w_t) with
 w_t = (1 + sigma_t^2) min(SNR_t, 5) / SNR_t, sigma_t^2 = 1 / SNR_t: min-SNR-5 weighting of the *v* loss
 (flat weight on x0 errors), so the high-noise steps that fix each prompt's color are learned;
 x_t from DDPMScheduler.add_noise; the prompt is dropped to "" with p=0.1 (and to a single
 word with p=0.03 each) for classifier-free guidance. EMA weights are exported.
-Resumable from checkpoints/unet/last.pt (the latent dataset is cached in checkpoints/unet/latents.pt).
+Resumable from checkpoints/unet/last.pt (the latent dataset is cached in checkpoints/unet/latents.pt);
+`--init-from-weights` starts from the exported UNet and prompt encoder (a fine-tune).
 """
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from dualsampler.models.architectures import build_prompt_encoder, build_scheduler, build_unet
-from dualsampler.world import PROMPTS, parse_prompt, render_texture
+from dualsampler.models.prompt_encoder import PromptEncoder
+from dualsampler.world import PROMPTS, parse_prompt, random_region_mask, render_composite, render_texture
 from world_training import CHECKPOINTS, TRAIN_SEEDS, Checkpoint, Logger, base_parser, cosine_lr, export, step_generator
 
 RENDER = 104
@@ -25,19 +31,29 @@ CROP_LATENT = 16
 BORDER = 2
 
 
-def latent_dataset(vae: AutoencoderKL, per_prompt: int, log) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode `per_prompt` training textures of every prompt -> (latents [N, 4, 26, 26] scaled, prompt index [N])."""
-    latents, index = [], []
+def latent_dataset(vae: AutoencoderKL, per_prompt: int, composites_per_prompt: int, log) -> dict[str, torch.Tensor]:
+    """Encode `per_prompt` training textures of every prompt and `composites_per_prompt` composites with it outside.
+
+    -> latents [N, 4, 26, 26] (scaled), base / inside prompt index [N] (equal for a texture) and the inside
+    region's latent coverage mask [N, 1, 26, 26] (4x4 average of the pixel mask; zeros for a texture).
+    """
+    latents, base, inside, masks = [], [], [], []
     gen = torch.Generator().manual_seed(12345)
     for k, prompt in enumerate(PROMPTS):
-        seeds = torch.randint(TRAIN_SEEDS, (per_prompt,), generator=gen).tolist()
-        images = torch.stack([render_texture(prompt, RENDER, RENDER, s) for s in seeds])
+        seeds = torch.randint(TRAIN_SEEDS, (per_prompt + composites_per_prompt,), generator=gen).tolist()
+        others = torch.randint(len(PROMPTS) - 1, (composites_per_prompt,), generator=gen).tolist()
+        others = [j + (j >= k) for j in others]
+        pixel_masks = [torch.zeros(RENDER, RENDER)] * per_prompt + [random_region_mask(RENDER, RENDER, s) for s in seeds[per_prompt:]]
+        images = [render_texture(prompt, RENDER, RENDER, s) for s in seeds[:per_prompt]]
+        images += [render_composite(prompt, PROMPTS[j], m, s) for j, m, s in zip(others, pixel_masks[per_prompt:], seeds[per_prompt:])]
         with torch.no_grad():
-            z = vae.encode(images * 2 - 1).latent_dist.mean * vae.config.scaling_factor
+            z = vae.encode(torch.stack(images) * 2 - 1).latent_dist.mean * vae.config.scaling_factor
         latents.append(z)
-        index += [k] * per_prompt
-        log(f"latent dataset: {prompt} done ({(k + 1) * per_prompt} textures)")
-    return torch.cat(latents), torch.tensor(index)
+        masks.append(F.avg_pool2d(torch.stack(pixel_masks)[:, None], RENDER // z.shape[-1]))
+        base += [k] * len(images)
+        inside += [k] * per_prompt + others
+        log(f"latent dataset: {prompt} done ({(k + 1) * len(images)} images)")
+    return {"latents": torch.cat(latents), "base": torch.tensor(base), "inside": torch.tensor(inside), "masks": torch.cat(masks)}
 
 
 def conditioning_prompts(index: torch.Tensor, gen: torch.Generator, drop: float) -> list[str]:
@@ -60,6 +76,8 @@ def conditioning_prompts(index: torch.Tensor, gen: torch.Generator, drop: float)
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0], steps=8000, batch_size=32, lr=5e-4)
     parser.add_argument("--per-prompt", type=int, default=64, help="training textures per prompt in the latent dataset")
+    parser.add_argument("--composites-per-prompt", type=int, default=64, help="composites per prompt (outside) in the dataset")
+    parser.add_argument("--init-from-weights", action="store_true", help="fine-tune the exported UNet and prompt encoder")
     parser.add_argument("--cfg-dropout", type=float, default=0.1)
     parser.add_argument("--ema", type=float, default=0.999)
     args = parser.parse_args()
@@ -71,14 +89,17 @@ def main() -> None:
         data = torch.load(cache, weights_only=True)
     else:
         vae = AutoencoderKL.from_pretrained(args.weights_dir / "vae", torch_dtype=torch.float32, low_cpu_mem_usage=False).eval()
-        latents, index = latent_dataset(vae, args.per_prompt, log)
-        data = {"latents": latents, "index": index}
+        data = latent_dataset(vae, args.per_prompt, args.composites_per_prompt, log)
         torch.save(data, cache)
-    latents, index = data["latents"], data["index"]
-    log(f"latent dataset {tuple(latents.shape)}, std {latents.std().item():.3f}")
+    latents, base, inside, masks = data["latents"], data["base"], data["inside"], data["masks"]
+    log(f"latent dataset {tuple(latents.shape)}, {int((base != inside).sum())} composites, std {latents.std().item():.3f}")
 
     torch.manual_seed(args.seed)
-    unet, encoder = build_unet(), build_prompt_encoder()
+    if args.init_from_weights:
+        unet = UNet2DConditionModel.from_pretrained(args.weights_dir / "unet", torch_dtype=torch.float32, low_cpu_mem_usage=False)
+        encoder = PromptEncoder.from_pretrained(args.weights_dir / "prompt_encoder", torch_dtype=torch.float32, low_cpu_mem_usage=False)
+    else:
+        unet, encoder = build_unet(), build_prompt_encoder()
     params = list(unet.parameters()) + list(encoder.parameters())
     ema_unet, ema_encoder = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(encoder).requires_grad_(False)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
@@ -97,13 +118,16 @@ def main() -> None:
         rows = torch.randint(len(latents), (args.batch_size,), generator=gen)
         oy, ox = (BORDER + torch.randint(span, (2,), generator=gen)).tolist()
         x0 = latents[rows, :, oy : oy + CROP_LATENT, ox : ox + CROP_LATENT]
+        inside_mask = masks[rows, :, oy : oy + CROP_LATENT, ox : ox + CROP_LATENT]
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(scheduler.config.num_train_timesteps, (args.batch_size,), generator=gen)
         xt = scheduler.add_noise(x0, noise, t)
-        cond = encoder.encode(conditioning_prompts(index[rows], gen, args.cfg_dropout))
-        eps = unet(xt, t, cond).sample
-        weight = loss_weights[t]
-        loss = (weight * (eps - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+        use_inside = (torch.rand(args.batch_size, generator=gen) < 0.5) & (base[rows] != inside[rows])
+        prompts = conditioning_prompts(torch.where(use_inside, inside[rows], base[rows]), gen, args.cfg_dropout)
+        region = torch.where(use_inside[:, None, None, None], inside_mask, 1 - inside_mask)
+        region[torch.tensor([p == "" for p in prompts])] = 1.0
+        eps = unet(xt, t, encoder.encode(prompts)).sample
+        loss = (loss_weights[t] * (region * (eps - noise).pow(2)).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

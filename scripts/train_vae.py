@@ -1,9 +1,14 @@
-"""Train the tiny world's AutoencoderKL on texture crops; export to dualsampler/models/weights/vae/.
+"""Train the tiny world's AutoencoderKL on texture crops and two-region composites; export to dualsampler/models/weights/vae/.
+
+A `--composites` fraction of each batch is two-region composites (random half-plane, rectangle or
+ellipse masks): GroupNorm statistics span the whole image, so a VAE that only saw single textures
+merges the colors of two regions (blue | red came back purple).
 
 loss = MSE(x, D(z)) + 0.1 L1(x, D(z)) + kl_weight * mean KL(q(z|x) || N(0, I)),  z ~ q(z|x);
 scaling_factor = 1 / std(latent means) over held-out textures.
 `--decoder-only` fine-tunes only the decoder of the exported VAE (the encoder, hence the UNet's
-latents and the scaling factor, stay fixed), so it can run after or alongside UNet training.
+latents and the scaling factor, stay fixed), so it can run after or alongside UNet training;
+`--init-from-weights` starts the whole VAE from the exported one (a fine-tune).
 Resumable: re-running the same command continues from checkpoints/vae/last.pt
 (checkpoints/vae_decoder/last.pt with --decoder-only).
 """
@@ -15,7 +20,8 @@ from diffusers import AutoencoderKL
 
 from dualsampler.models.architectures import build_vae
 from world_training import (
-    CHECKPOINTS, Checkpoint, Logger, base_parser, cosine_lr, eval_textures, export, psnr, step_generator, texture_batch,
+    CHECKPOINTS, Checkpoint, Logger, base_parser, composite_batch, cosine_lr, eval_composites, eval_textures, export, psnr,
+    step_generator,
 )
 
 
@@ -23,27 +29,31 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0], steps=1500, batch_size=32, lr=1e-3)
     parser.add_argument("--crop", type=int, default=32)
     parser.add_argument("--kl-weight", type=float, default=1e-5)
+    parser.add_argument("--composites", type=float, default=0.5, help="fraction of two-region composites per batch")
     parser.add_argument("--decoder-only", action="store_true", help="fine-tune the exported VAE's decoder")
+    parser.add_argument("--init-from-weights", action="store_true", help="fine-tune the exported VAE (encoder too)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckdir = args.checkpoint_dir or CHECKPOINTS / ("vae_decoder" if args.decoder_only else "vae")
     torch.manual_seed(args.seed)
-    if args.decoder_only:
+    if args.decoder_only or args.init_from_weights:
         vae = AutoencoderKL.from_pretrained(args.weights_dir / "vae", torch_dtype=torch.float32, low_cpu_mem_usage=False)
-        vae.encoder.requires_grad_(False)
-        vae.quant_conv.requires_grad_(False)
     else:
         vae = build_vae()
+    if args.decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     ckpt, log = Checkpoint(ckdir), Logger(ckdir)
     step = ckpt.load(model=vae, opt=opt)
     log(f"vae: start at step {step}/{args.steps}, {sum(p.numel() for p in vae.parameters())} params")
     held_out, _ = eval_textures(2, 64)
+    held_out_composites = eval_composites(72, 64)
     vae.train()
     while step < args.steps:
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, args.steps, args.lr)
-        x, _ = texture_batch(step_generator(args.seed, step), args.batch_size, args.crop)
+        x, _, _ = composite_batch(step_generator(args.seed, step), args.batch_size, args.crop, args.composites)
         x = x * 2 - 1
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
@@ -62,7 +72,9 @@ def main() -> None:
             with torch.no_grad():
                 z = vae.encode(held_out * 2 - 1).latent_dist.mean
                 rec = ((vae.decode(z).sample + 1) / 2).clamp(0, 1)
-            log(f"step {step} held-out psnr {psnr(rec, held_out):.2f} dB, latent std {z.std().item():.3f}")
+                rec_composites = ((vae.decode(vae.encode(held_out_composites * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
+            log(f"step {step} held-out psnr {psnr(rec, held_out):.2f} dB (composites {psnr(rec_composites, held_out_composites):.2f} dB), "
+                f"latent std {z.std().item():.3f}")
             vae.train()
     vae.eval()
     if not args.decoder_only:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dualsampler.models.world import WEIGHTS_DIR
-from dualsampler.world import PROMPTS, parse_prompt, render_texture
+from dualsampler.world import PROMPTS, parse_prompt, random_region_mask, render_composite, render_texture
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"
@@ -43,6 +43,40 @@ def texture_batch(gen: torch.Generator, batch_size: int, size: int) -> tuple[tor
     seeds = torch.randint(TRAIN_SEEDS, (batch_size,), generator=gen).tolist()
     prompts = [PROMPTS[i] for i in idx]
     return torch.stack([render_texture(p, size, size, s) for p, s in zip(prompts, seeds)]), prompts
+
+
+def composite_batch(
+    gen: torch.Generator, batch_size: int, size: int, fraction: float
+) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
+    """Random training images of `size` px, a `fraction` of them two-region composites of two distinct prompts.
+
+    -> (images [B, 3, size, size], masks [B, 1, size, size] (1 = the second prompt's region; all 0 for a
+    single texture), prompt pairs (base, inside); a single texture has base == inside).
+    """
+    images, masks, pairs = [], [], []
+    for _ in range(batch_size):
+        first, second = torch.randint(len(PROMPTS), (2,), generator=gen).tolist()
+        seed = int(torch.randint(TRAIN_SEEDS, (), generator=gen))
+        if float(torch.rand((), generator=gen)) < fraction and first != second:
+            mask = random_region_mask(size, size, seed)
+            images.append(render_composite(PROMPTS[first], PROMPTS[second], mask, seed))
+        else:
+            second, mask = first, torch.zeros(size, size)
+            images.append(render_texture(PROMPTS[first], size, size, seed))
+        masks.append(mask)
+        pairs.append((PROMPTS[first], PROMPTS[second]))
+    return torch.stack(images), torch.stack(masks)[:, None], pairs
+
+
+def eval_composites(count: int, size: int) -> torch.Tensor:
+    """`count` held-out two-region composites of distinct prompts (seeds never used in training)."""
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    images = []
+    for j in range(count):
+        first, second = torch.randperm(len(PROMPTS), generator=gen)[:2].tolist()
+        mask = random_region_mask(size, size, EVAL_SEED + j)
+        images.append(render_composite(PROMPTS[first], PROMPTS[second], mask, EVAL_SEED + 2 * j))
+    return torch.stack(images)
 
 
 def eval_textures(count_per_prompt: int, size: int) -> tuple[torch.Tensor, list[str]]:

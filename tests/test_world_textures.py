@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dualsampler.world import COLORS, PATTERNS, PROMPTS, parse_prompt, render_composite, render_texture
+from dualsampler.world import COLORS, PATTERNS, PROMPTS, parse_prompt, random_region_mask, render_composite, render_texture
 
 
 def test_vocabulary_is_every_color_with_every_pattern():
@@ -70,3 +70,21 @@ def test_composite_has_a_hard_edge_between_two_textures():
 def test_composite_rejects_a_batch_of_masks():
     with pytest.raises(ValueError, match="mask"):
         render_composite("red stripes", "blue dots", torch.zeros(2, 1, 8, 8), seed=0)
+
+
+def test_random_region_masks_are_seeded_hard_and_leave_both_regions_visible():
+    masks = [random_region_mask(48, 64, seed) for seed in range(40)]
+    assert torch.equal(masks[3], random_region_mask(48, 64, 3))
+    for mask in masks:
+        assert mask.shape == (48, 64)
+        assert set(mask.unique().tolist()) == {0.0, 1.0}
+        assert 0.2 <= float(mask.mean()) <= 0.8
+    assert len({tuple(m.flatten().tolist()) for m in masks}) == len(masks)
+    inside_the_canvas = [not (m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()) for m in masks]
+    covering_a_side = [bool(m[0].all() or m[-1].all() or m[:, 0].all() or m[:, -1].all()) for m in masks]
+    assert any(inside_the_canvas) and any(covering_a_side), "expected closed shapes and half-planes"
+
+
+def test_random_region_mask_rejects_a_tiny_canvas():
+    with pytest.raises(ValueError, match="height and width"):
+        random_region_mask(2, 64, seed=0)
