@@ -3,6 +3,9 @@
 Bars: VAE PSNR >= 28 dB; judge accuracy >= 97% color / >= 95% pattern (held-out textures);
 generation (euler, 20 steps, cfg 5, 128x128, N seeds per prompt) read back by the judge >= 85%;
 upscaler PSNR >= bicubic + 1.5 dB at 2x; one 128x128 image with CFG in <= 2 s.
+Two-region rows (the dual samplers' premise): VAE round trip of held-out composites, and
+two_samplers_for_mask with a right-half mask (euler, 20 steps, cfg 5, 128x128) over 6 prompt pairs,
+each read by the judge on the outer 3/8 of each side, away from the seam.
 Usage: python scripts/evaluate_world.py [--seeds 64] [--prompts diagonal|all] [--json out.json]
 """
 from __future__ import annotations
@@ -16,11 +19,15 @@ import time
 import torch
 import torch.nn.functional as F
 
+from dualsampler.dual import two_samplers_for_mask
+from dualsampler.masks import half_mask
 from dualsampler.models import load_world
-from dualsampler.world import COLORS, PATTERNS, PROMPTS, parse_prompt
-from world_training import downsample2x, eval_textures, labels, psnr
+from dualsampler.sampling import KSampler
+from dualsampler.world import COLORS, PATTERNS, PROMPTS, parse_prompt, render_composite
+from world_training import EVAL_SEED, downsample2x, eval_composites, eval_textures, labels, psnr
 
 DIAGONAL = [f"{c} {p}" for c, p in zip(COLORS, PATTERNS)]
+PAIRS = [(DIAGONAL[i], DIAGONAL[(i + 3) % len(DIAGONAL)]) for i in range(len(DIAGONAL))]
 
 
 def judge_accuracy(judge, images: torch.Tensor, prompts: list[str]) -> dict[str, float]:
@@ -34,6 +41,28 @@ def judge_accuracy(judge, images: torch.Tensor, prompts: list[str]) -> dict[str,
         "pattern": float(pattern_ok.float().mean()),
         "joint": float((color_ok & pattern_ok).float().mean()),
     }
+
+
+def side_strips(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left and right 3/8 of `images`: the outside and inside of a right-half mask, away from the seam."""
+    width = images.shape[-1]
+    return images[..., : width * 3 // 8], images[..., width * 5 // 8 :]
+
+
+def region_rows(world, name: str, images: torch.Tensor, pairs: list[tuple[str, str]]) -> list[tuple[str, float, str]]:
+    """Judge's joint accuracy on the outside (base prompt) and inside (mask prompt) strips of right-half composites."""
+    outside, inside = side_strips(images)
+    return [
+        (f"{name}/outside_joint_acc", judge_accuracy(world.judge, outside, [a for a, _ in pairs])["joint"], ""),
+        (f"{name}/inside_joint_acc", judge_accuracy(world.judge, inside, [b for _, b in pairs])["joint"], ""),
+    ]
+
+
+def dual_generate(world, pair: tuple[str, str], seeds: list[int], size: int, steps: int, cfg: float) -> torch.Tensor:
+    """two_samplers_for_mask from an empty latent with a right-half mask -> decoded images [len(seeds), 3, size, size]."""
+    base, inside = (KSampler(world.denoiser(prompt, cfg=cfg)) for prompt in pair)
+    latent = torch.zeros(len(seeds), 4, size // world.vae_scale_factor, size // world.vae_scale_factor)
+    return world.decode(two_samplers_for_mask(latent, base, inside, half_mask(size, size, "right"), seeds, steps))
 
 
 def batched(fn, images: torch.Tensor, size: int = 64) -> torch.Tensor:
@@ -57,6 +86,12 @@ def main() -> None:
     textures, prompts = eval_textures(4, 64)
     recon = batched(lambda x: world.decode(world.encode(x)), textures)
     rows.append(("vae/psnr_db (64px held-out, 144 imgs)", psnr(recon, textures), ">= 28"))
+    composites = eval_composites(144, 64)
+    rows.append(("vae/composite_psnr_db (64px held-out two-region, 144 imgs)", psnr(batched(lambda x: world.decode(world.encode(x)), composites), composites), ""))
+    half = half_mask(128, 128, "right")
+    halves = torch.stack([render_composite(a, b, half, EVAL_SEED + 2 * s) for a, b in PAIRS for s in range(8)])
+    rows += region_rows(world, "vae/half_composite_round_trip (6 pairs x 8, 128px)", batched(lambda x: world.decode(world.encode(x)), halves),
+                        [pair for pair in PAIRS for _ in range(8)])
 
     for size in (64, 128):
         images, labels_ = eval_textures(4, size)
@@ -90,6 +125,11 @@ def main() -> None:
         sel = [i for i, p in enumerate(gen_labels) if p == prompt]
         rows.append((f"generation/joint_acc[{prompt}]", judge_accuracy(world.judge, generated[sel], [gen_labels[i] for i in sel])["joint"], ""))
     rows.append(("generation/wall_s (all images)", gen_time, ""))
+
+    dual_seeds = list(range(min(args.seeds, 16)))
+    dual = torch.cat([dual_generate(world, pair, dual_seeds, 128, args.steps, args.cfg) for pair in PAIRS])
+    rows += region_rows(world, f"dual_generation ({len(PAIRS)} pairs x {len(dual_seeds)} seeds)", dual,
+                        [pair for pair in PAIRS for _ in dual_seeds])
 
     times = []
     for seed in range(3):
