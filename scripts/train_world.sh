@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Train the embedded tiny world and export the weights into dualsampler/models/weights/.
-# The recipe of the shipped weights (each line resumes from checkpoints/<name>/last.pt, so a line
-# with a larger --steps continues the previous one; re-running after an interruption continues too).
-# Same recipe, not bit-identical weights: the shipped runs were also stopped and resumed by hand.
-# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 90 min on 2 shared cores)
+# The recipe of the shipped weights, in the order they were trained (each line resumes from
+# checkpoints/<name>/last.pt, so a line with a larger --steps continues the previous one; re-running
+# after an interruption continues too). Same recipe, not bit-identical weights: the shipped runs
+# were also stopped and resumed by hand.
+# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 2 h on 2 shared cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python scripts/train_vae.py                                    # 1500 steps, 32-px crops
-python scripts/train_vae.py --decoder-only --lr 5e-4           # decoder fine-tune, encoder frozen
-python scripts/train_vae.py --decoder-only --lr 5e-4 --crop 48 --steps 2200
+# stage 1: single textures
+python scripts/train_vae.py --composites 0                                # 1500 steps, 32-px crops
+python scripts/train_vae.py --composites 0 --decoder-only --lr 5e-4       # decoder fine-tune, encoder frozen
+python scripts/train_vae.py --composites 0 --decoder-only --lr 5e-4 --crop 48 --steps 2200
 python scripts/train_judge.py --steps 1000
-python scripts/train_judge.py                                  # resumes to 3000 steps
-python scripts/train_upscaler.py                               # 1000 steps
-python scripts/train_unet.py                                   # 8000 steps on VAE latents
-python scripts/train_unet.py --steps 12000                     # resumed: lower-LR tail of 4000 steps
+python scripts/train_judge.py                                             # resumes to 3000 steps
+python scripts/train_upscaler.py                                          # 1000 steps
+python scripts/train_unet.py --composites-per-prompt 0                    # 8000 steps on VAE latents
+python scripts/train_unet.py --composites-per-prompt 0 --steps 12000      # resumed: lower-LR tail of 4000 steps
+# stage 2: two-region composites (GroupNorm and attention span the whole image, so stage 1 merged two regions' colors)
+python scripts/train_vae.py --init-from-weights --composites 0.5 --crop 48 --steps 1200 --lr 3e-4 --threads 2 \
+    --checkpoint-dir checkpoints/vae_composites                           # whole VAE, half of each batch composites
+python scripts/train_unet.py --init-from-weights --steps 4000 --lr 2.5e-4 --threads 2 \
+    --checkpoint-dir checkpoints/unet_composites                          # textures + composites, region-masked loss
 python scripts/evaluate_world.py
