@@ -4,8 +4,8 @@ Bars: VAE PSNR >= 28 dB; judge accuracy >= 97% color / >= 95% pattern (held-out 
 generation (euler, 20 steps, cfg 5, 128x128, N seeds per prompt) read back by the judge >= 85%;
 upscaler PSNR >= bicubic + 1.5 dB at 2x; one 128x128 image with CFG in <= 2 s.
 Two-region rows (the dual samplers' premise): VAE round trip of held-out composites, and
-two_samplers_for_mask with a right-half mask (euler, 20 steps, cfg 5, 128x128) over 6 prompt pairs,
-each read by the judge on the outer 3/8 of each side, away from the seam.
+two_samplers_for_mask with a right-half mask (euler, 20 steps, 128x128) over 6 prompt pairs, each read
+by the judge on the outer 3/8 of each side, away from the seam, at `--dual-cfg` values (default 3 and 5).
 Usage: python scripts/evaluate_world.py [--seeds 64] [--prompts diagonal|all] [--json out.json]
 """
 from __future__ import annotations
@@ -76,6 +76,7 @@ def main() -> None:
                         help="diagonal: 6 prompts covering every color and pattern once")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--dual-cfg", type=float, nargs="+", default=[3.0, 5.0], help="CFG scales of the two-region rows")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=str, default=None)
     args = parser.parse_args()
@@ -127,9 +128,10 @@ def main() -> None:
     rows.append(("generation/wall_s (all images)", gen_time, ""))
 
     dual_seeds = list(range(min(args.seeds, 16)))
-    dual = torch.cat([dual_generate(world, pair, dual_seeds, 128, args.steps, args.cfg) for pair in PAIRS])
-    rows += region_rows(world, f"dual_generation ({len(PAIRS)} pairs x {len(dual_seeds)} seeds)", dual,
-                        [pair for pair in PAIRS for _ in dual_seeds])
+    for cfg in args.dual_cfg:
+        dual = torch.cat([dual_generate(world, pair, dual_seeds, 128, args.steps, cfg) for pair in PAIRS])
+        rows += region_rows(world, f"dual_generation cfg {cfg:g} ({len(PAIRS)} pairs x {len(dual_seeds)} seeds)", dual,
+                            [pair for pair in PAIRS for _ in dual_seeds])
 
     times = []
     for seed in range(3):
