@@ -4,7 +4,7 @@
 # checkpoints/<name>/last.pt, so a line with a larger --steps continues the previous one; re-running
 # after an interruption continues too). Same recipe, not bit-identical weights: the shipped runs
 # were also stopped and resumed by hand.
-# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 2 h on 2 shared cores)
+# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 2 h 15 min on 2 shared cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # stage 1: single textures
@@ -19,6 +19,12 @@ python scripts/train_unet.py --composites-per-prompt 0 --steps 12000      # resu
 # stage 2: two-region composites (GroupNorm and attention span the whole image, so stage 1 merged two regions' colors)
 python scripts/train_vae.py --init-from-weights --composites 0.5 --crop 48 --steps 1200 --lr 3e-4 --threads 2 \
     --checkpoint-dir checkpoints/vae_composites                           # whole VAE, half of each batch composites
-python scripts/train_unet.py --init-from-weights --steps 4000 --lr 2.5e-4 --threads 2 \
-    --checkpoint-dir checkpoints/unet_composites                          # textures + composites, region-masked loss
+# UNet fine-tunes (about 9 min each on 2 idle cores): textures + composites with a region-masked loss; then also
+# 128-px canvases; then more unconditional composites (CFG pushed each region's color away from its neighbour's)
+python scripts/train_unet.py --init-from-weights --steps 4000 --lr 2.5e-4 --threads 2 --checkpoint-dir checkpoints/unet_composites
+python scripts/train_unet.py --init-from-weights --steps 3000 --lr 2e-4 --threads 2 --large-every 2 --checkpoint-dir checkpoints/unet_large
+python scripts/train_unet.py --init-from-weights --steps 3000 --lr 2e-4 --threads 2 --large-every 2 --cfg-dropout 0.25 \
+    --checkpoint-dir checkpoints/unet_uncond
+python scripts/train_unet.py --init-from-weights --steps 3000 --lr 2e-4 --threads 2 --large-every 2 --cfg-dropout 0.4 \
+    --checkpoint-dir checkpoints/unet_uncond2
 python scripts/evaluate_world.py
