@@ -70,7 +70,8 @@ def test_rerunning_the_sweep_recomputes_nothing(sweep, env):
     before |= {p: p.stat().st_mtime_ns for p in sweep_dir.rglob("result.json")}
     again = run_cli(*args, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("matches the config, skipping") + again.stdout.count("matches the config, skipping") == 2
+    skipped = "matches the config and weights, skipping"
+    assert again.stderr.count(skipped) + again.stdout.count(skipped) == 2
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 

@@ -1,6 +1,7 @@
 """World: the bundle of models behind every config, loaded offline from package data or a diffusers folder."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from .prompt_encoder import PromptEncoder
 from .upscaler import Upscaler2x
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+REQUIRED = ("vae", "unet", "prompt_encoder")
+BORROWED = ("judge", "upscaler")
+HASHED_BYTES_LIMIT = 64 * 2**20  # bigger files are fingerprinted by size and modification time
 
 
 @dataclass
@@ -108,6 +112,32 @@ def _model_sampling_for(folder: Path):
     return ModelSampling()
 
 
+def world_folders(path: str | Path | None = None) -> dict[str, Path]:
+    """The folders `load_world(path)` reads: vae/, unet/, prompt_encoder/ (required), scheduler/ when present, and
+    judge/, upscaler/ (the embedded ones when the folder has none). Raises naming a missing required subfolder."""
+    folder = WEIGHTS_DIR if path is None else Path(path)
+    for sub in REQUIRED:
+        if not (folder / sub).is_dir():
+            raise ValueError(f"path {str(folder)!r} must contain the subfolders vae/, unet/, prompt_encoder/; missing {sub}/")
+    folders = {sub: folder / sub for sub in REQUIRED}
+    if (folder / "scheduler").is_dir():
+        folders["scheduler"] = folder / "scheduler"
+    folders.update({sub: folder / sub if (folder / sub).is_dir() else WEIGHTS_DIR / sub for sub in BORROWED})
+    return folders
+
+
+def weights_fingerprint(path: str | Path | None = None) -> str:
+    """sha256 (16 hex digits) over every file `load_world(path)` reads: its name within its subfolder and its bytes
+    (size and modification time for files over 64 MiB, so real checkpoints are not read in full)."""
+    digest = hashlib.sha256()
+    for sub, folder in sorted(world_folders(path).items()):
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{sub}/{file.relative_to(folder).as_posix()}\0".encode())
+            stat = file.stat()
+            digest.update(file.read_bytes() if stat.st_size <= HASHED_BYTES_LIMIT else f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
 def load_world(path: str | Path | None = None, device: str | torch.device = "cpu") -> World:
     """Load a World offline from a diffusers-style folder (vae/, unet/, prompt_encoder/, judge/, upscaler/).
 
@@ -115,21 +145,15 @@ def load_world(path: str | Path | None = None, device: str | torch.device = "cpu
     upscaler/ borrows the embedded ones; a prompt_encoder/ subfolder is required (a CLIP text
     encoder is not bundled).
     """
-    folder = WEIGHTS_DIR if path is None else Path(path)
-    for sub in ("vae", "unet", "prompt_encoder"):
-        if not (folder / sub).is_dir():
-            raise ValueError(f"path {str(folder)!r} must contain the subfolders vae/, unet/, prompt_encoder/; missing {sub}/")
-
-    def optional(sub: str) -> Path:
-        return folder / sub if (folder / sub).is_dir() else WEIGHTS_DIR / sub
-
+    folders = world_folders(path)
+    folder = folders["vae"].parent
     kwargs = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
     world = World(
-        vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
-        unet=UNet2DConditionModel.from_pretrained(folder / "unet", **kwargs),
-        prompt_encoder=PromptEncoder.from_pretrained(folder / "prompt_encoder", **kwargs),
-        judge=Judge.from_pretrained(optional("judge"), **kwargs),
-        upscaler=Upscaler2x.from_pretrained(optional("upscaler"), **kwargs),
+        vae=AutoencoderKL.from_pretrained(folders["vae"], **kwargs),
+        unet=UNet2DConditionModel.from_pretrained(folders["unet"], **kwargs),
+        prompt_encoder=PromptEncoder.from_pretrained(folders["prompt_encoder"], **kwargs),
+        judge=Judge.from_pretrained(folders["judge"], **kwargs),
+        upscaler=Upscaler2x.from_pretrained(folders["upscaler"], **kwargs),
         model_sampling=_model_sampling_for(folder),
     )
     for model in (world.vae, world.unet, world.prompt_encoder, world.judge, world.upscaler):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import images as image_files
 from .devices import claim_device
-from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, versions, write_json_atomic
+from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, model_fingerprint, versions, write_json_atomic
 from .validate import seed_list, validate
 
 log = logging.getLogger(__name__)
@@ -103,16 +103,17 @@ def evaluate(
 
 
 def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path) -> dict[str, Any]:
-    """Run one job into `out_dir`, or return its existing result when result.json holds the same config.
+    """Run one job into `out_dir`, or return its existing result when result.json holds the same config and weights.
 
     Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically, last). Raises on any failure,
     leaving no result.json behind.
     """
     validate(config)
     plain = job_config(config)
-    done = finished_result(out_dir, plain)
+    weights = model_fingerprint(plain["model"])
+    done = finished_result(out_dir, plain, weights)
     if done is not None:
-        log.info("%s: result.json matches the config, skipping", name)
+        log.info("%s: result.json matches the config and weights, skipping", name)
         return done
     for stale in (RESULT_FILE, FAILURE_FILE):
         (out_dir / stale).unlink(missing_ok=True)
@@ -160,6 +161,7 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path) -> dic
     result = {
         "name": name,
         "config": plain,
+        "weights": weights,
         "seeds": seeds,
         "metrics": metrics,
         "per_seed": per_seed,

@@ -40,14 +40,26 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def finished_result(out_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The job's result.json when it exists, parses and was computed from exactly `config`; else None."""
+def model_fingerprint(model: dict[str, Any]) -> str | None:
+    """Fingerprint of the weights files a model config loads (`load_world`'s folder, the embedded one for path null);
+    None when the config alone fixes the weights (`random_world` and its seed)."""
+    if str(model.get("_target_", "")).endswith("load_world"):
+        from ..models import weights_fingerprint
+
+        return weights_fingerprint(model.get("path"))
+    return None
+
+
+def finished_result(out_dir: Path, config: dict[str, Any], weights: str | None) -> dict[str, Any] | None:
+    """The job's result.json when it exists, parses and was computed from exactly `config` and the weights
+    fingerprinted `weights` (see `model_fingerprint`); else None."""
     path = out_dir / RESULT_FILE
     try:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return result if result.get("config") == json.loads(json.dumps(config, default=str)) else None
+    same_config = result.get("config") == json.loads(json.dumps(config, default=str))
+    return result if same_config and result.get("weights") == weights else None
 
 
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
