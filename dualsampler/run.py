@@ -41,8 +41,9 @@ def main(config: DictConfig) -> dict[str, Any]:
     multirun = hydra_config.mode == RunMode.MULTIRUN
     name = job_dir(hydra_config.job.override_dirname)
     lock_dir = Path(hydra_config.sweep.dir if multirun else out_dir.parent) / ".locks"
+    parallel_jobs = hydra_config.launcher.get("n_jobs") if multirun else None
     try:
-        return run_job(config, out_dir, name, lock_dir)
+        return run_job(config, out_dir, name, lock_dir, parallel_jobs)
     except Exception as error:
         if isinstance(error, ConfigError):
             log.error("%s: invalid config: %s", name, error)

@@ -48,6 +48,7 @@ def test_experiments_compose_and_declare_a_figure(experiment):
     ("seeds=0", "seeds"),
     ("steps=0", "steps"),
     ("dual.mode=blend", "dual.mode"),
+    ("threads=0", "threads"),
     ("upscaler=two_samplers", None),
 ])
 def test_validate_names_the_bad_key(override, key):

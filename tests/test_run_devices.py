@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dualsampler.runner.devices import check_device, claim_device
+from dualsampler.runner.devices import check_device, claim_device, job_threads
 
 
 @pytest.fixture
@@ -32,3 +32,12 @@ def test_an_explicit_device_is_used_as_given(two_gpus, tmp_path):
 def test_bad_device_names_the_key(two_gpus, device):
     with pytest.raises(ValueError, match=f"^device='{device}' is invalid"):
         check_device(device)
+
+
+def test_parallel_jobs_share_the_cores_unless_threads_are_set():
+    assert job_threads(None, 4, cores=16) == 4
+    assert job_threads(None, 3, cores=16) == 5
+    assert job_threads(None, 32, cores=16) == 1
+    assert job_threads(None, -1, cores=16) == 1  # joblib's default: one job per core
+    assert job_threads(2, 4, cores=16) == 2
+    assert job_threads(None, None, cores=16) is None  # a job running alone keeps torch's default

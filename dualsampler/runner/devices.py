@@ -1,8 +1,10 @@
-"""The device a job runs on: `cuda` in a sweep means one free GPU per running job, held by a lock file."""
+"""The device a job runs on: `cuda` in a sweep means one free GPU per running job, held by a lock file;
+its CPU threads: the machine's cores shared among the jobs the launcher runs side by side."""
 
 from __future__ import annotations
 
 import fcntl
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,20 @@ def check_device(device: str) -> None:
         raise ValueError(f"device={device!r} is invalid: this machine has {torch.cuda.device_count()} GPU(s)")
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} is invalid: MPS is not available on this machine")
+
+
+def job_threads(threads: int | None, parallel_jobs: int | None, cores: int | None = None) -> int | None:
+    """torch threads for one job: `threads` when set, else cores // parallel_jobs (at least 1); None (torch's
+    default) for a job that runs alone.
+
+    `parallel_jobs` is the launcher's job count (joblib's n_jobs; -1 or 0 mean one job per core; None a single
+    job), so N side-by-side jobs do not each start all-core OpenMP pools that spin-wait against each other.
+    """
+    if threads is not None or parallel_jobs is None:
+        return threads
+    cores = cores or os.cpu_count() or 1
+    jobs = cores if parallel_jobs <= 0 else parallel_jobs
+    return max(1, cores // jobs)
 
 
 @contextmanager

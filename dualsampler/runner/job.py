@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from . import images as image_files
-from .devices import claim_device
+from .devices import claim_device, job_threads
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, model_fingerprint, versions, write_json_atomic
 from .validate import seed_list, validate
 
@@ -102,13 +102,17 @@ def evaluate(
     return {k: float(v) for k, v in overall.items()}, per_seed
 
 
-def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path) -> dict[str, Any]:
+def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parallel_jobs: int | None = None) -> dict[str, Any]:
     """Run one job into `out_dir`, or return its existing result when result.json holds the same config and weights.
 
     Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically, last). Raises on any failure,
-    leaving no result.json behind.
+    leaving no result.json behind. `parallel_jobs`: how many jobs the launcher runs side by side (joblib's
+    n_jobs), which shares the CPU cores among them unless `threads` is set.
     """
     validate(config)
+    threads = job_threads(config.get("threads"), parallel_jobs)
+    if threads is not None:
+        torch.set_num_threads(threads)
     plain = job_config(config)
     weights = model_fingerprint(plain["model"])
     done = finished_result(out_dir, plain, weights)
@@ -169,6 +173,7 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path) -> dic
         "grid": grid.name,
         "timings": timings,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "versions": versions(),
         "figures": OmegaConf.to_container(config.figures, resolve=True),
     }

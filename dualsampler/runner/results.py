@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 RESULT_FILE = "result.json"
 FAILURE_FILE = "failure.json"
 # Keys that change where or how fast a job runs, or how it is reported, never what it computes.
-NEUTRAL_KEYS = ("name", "device", "batch_size", "logger", "figures")
+NEUTRAL_KEYS = ("name", "device", "threads", "batch_size", "logger", "figures")
 
 
 def job_config(config: DictConfig) -> dict[str, Any]:

@@ -98,6 +98,7 @@ def validate(config: DictConfig) -> None:
     _check(cfg, "steps", check_steps)
     _check(cfg, "denoise", check_denoise)
     _check(cfg, "batch_size", _at_least(1))
+    _check(cfg, "threads", _optional(_at_least(1)))
     _check(cfg, "height", _at_least(8))
     _check(cfg, "width", _at_least(8))
     _check(cfg, "overlap_factor", check_overlap)
