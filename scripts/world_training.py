@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -151,7 +152,8 @@ class Logger:
 
 
 def export(model: torch.nn.Module, directory: Path) -> None:
-    """save_pretrained in float16 safetensors (package data stays small); loading casts back to float32."""
+    """save_pretrained in float16 safetensors (package data stays small; loading casts back to float32), with no
+    machine-specific `_name_or_path` in config.json."""
     from diffusers.utils import logging
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -160,6 +162,10 @@ def export(model: torch.nn.Module, directory: Path) -> None:
     model.to(torch.float16).save_pretrained(directory, safe_serialization=True)
     model.to(torch.float32)
     logging.set_verbosity(verbosity)
+    config_file = directory / "config.json"
+    config = json.loads(config_file.read_text())
+    config.pop("_name_or_path", None)  # a fine-tuned model remembers the local folder it was loaded from
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def downsample2x(images: torch.Tensor) -> torch.Tensor:
