@@ -7,7 +7,8 @@
 # Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 2 h 15 min on 2 shared cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# stage 1: single textures
+# stage 1: single textures. Wall times on the 2 shared cores with jobs side by side (first session, with
+# restarts): VAE ~25 min, decoder fine-tunes 4.5 + 11 min, judge 10 + 7 min, upscaler 10 min, UNet 26 + 29 min
 python scripts/train_vae.py --composites 0                                # 1500 steps, 32-px crops
 python scripts/train_vae.py --composites 0 --decoder-only --lr 5e-4       # decoder fine-tune, encoder frozen
 python scripts/train_vae.py --composites 0 --decoder-only --lr 5e-4 --crop 48 --steps 2200
