@@ -20,7 +20,7 @@ python scripts/train_unet.py --composites-per-prompt 0 --steps 12000      # resu
 # stage 2: two-region composites (GroupNorm and attention span the whole image, so stage 1 merged two regions' colors)
 python scripts/train_vae.py --init-from-weights --composites 0.5 --crop 48 --steps 1200 --lr 3e-4 --threads 2 \
     --checkpoint-dir checkpoints/vae_composites                           # whole VAE, half of each batch composites
-# UNet fine-tunes (10.3, 9.8, 8.7 and 8.5 min on 2 idle cores; the VAE line above 4.3 min): textures + composites
+# UNet fine-tunes (10.3, 9.8, 8.7, 8.5 and 8.5 min on 2 idle cores; the VAE line above 4.3 min): textures + composites
 # with a region-masked loss; then also 128-px canvases; then more unconditional composites (CFG pushed each
 # region's color away from its neighbour's)
 python scripts/train_unet.py --init-from-weights --steps 4000 --lr 2.5e-4 --threads 2 --checkpoint-dir checkpoints/unet_composites
@@ -29,4 +29,6 @@ python scripts/train_unet.py --init-from-weights --steps 3000 --lr 2e-4 --thread
     --checkpoint-dir checkpoints/unet_uncond
 python scripts/train_unet.py --init-from-weights --steps 3000 --lr 2e-4 --threads 2 --large-every 2 --cfg-dropout 0.4 \
     --checkpoint-dir checkpoints/unet_uncond2
+python scripts/train_unet.py --init-from-weights --steps 3000 --lr 2e-4 --threads 2 --large-every 2 --cfg-dropout 0.5 \
+    --checkpoint-dir checkpoints/unet_uncond3
 python scripts/evaluate_world.py
