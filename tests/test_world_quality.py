@@ -71,7 +71,7 @@ def test_dual_sampled_images_show_a_prompt_in_each_region(world):
     for region in (outside, inside):
         color_ok = torch.cat([c for c, _ in region])
         joint_ok = torch.cat([c * p for c, p in region])
-        assert color_ok.mean() >= 0.8 and joint_ok.mean() >= 0.6  # measured 0.83-1.0 and 0.75-1.0 over seed pairs
+        assert color_ok.mean() >= 0.8 and joint_ok.mean() >= 0.6  # measured 0.92-1.0 and 0.75-1.0 over seed pairs
 
 
 def test_judge_reads_held_out_textures(world):
