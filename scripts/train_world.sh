@@ -4,7 +4,7 @@
 # checkpoints/<name>/last.pt, so a line with a larger --steps continues the previous one; re-running
 # after an interruption continues too). Same recipe, not bit-identical weights: the shipped runs
 # were also stopped and resumed by hand.
-# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 2 h 15 min on 2 shared cores)
+# Usage: bash scripts/train_world.sh   (logs: checkpoints/<name>/train.log; about 2 h 30 min on 2 shared cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # stage 1: single textures. Wall times on the 2 shared cores with jobs side by side (first session, with
