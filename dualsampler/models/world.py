@@ -103,11 +103,12 @@ class World:
         return self.decode(ks.sample(latent, list(seeds), steps))
 
 
-def _model_sampling_for(folder: Path):
+def _model_sampling_for(scheduler: Path | None):
+    """ModelSampling from `scheduler/scheduler_config.json` when the world has one, else SD's defaults."""
     from ..sampling import ModelSampling
 
-    config_file = folder / "scheduler" / "scheduler_config.json"
-    if config_file.exists():
+    config_file = scheduler / "scheduler_config.json" if scheduler is not None else None
+    if config_file is not None and config_file.exists():
         return ModelSampling.from_config(json.loads(config_file.read_text()))
     return ModelSampling()
 
@@ -146,7 +147,6 @@ def load_world(path: str | Path | None = None, device: str | torch.device = "cpu
     encoder is not bundled).
     """
     folders = world_folders(path)
-    folder = folders["vae"].parent
     kwargs = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
     world = World(
         vae=AutoencoderKL.from_pretrained(folders["vae"], **kwargs),
@@ -154,7 +154,7 @@ def load_world(path: str | Path | None = None, device: str | torch.device = "cpu
         prompt_encoder=PromptEncoder.from_pretrained(folders["prompt_encoder"], **kwargs),
         judge=Judge.from_pretrained(folders["judge"], **kwargs),
         upscaler=Upscaler2x.from_pretrained(folders["upscaler"], **kwargs),
-        model_sampling=_model_sampling_for(folder),
+        model_sampling=_model_sampling_for(folders.get("scheduler")),
     )
     for model in (world.vae, world.unet, world.prompt_encoder, world.judge, world.upscaler):
         model.eval().requires_grad_(False)
