@@ -84,14 +84,17 @@ def main() -> None:
     world = load_world()
     rows: list[tuple[str, float, str]] = []
 
+    def round_trip(images: torch.Tensor) -> torch.Tensor:
+        return batched(lambda x: world.decode(world.encode(x)), images)
+
     textures, prompts = eval_textures(4, 64)
-    recon = batched(lambda x: world.decode(world.encode(x)), textures)
+    recon = round_trip(textures)
     rows.append(("vae/psnr_db (64px held-out, 144 imgs)", psnr(recon, textures), ">= 28"))
     composites = eval_composites(144, 64)
-    rows.append(("vae/composite_psnr_db (64px held-out two-region, 144 imgs)", psnr(batched(lambda x: world.decode(world.encode(x)), composites), composites), ""))
+    rows.append(("vae/composite_psnr_db (64px held-out two-region, 144 imgs)", psnr(round_trip(composites), composites), ""))
     half = half_mask(128, 128, "right")
     halves = torch.stack([render_composite(a, b, half, EVAL_SEED + 2 * s) for a, b in PAIRS for s in range(8)])
-    rows += region_rows(world, "vae/half_composite_round_trip (6 pairs x 8, 128px)", batched(lambda x: world.decode(world.encode(x)), halves),
+    rows += region_rows(world, "vae/half_composite_round_trip (6 pairs x 8, 128px)", round_trip(halves),
                         [pair for pair in PAIRS for _ in range(8)])
 
     for size in (64, 128):
