@@ -10,7 +10,7 @@ from torch import Tensor
 from .model_sampling import ModelSampling
 from .noise import NoiseStream, Seed, check_seed
 from .noise_mask import MaskedDenoiser, latent_noise_mask
-from .sample import check_latent, sample
+from .sample import check_latent, integrate
 from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampler
 from .schedules import check_scheduler, check_steps, get_sigmas
 
@@ -35,6 +35,16 @@ def denoise_to_steps(steps: int, denoise: float) -> tuple[int, int]:
     check_denoise(denoise)
     adv_steps = math.floor(steps / denoise + 1e-9)
     return adv_steps, adv_steps - steps
+
+
+def slice_schedule(sigmas: Tensor, start_at_step: int, end_at_step: int, return_with_leftover_noise: bool) -> Tensor:
+    """SPEC §4.1: keep `[:end+1]` (last set to 0 unless leftover noise is kept) when `end < steps`, then `[start:]`;
+    `steps = len(sigmas) - 1`."""
+    if end_at_step < len(sigmas) - 1:
+        sigmas = sigmas[: end_at_step + 1].clone()
+        if not return_with_leftover_noise:
+            sigmas[-1] = 0
+    return sigmas[start_at_step:]
 
 
 class KSampler:
@@ -65,13 +75,8 @@ class KSampler:
         return get_sigmas(self.scheduler, steps, self.model_sampling)
 
     def slice_sigmas(self, steps: int, start_at_step: int, end_at_step: int, return_with_leftover_noise: bool) -> Tensor:
-        """SPEC §4.1: keep `[:end+1]` (last set to 0 unless leftover noise is kept) when `end < steps`, then `[start:]`."""
-        sigmas = self.sigmas(steps)
-        if end_at_step < steps:
-            sigmas = sigmas[: end_at_step + 1].clone()
-            if not return_with_leftover_noise:
-                sigmas[-1] = 0
-        return sigmas[start_at_step:]
+        """SPEC §4.1 over this sampler's `steps`-step schedule (see `slice_schedule`)."""
+        return slice_schedule(self.sigmas(steps), start_at_step, end_at_step, return_with_leftover_noise)
 
     def sample_advanced(
         self,
@@ -100,13 +105,26 @@ class KSampler:
             )
         mask = latent_noise_mask(noise_mask, latent) if noise_mask is not None else None
         sigmas = self.slice_sigmas(steps, start_at_step, end_at_step, return_with_leftover_noise)
+        return self.run_slice(add_noise, seed, latent, sigmas * sigma_scale, mask, callback)
+
+    def run_slice(
+        self,
+        add_noise: bool,
+        seed: Seed,
+        latent: Tensor,
+        sigmas: Tensor,
+        mask: Tensor | None = None,
+        callback: Callback | None = None,
+    ) -> Tensor:
+        """`sample_advanced` over an already sliced sigma list and a mask already at the latent's size, without
+        checks: for inner loops (one call per step) whose public entry checked everything once."""
         if len(sigmas) < 2:
             return latent.clone()
-        sigmas = (sigmas * sigma_scale).to(latent.device)
+        sigmas = sigmas.to(latent.device)
         noise = NoiseStream(seed)(latent) if add_noise else torch.zeros_like(latent)
         x = self.model_sampling.noise_scaling(float(sigmas[0]), noise, latent)
         denoiser = self.denoiser if mask is None else MaskedDenoiser(self.denoiser, mask, latent, noise)
-        out = sample(denoiser, x, sigmas, self.sampler, seed, callback)
+        out = integrate(denoiser, x, sigmas, self.sampler, seed, callback)
         if mask is not None and float(sigmas[-1]) == 0:
             out = out * mask + latent * (1 - mask)
         return out

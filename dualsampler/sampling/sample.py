@@ -44,6 +44,18 @@ def sample(
     check_latent(x, "x")
     check_sigmas(sigmas)
     check_seed(seed, x.shape[0])
+    return integrate(denoiser, x, sigmas, sampler, seed, callback)
+
+
+def integrate(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    sampler: str,
+    seed: Seed,
+    callback: Callback | None = None,
+) -> Tensor:
+    """`sample` without its checks, for inner loops whose public entry checked the inputs once."""
     if len(sigmas) < 2:
         return x
     return SAMPLER_FUNCTIONS[sampler](denoiser, x, sigmas, noise=NoiseStream(seed), callback=callback)
