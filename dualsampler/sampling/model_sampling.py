@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 BETA_SCHEDULES = ("scaled_linear", "linear", "squaredcos_cap_v2")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+# alphas_cumprod given to the last timestep of a zero-terminal-SNR schedule, whose true value 0 makes sigma infinite:
+# upstream (ComfyUI) substitutes this tiny value, so sigma_max is finite (about 4518.9) and the samplers run unchanged.
+ZERO_SNR_ALPHA_CUMPROD = 4.8973451890853435e-08
 
 
 def make_betas(beta_schedule: str, beta_start: float, beta_end: float, num_timesteps: int) -> Tensor:
@@ -25,8 +28,36 @@ def make_betas(beta_schedule: str, beta_start: float, beta_end: float, num_times
     raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got {beta_schedule!r}")
 
 
+def config_alphas_cumprod(config: Mapping[str, Any]) -> Tensor:
+    """float64 `alphas_cumprod` of a diffusers scheduler config: `trained_betas` when given, else the named
+    `beta_schedule` (computed in float64 as upstream does), then diffusers' own `rescale_zero_terminal_snr`
+    (Lin et al. 2024, Algorithm 1) when `rescale_betas_zero_snr` is set. A schedule not in BETA_SCHEDULES is taken
+    from the diffusers scheduler the config builds (`DDPMScheduler.from_config(config).alphas_cumprod`)."""
+    trained = config.get("trained_betas")
+    schedule = config.get("beta_schedule", "scaled_linear")
+    if trained is not None:
+        betas = torch.as_tensor(list(trained), dtype=torch.float64)
+    elif schedule in BETA_SCHEDULES:
+        betas = make_betas(schedule, config.get("beta_start", 0.00085), config.get("beta_end", 0.012),
+                           config.get("num_train_timesteps", 1000))
+    else:
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler.from_config(dict(config)).alphas_cumprod.double()
+    if config.get("rescale_betas_zero_snr", False):
+        from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr
+
+        betas = rescale_zero_terminal_snr(betas)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
 class ModelSampling:
-    """Sigma-space view of a discrete VP model: `sigmas = sqrt((1 - acp) / acp)`, `acp = cumprod(1 - betas)`."""
+    """Sigma-space view of a discrete VP model: `sigmas = sqrt((1 - acp) / acp)`, `acp = cumprod(1 - betas)`.
+
+    `alphas_cumprod`, when given, replaces the betas arguments (a zero terminal value becomes
+    ZERO_SNR_ALPHA_CUMPROD). Two instances are equal when their prediction types and training sigmas are equal:
+    samplers built from one config separately still share one UNet forward (`JointDenoiser`).
+    """
 
     def __init__(
         self,
@@ -35,28 +66,55 @@ class ModelSampling:
         beta_end: float = 0.012,
         num_timesteps: int = 1000,
         prediction_type: str = "epsilon",
+        alphas_cumprod: Sequence[float] | Tensor | None = None,
     ) -> None:
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
-        if num_timesteps < 2:
-            raise ValueError(f"num_timesteps must be >= 2, got {num_timesteps}")
+        if alphas_cumprod is None:
+            if num_timesteps < 2:
+                raise ValueError(f"num_timesteps must be >= 2, got {num_timesteps}")
+            alphas_cumprod = torch.cumprod(1.0 - make_betas(beta_schedule, beta_start, beta_end, num_timesteps), dim=0)
+        acp = torch.as_tensor(alphas_cumprod, dtype=torch.float64).clone()
+        if acp.ndim != 1 or len(acp) < 2 or not ((acp >= 0) & (acp < 1)).all() or (acp[:-1] <= 0).any():
+            raise ValueError("alphas_cumprod must be a 1-D sequence of at least 2 values in (0, 1) (the last may be 0)")
+        if acp[-1] <= 0:
+            acp[-1] = ZERO_SNR_ALPHA_CUMPROD
         self.prediction_type = prediction_type
-        betas = make_betas(beta_schedule, beta_start, beta_end, num_timesteps)
-        alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
-        sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+        sigmas = ((1 - acp) / acp) ** 0.5
         self.sigmas = sigmas.float()
         self.log_sigmas = sigmas.log().float()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "ModelSampling":
-        """Build from a diffusers scheduler config (`beta_schedule`, `beta_start`, `beta_end`, ...)."""
-        return cls(
-            beta_schedule=config.get("beta_schedule", "scaled_linear"),
-            beta_start=config.get("beta_start", 0.00085),
-            beta_end=config.get("beta_end", 0.012),
-            num_timesteps=config.get("num_train_timesteps", 1000),
-            prediction_type=config.get("prediction_type", "epsilon"),
+        """Build from a diffusers scheduler config: every field that changes the training noise levels counts
+        (`beta_schedule`, `beta_start`, `beta_end`, `num_train_timesteps`, `trained_betas`,
+        `rescale_betas_zero_snr`; see `config_alphas_cumprod`) and `prediction_type`. `timestep_spacing` and
+        `steps_offset` only place diffusers' own inference steps; the schedule here comes from the scheduler name."""
+        prediction_type = config.get("prediction_type", "epsilon")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        return cls(prediction_type=prediction_type, alphas_cumprod=config_alphas_cumprod(config))
+
+    @classmethod
+    def from_scheduler(cls, scheduler) -> "ModelSampling":
+        """From a diffusers scheduler object (its config, as `from_config`)."""
+        return cls.from_config(scheduler.config)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelSampling):
+            return NotImplemented
+        return self is other or (
+            self.prediction_type == other.prediction_type
+            and self.sigmas.shape == other.sigmas.shape
+            and torch.equal(self.sigmas, other.sigmas)
         )
+
+    def __hash__(self) -> int:
+        return hash((self.prediction_type, len(self.sigmas), self.sigma_min, self.sigma_max))
+
+    def __repr__(self) -> str:
+        return (f"ModelSampling({self.prediction_type}, {len(self.sigmas)} steps, "
+                f"sigma {self.sigma_min:.4g}..{self.sigma_max:.4g})")
 
     @property
     def sigma_min(self) -> float:
