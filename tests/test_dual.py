@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from dualsampler.dual import MODES, two_advanced_samplers_for_mask, two_samplers_for_mask
+from dualsampler.dual import MODES, Region, Regional, two_advanced_samplers_for_mask, two_samplers_for_mask
 from dualsampler.masks import grow_mask, rectangle_mask
-from dualsampler.regional import Region, regional_sample
 from dualsampler.sampling import KSampler, UNetDenoiser
 
 from conftest import GaussianData
@@ -97,7 +96,7 @@ def test_overlap_factors_from_zero_to_larger_than_the_latent(samplers, latent, m
     assert (out[mask.bool().expand_as(out)] > 0.5).all()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["seed", "fused"])
 def test_mask_at_image_resolution_equals_mask_at_latent_resolution(samplers, latent, mode):
     image_mask = rectangle_mask(4 * H, 4 * W, 0.0, 0.5, 1.0, 1.0)
     latent_mask = rectangle_mask(H, W, 0.0, 0.5, 1.0, 1.0)
@@ -132,9 +131,9 @@ def test_fused_mode_makes_one_forward_per_model_call_and_seed_mode_two():
 
 def test_regional_route_takes_n_regions(latent):
     base = KSampler(GaussianData(mu=-1.0, std=0.1), "euler")
-    left = Region(rectangle_mask(H, W, 0, 0, 1, 0.25), KSampler(GaussianData(mu=1.0, std=0.1)), 0)
-    right = Region(rectangle_mask(H, W, 0, 0.75, 1, 1), KSampler(GaussianData(mu=3.0, std=0.1)), 0)
-    out = regional_sample(0, 8, 1.0, latent, base, [left, right])
+    left = Region(rectangle_mask(H, W, 0, 0, 1, 0.25), KSampler(GaussianData(mu=1.0, std=0.1)))
+    right = Region(rectangle_mask(H, W, 0, 0.75, 1, 1), KSampler(GaussianData(mu=3.0, std=0.1)))
+    out = Regional(overlap_factor=0).sample_regions(latent, base_sampler=base, regions=[left, right], seed=0, steps=8)
     assert (out[..., :5] > 0.5).all() and (out[..., :5] < 1.5).all()
     assert (out[..., 15:] > 2.5).all()
     assert (out[..., 6:14] < -0.5).all()

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..dual import MODES
-from ..region_inputs import check_overlap
+from ..dual.checks import check_overlap
 from ..sampling.ksampler import check_denoise
 from ..sampling.samplers import check_sampler
 from ..sampling.schedules import check_scheduler, check_steps

@@ -1,63 +1,80 @@
-"""Recovery ("additional") sampling for SDE and UniPC samplers run one step per call (upstream's regional route).
+"""Recovery sampling for SDE and UniPC samplers run one step per call (the Impact Pack's regional route).
 
 Those samplers lose their Brownian path or multistep history when every step is a fresh call, which leaves
-regions under-denoised. A recovery step runs the region's sampler with its sigmas scaled by `1 - ratio`
+regions under-denoised. A recovered step runs the sampler with its step's sigmas scaled by `1 - ratio`
 (`ratio between`) or `1` (`ratio additional`), restores the latent outside the noise mask, then runs the
-recovery sampler over the same step with sigmas scaled by `ratio`. `ratio additional` thus denoises more than
-the schedule asks (by `ratio`), `ratio between` splits the step's denoising between the two samplers.
+recovery sampler over the same step of its own schedule with sigmas scaled by `ratio`. `ratio additional` thus
+denoises more than the schedule asks (by `ratio`); `ratio between` splits the step between the two samplers.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 from torch import Tensor
 
 from .ksampler import KSampler
 from .noise import Seed
-from .noise_mask import latent_noise_mask
 from .samplers import SAMPLERS, Callback
 
-RECOVERY_MODES = ("DISABLE", "ratio additional", "ratio between")
-RECOVERY_SAMPLERS = ("AUTO",) + SAMPLERS
-NEEDS_RECOVERY = frozenset({"uni_pc", "uni_pc_bh2", "dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"})
-# Upstream's AUTO picks dpm_fast for uni_pc/dpmpp_sde, which this toolkit does not have; dpmpp_2m is used for all.
-AUTO_RECOVERY_SAMPLER = "dpmpp_2m"
+RECOVERY_MODES = ("none", "ratio additional", "ratio between")
+NEEDS_RECOVERY = frozenset({"uni_pc", "uni_pc_bh2", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+                            "dpmpp_3m_sde", "dpmpp_3m_sde_gpu"})
+# `auto`, as upstream: dpm_fast after UniPC and dpmpp_sde, dpmpp_2m after the multistep SDE samplers.
+AUTO_AFTER_DPM_FAST = frozenset({"uni_pc", "uni_pc_bh2", "dpmpp_sde", "dpmpp_sde_gpu"})
 
 
-def check_recovery(mode: str, sampler: str, ratio: float) -> None:
-    if mode not in RECOVERY_MODES:
-        raise ValueError(f"additional_mode must be one of {', '.join(RECOVERY_MODES)}; got {mode!r}")
-    if sampler not in RECOVERY_SAMPLERS:
-        raise ValueError(f"additional_sampler must be one of {', '.join(RECOVERY_SAMPLERS)}; got {sampler!r}")
-    if not 0 <= ratio <= 1:
-        raise ValueError(f"additional_sigma_ratio must be in [0, 1], got {ratio}")
+@dataclass(frozen=True)
+class Recovery:
+    """`mode` in none | ratio additional | ratio between; `sampler` a sampler name or `auto`; `ratio` in [0, 1]."""
+
+    mode: str = "ratio between"
+    sampler: str = "auto"
+    ratio: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.mode not in RECOVERY_MODES:
+            raise ValueError(f"recovery mode must be one of {', '.join(RECOVERY_MODES)}; got {self.mode!r}")
+        if self.sampler != "auto" and self.sampler not in SAMPLERS:
+            raise ValueError(f"recovery sampler must be auto or one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not (
+                math.isfinite(self.ratio) and 0 <= self.ratio <= 1):
+            raise ValueError(f"recovery ratio must be in [0, 1], got {self.ratio!r}")
+
+    def recovery_sampler(self, sampler: KSampler) -> KSampler | None:
+        """The sampler of the recovery pass after `sampler`, or None when it gets none."""
+        if self.mode == "none" or sampler.sampler not in NEEDS_RECOVERY or self.ratio <= 0:
+            return None
+        name = self.sampler
+        if name == "auto":
+            name = "dpm_fast" if sampler.sampler in AUTO_AFTER_DPM_FAST and "dpm_fast" in SAMPLERS else "dpmpp_2m"
+        return KSampler(sampler.denoiser, name, sampler.scheduler, sampler.model_sampling)
+
+    def first_scale(self, sampler: KSampler) -> float:
+        """The scale of the sampler's own pass: `1 - ratio` in `ratio between` for samplers that get recovery."""
+        if self.mode == "ratio between" and sampler.sampler in NEEDS_RECOVERY:
+            return 1.0 - self.ratio
+        return 1.0
 
 
-def sample_step_with_recovery(
-    ksampler: KSampler,
+def recovered_step(
+    sampler: KSampler,
+    recovery: Recovery,
+    recovery_sampler: KSampler | None,
     add_noise: bool,
     seed: Seed,
-    steps: int,
     latent: Tensor,
-    start_at_step: int,
-    end_at_step: int,
-    return_with_leftover_noise: bool,
-    noise_mask: Tensor,
-    mode: str = "DISABLE",
-    recovery_sampler: str = "AUTO",
-    ratio: float = 0.3,
+    sigmas: Tensor,
+    recovery_sigmas: Tensor | None,
+    mask: Tensor,
     callback: Callback | None = None,
 ) -> Tensor:
-    """`ksampler.sample_advanced(...)`, followed by the recovery pass for samplers in `NEEDS_RECOVERY`."""
-    args = (add_noise, seed, steps)
-    slice_args = (start_at_step, end_at_step, return_with_leftover_noise, noise_mask, callback)
-    if mode == "DISABLE" or ksampler.sampler not in NEEDS_RECOVERY:
-        return ksampler.sample_advanced(*args, latent, *slice_args)
-    first_scale = 1.0 - ratio if mode == "ratio between" else 1.0
-    out = ksampler.sample_advanced(*args, latent, *slice_args, sigma_scale=first_scale) if first_scale > 0 else latent
-    if ratio <= 0:
+    """One step (sliced `sigmas` of the sampler's schedule, `recovery_sigmas` of the recovery sampler's) under `mask`
+    (at the latent's size), followed by the recovery pass when `recovery_sampler` is given."""
+    scale = recovery.first_scale(sampler)
+    out = sampler.run_slice(add_noise, seed, latent, sigmas * scale, mask, callback) if scale > 0 else latent
+    if recovery_sampler is None or recovery_sigmas is None:
         return out
-    m = latent_noise_mask(noise_mask, latent)
-    restored = latent * (1 - m) + out * m
-    name = AUTO_RECOVERY_SAMPLER if recovery_sampler == "AUTO" else recovery_sampler
-    recovery = KSampler(ksampler.denoiser, name, ksampler.scheduler, ksampler.model_sampling)
-    return recovery.sample_advanced(*args, restored, *slice_args, sigma_scale=ratio)
+    restored = latent * (1 - mask) + out * mask
+    return recovery_sampler.run_slice(add_noise, seed, restored, recovery_sigmas * recovery.ratio, mask, callback)

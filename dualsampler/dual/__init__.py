@@ -1,0 +1,16 @@
+"""Region samplers: one object per algorithm (SPEC §5-6, §9), called as
+`algorithm(latent, *, base_sampler, mask_sampler, mask, seed, steps, denoise=1.0)` or, for N regions,
+`algorithm.sample_regions(latent, *, base_sampler, regions, seed, steps, denoise=1.0)`.
+`two_samplers_for_mask` and `two_advanced_samplers_for_mask` keep upstream's names and arguments."""
+
+from .alternate import Alternate
+from .base import Region, RegionRun, RegionSampler, inverse_mask
+from .compat import MODES, two_advanced_samplers_for_mask, two_samplers_for_mask
+from .fused import Fused
+from .regional import Regional
+from .whole_run import WholeRun
+
+ALGORITHMS: dict[str, type[RegionSampler]] = {cls.name: cls for cls in (WholeRun, Alternate, Regional, Fused)}
+
+__all__ = ["ALGORITHMS", "MODES", "Alternate", "Fused", "Region", "RegionRun", "RegionSampler", "Regional", "WholeRun",
+           "inverse_mask", "two_advanced_samplers_for_mask", "two_samplers_for_mask"]

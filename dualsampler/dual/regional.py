@@ -1,0 +1,114 @@
+"""The regional route (SPEC §6, the Impact Pack's RegionalSampler, which today's TwoAdvancedSamplersForMask calls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from torch import Tensor
+
+from ..masks import grow_mask
+from ..sampling.ksampler import KSampler, slice_schedule
+from ..sampling.noise import Seed
+from ..sampling.recovery import Recovery, recovered_step
+from .base import RegionRun, RegionSampler, run_slice_x0, union_mask, warn_if_covering
+from .checks import check_overlap
+
+SECOND_SEED_MODES = ("none", "fixed", "add", "subtract")
+SEED_MODULUS = 1125899906842624  # 2**50, upstream's seed range for seed +/- second seed
+
+
+def second_seed(seed: Seed, value: int, mode: str) -> Seed:
+    """The seed of the steps after the base-only ones: unchanged (`none`), `value` (`fixed`), or
+    `seed +/- value` mod 2^50 (`add`, `subtract`)."""
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if mode == "none":
+        out = seeds
+    elif mode == "fixed":
+        out = [value] * len(seeds)
+    else:
+        sign = 1 if mode == "add" else -1
+        out = [(s + sign * value) % SEED_MODULUS for s in seeds]
+    return out[0] if isinstance(seed, int) else out
+
+
+class StepSchedule:
+    """A sampler's schedule and its recovery sampler's, computed once per run and sliced per step."""
+
+    def __init__(self, sampler: KSampler, recovery: Recovery, adv_steps: int) -> None:
+        self.sampler = sampler
+        self.recovery = recovery
+        self.sigmas = sampler.sigmas(adv_steps)
+        self.recovery_sampler = recovery.recovery_sampler(sampler)
+        self.recovery_sigmas = None if self.recovery_sampler is None else self.recovery_sampler.sigmas(adv_steps)
+
+    def step(self, add_noise: bool, seed: Seed, x: Tensor, i: int, mask: Tensor, callback) -> Tensor:
+        """Step `i -> i+1` (leftover noise kept) under `mask`, with the recovery pass where it applies."""
+        recovery_sigmas = None if self.recovery_sigmas is None else slice_schedule(self.recovery_sigmas, i, i + 1, True)
+        return recovered_step(self.sampler, self.recovery, self.recovery_sampler, add_noise, seed, x,
+                              slice_schedule(self.sigmas, i, i + 1, True), recovery_sigmas, mask, callback)
+
+
+@dataclass
+class Regional(RegionSampler):
+    """1. `base_only_steps` steps of the base sampler over the whole latent (leftover noise kept when
+    `second_seed_mode` is `none`; otherwise they finish to sigma 0, returning their last x0 as upstream's
+    wrapper does, and noise is added again with the second seed).
+    2. Each remaining step: the base sampler where the union of the ceiled region masks is 0, then each region's
+    sampler inside its mask grown by `overlap_factor` pixels at the mask's own resolution; masks reach the latent
+    by a bilinear (soft) resize, so every latent pixel is denoised by some sampler at every step. With
+    `restore_latent` each region's result is composited into the running latent with its grown mask.
+    Samplers that lose state between per-step calls (SDE, UniPC) get the `recovery` pass."""
+
+    overlap_factor: int = 10
+    base_only_steps: int = 1
+    restore_latent: bool = True
+    recovery: Recovery = field(default_factory=Recovery)
+    second_seed: int = 0
+    second_seed_mode: str = "none"
+    name: ClassVar[str] = "regional"
+
+    def __post_init__(self) -> None:
+        self.overlap_factor = check_overlap(self.overlap_factor)
+        if isinstance(self.base_only_steps, bool) or not isinstance(self.base_only_steps, int) or self.base_only_steps < 0:
+            raise ValueError(f"base_only_steps must be an integer >= 0, got {self.base_only_steps!r}")
+        if isinstance(self.recovery, dict):
+            self.recovery = Recovery(**self.recovery)
+        if self.second_seed_mode not in SECOND_SEED_MODES:
+            raise ValueError(f"second_seed_mode must be one of {', '.join(SECOND_SEED_MODES)}; got {self.second_seed_mode!r}")
+        if isinstance(self.second_seed, bool) or not isinstance(self.second_seed, int) or not 0 <= self.second_seed < 2**64:
+            raise ValueError(f"second_seed must be an integer in [0, 2**64), got {self.second_seed!r}")
+
+    def _sample(self, run: RegionRun) -> Tensor:
+        if self.base_only_steps >= run.steps:
+            raise ValueError(f"base_only_steps must be < steps ({run.steps}) so that the regions are sampled, "
+                             f"got {self.base_only_steps}")
+        covered = union_mask(run).ceil()
+        inverse = run.at_latent((covered == 0).to(run.latent.dtype))
+        grown = []
+        for region in run.regions:
+            g = run.at_latent(grow_mask(region.mask, *region.mask.shape[-2:], self.overlap_factor))
+            warn_if_covering(g, "overlap_factor")
+            grown.append(g)
+        base = StepSchedule(run.base, self.recovery, run.adv_steps)
+        regions = [StepSchedule(r.sampler, self.recovery, run.adv_steps) for r in run.regions]
+        later_seed = second_seed(run.seed, self.second_seed, self.second_seed_mode)
+
+        x = run.latent
+        leftover = self.second_seed_mode == "none"
+        if self.base_only_steps > 0:
+            x = self._base_only(run, x, leftover)
+        add_noise = not (self.base_only_steps > 0 and leftover)
+        for i in range(run.start + self.base_only_steps, run.adv_steps):
+            x = base.step(add_noise, later_seed, x, i, inverse, run.report(i, "base", inverse))
+            for k, (region, g) in enumerate(zip(regions, grown)):
+                role = "mask" if len(regions) == 1 else f"region{k}"
+                out = region.step(False, later_seed, x, i, g, run.report(i, role, g))
+                x = x * (1 - g) + out * g if self.restore_latent else out
+            add_noise = False
+        return x
+
+    def _base_only(self, run: RegionRun, x: Tensor, leftover: bool) -> Tensor:
+        """The first `base_only_steps` steps of the base sampler alone, over the whole latent."""
+        sigmas = slice_schedule(run.base.sigmas(run.adv_steps), run.start, run.start + self.base_only_steps, leftover)
+        return run_slice_x0(run.base, x, run.seed, sigmas, None, run.report(None, "base", None, run.start), not leftover)

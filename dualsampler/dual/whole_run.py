@@ -1,0 +1,66 @@
+"""Whole runs one after the other (SPEC §5, the Impact Pack's TwoSamplersForMask)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor
+
+from ..sampling.ksampler import KSampler, denoise_to_steps, slice_schedule
+from ..sampling.noise import Seed
+from ..sampling.samplers import Callback
+from .base import Region, RegionRun, RegionSampler, run_slice_x0, union_inverse
+from .checks import check_settings
+
+
+def run_to_zero(
+    sampler: KSampler,
+    latent: Tensor,
+    seed: Seed,
+    steps: int,
+    denoise: float,
+    mask: Tensor,
+    callback: Callback | None,
+    return_x0: bool,
+) -> Tensor:
+    """`sampler.sample(latent, seed, steps, denoise, mask)` without its checks (see `run_slice_x0`)."""
+    adv_steps, start = denoise_to_steps(steps, denoise)
+    sigmas = slice_schedule(sampler.sigmas(adv_steps), start, adv_steps, False)
+    return run_slice_x0(sampler, latent, seed, sigmas, mask, callback, return_x0)
+
+
+@dataclass
+class WholeRun(RegionSampler):
+    """The base sampler's whole run with `noise_mask = (union != 1)`, then each region's sampler's whole run over
+    that result with its mask (each adds its own seeded noise). With `return_x0` (upstream's wrapper, the default)
+    each run returns its last x0 prediction, which differs from its final x only for samplers whose last step does
+    not land on the prediction (uni_pc). The two-sampler call also takes the mask sampler's own `mask_seed`,
+    `mask_steps`, `mask_denoise` (the upscaler's per-sampler hooks set them)."""
+
+    return_x0: bool = True
+    name: ClassVar[str] = "whole_run"
+
+    def __call__(self, latent: Tensor, *, base_sampler: KSampler, mask_sampler: KSampler, mask: Tensor, seed: Seed,
+                 steps: int, denoise: float = 1.0, callback: Callback | None = None, mask_seed: Seed | None = None,
+                 mask_steps: int | None = None, mask_denoise: float | None = None) -> Tensor:
+        run = self.prepare(latent, base_sampler, [Region(mask, mask_sampler)], seed, steps, denoise, callback)
+        mask_seed = seed if mask_seed is None else mask_seed
+        mask_steps = steps if mask_steps is None else mask_steps
+        mask_denoise = denoise if mask_denoise is None else mask_denoise
+        check_settings(latent, mask_seed, mask_steps, mask_denoise, prefix="mask_")
+        return self._run(run, mask_seed, mask_steps, mask_denoise)
+
+    def _sample(self, run: RegionRun) -> Tensor:
+        return self._run(run, run.seed, run.steps, run.denoise)
+
+    def _run(self, run: RegionRun, seed: Seed, steps: int, denoise: float) -> Tensor:
+        inverse = union_inverse(run)
+        x = run_to_zero(run.base, run.latent, run.seed, run.steps, run.denoise, inverse,
+                        run.report(None, "base", inverse, run.start), self.return_x0)
+        for k, region in enumerate(run.regions):
+            m = run.at_latent(region.mask)
+            role = "mask" if len(run.regions) == 1 else f"region{k}"
+            offset = denoise_to_steps(steps, denoise)[1]
+            x = run_to_zero(region.sampler, x, seed, steps, denoise, m, run.report(None, role, m, offset), self.return_x0)
+        return x
