@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from .runner.validate import ConfigError
 
 log = logging.getLogger("dualsampler.run")
 BASE_JOB_DIR = "base"  # the folder of a job with no overrides
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the repo's conf/ (the package is installed editable)
+CONF_DIR = Path(str(files("dualsampler.conf")))  # conf/ of the checkout, or of the installed wheel
 
 
 def job_dir(override_dirname: str) -> str:
@@ -33,7 +34,7 @@ def job_dir(override_dirname: str) -> str:
 OmegaConf.register_new_resolver("job_dir", job_dir, replace=True)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://dualsampler.conf", config_name="config")
 def main(config: DictConfig) -> dict[str, Any]:
     """Run the job of `config`; a failure is logged and recorded in failure.json, and ends only this job of a sweep."""
     hydra_config = HydraConfig.get()

@@ -1,0 +1,123 @@
+"""The package installs like any other: the wheel holds the code, `conf/` (as `dualsampler.conf`) and the world's
+weights, and a non-editable install runs a job from a folder outside the checkout, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
+
+
+def package_folder(package: str) -> Path:
+    """The checkout's folder of a package, after pyproject's package-dir mapping."""
+    mapped = SETUPTOOLS.get("package-dir", {})
+    return REPO / mapped[package] if package in mapped else REPO.joinpath(*package.split("."))
+
+
+def source_files(folder: Path, pattern: str) -> list[Path]:
+    return [p for p in folder.rglob(pattern) if "__pycache__" not in p.parts]
+
+
+def test_every_package_of_the_checkout_is_listed_in_pyproject():
+    folders = {p.parent for p in source_files(REPO / "dualsampler", "__init__.py")}
+    found = {".".join(f.relative_to(REPO).parts) for f in folders}
+    listed = set(SETUPTOOLS["packages"])
+    assert found - listed == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
+    assert all(package_folder(p).is_dir() for p in listed)
+
+
+def test_conf_ships_as_a_package_hydra_finds():
+    assert package_folder("dualsampler.conf") == REPO / "conf"
+    assert (REPO / "conf" / "__init__.py").is_file()
+    from dualsampler.run import CONF_DIR
+
+    assert CONF_DIR.resolve() == (REPO / "conf").resolve()  # the editable install maps the package to conf/
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built offline from a copy of the working tree (no build isolation: setuptools of this venv)."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("dualsampler", "conf"):
+        shutil.copytree(REPO / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--quiet", "--wheel-dir", str(root / "dist"), str(source)], check=True)
+    (path,) = (root / "dist").glob("dualsampler-*.whl")
+    return path
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_code_the_configs_and_the_weights(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    code = {"/".join(p.relative_to(REPO).parts) for p in source_files(REPO / "dualsampler", "*.py")}
+    configs = {"dualsampler/conf/" + "/".join(p.relative_to(REPO / "conf").parts)
+               for p in source_files(REPO / "conf", "*.yaml")}
+    weights = {"/".join(p.relative_to(REPO).parts) for p in (REPO / "dualsampler/models/weights").rglob("*.*")}
+    assert code - names == set()
+    assert configs - names == set()
+    assert "dualsampler/conf/config.yaml" in configs and "dualsampler/conf/experiment/overlap_sweep.yaml" in configs
+    assert weights and weights - names == set()
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv holding the wheel (not editable); its other dependencies come from this test's environment."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (purelib,) = venv.glob("lib/python*/site-packages")
+    (purelib / "test_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
+                    "--no-index", "--quiet", str(wheel)], check=True)
+    return venv
+
+
+def run_in(folder: Path, *command: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_the_installed_package_is_imported_from_the_venv_not_the_checkout(installed, tmp_path):
+    done = run_in(tmp_path, str(installed / "bin" / "python"), "-c",
+                  "import dualsampler.conf, dualsampler.run as r; print(dualsampler.conf.__file__); print(r.CONF_DIR)")
+    assert done.returncode == 0, done.stderr
+    conf_init, conf_dir = done.stdout.split()
+    assert Path(conf_init).is_relative_to(installed) and Path(conf_dir).is_relative_to(installed)
+    assert (Path(conf_dir) / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_the_installed_cli_finds_the_shipped_experiments(installed, tmp_path):
+    done = run_in(tmp_path, str(installed / "bin" / "dualsampler-run"), "experiment=overlap_sweep", "--cfg", "job")
+    assert done.returncode == 0, done.stderr
+    assert "name: overlap_sweep" in done.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_the_installed_cli_runs_a_job_from_a_folder_outside_the_checkout(installed, tmp_path):
+    experiment = tmp_path / "my_conf" / "experiment" / "tiny.yaml"
+    experiment.parent.mkdir(parents=True)
+    experiment.write_text("# @package _global_\nname: tiny\nseeds: 1\nsteps: 2\n")
+    done = run_in(tmp_path, str(installed / "bin" / "dualsampler-run"), "--config-dir", "my_conf",
+                  "experiment=tiny", "model=random_world", "logger=none")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (result_file,) = (tmp_path / "runs" / "tiny").glob("*/result.json")
+    result = json.loads(result_file.read_text())
+    assert result["seeds"] == [0] and result["config"]["steps"] == 2
+    assert {"seam/gradient_ratio", "seam/color_jump"} <= set(result["metrics"])
