@@ -10,6 +10,8 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from . import architectures
+from .codec import decode_latents, encode_images
+from .fingerprint import files_fingerprint
 from .judge import Judge
 from .prompt_encoder import PromptEncoder
 from .upscaler import Upscaler2x
@@ -17,7 +19,6 @@ from .upscaler import Upscaler2x
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REQUIRED = ("vae", "unet", "prompt_encoder")
 BORROWED = ("judge", "upscaler")
-HASHED_BYTES_LIMIT = 64 * 2**20  # bigger files are fingerprinted by size and modification time
 
 
 @dataclass
@@ -30,6 +31,8 @@ class World:
     judge: Judge
     upscaler: Upscaler2x
     model_sampling: object
+    path: Path | None = None  # the folder the weights were read from; None for random weights
+    seed: int | None = None  # the seed of random weights (random_world)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -37,8 +40,31 @@ class World:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
     def device(self) -> torch.device:
         return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def fingerprint(self) -> str:
+        """`weights_fingerprint` of the folder the world was loaded from; `random-<seed>` for `random_world`'s
+        weights; otherwise sha256 (16 hex digits) over every parameter and buffer of its models."""
+        if self.path is not None:
+            return weights_fingerprint(self.path)
+        if self.seed is not None:
+            return f"random-{self.seed}"
+        digest = hashlib.sha256()
+        for name, model in (("vae", self.vae), ("unet", self.unet), ("prompt_encoder", self.prompt_encoder),
+                            ("judge", self.judge), ("upscaler", self.upscaler)):
+            for key, tensor in model.state_dict().items():
+                digest.update(f"{name}.{key}\0".encode())
+                digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def to(self, device: str | torch.device) -> "World":
         """Move every model to `device` in place; returns self."""
@@ -63,21 +89,25 @@ class World:
             cond=self.encode_prompt(prompt),
             uncond=self.encode_prompt(negative_prompt),
             cfg=cfg,
+            vae_scale_factor=self.vae_scale_factor,
         )
 
-    @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, 3, H, W] in [0, 1] -> latents = mean(q(z|x)) * scaling_factor, [B, 4, H/f, W/f]."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be [B, 3, H, W] in [0, 1], got {tuple(images.shape)}")
-        x = images.to(self.vae.device, self.vae.dtype) * 2 - 1
-        return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+        """Images [B, 3, H, W] in [0, 1] -> latents [B, 4, H/f, W/f] (the one codec, `models.codec.encode_images`:
+        scaling and shift factors of the VAE config)."""
+        return encode_images(self.vae, images)
 
-    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents [B, 4, h, w] -> images [B, 3, h*f, w*f] = clamp((D(z / scaling_factor) + 1) / 2, 0, 1)."""
-        z = latents.to(self.vae.device, self.vae.dtype) / self.vae.config.scaling_factor
-        return ((self.vae.decode(z).sample + 1) / 2).clamp(0, 1)
+        """Latents [B, 4, h, w] -> images [B, 3, h*f, w*f] in [0, 1] (the one codec, `models.codec.decode_latents`)."""
+        return decode_latents(self.vae, latents)
+
+    def reference_images(self, base_prompt: str, mask_prompt: str, mask: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        """The metrics' reference set: one hard composite of the two prompts' textures per seed, at the mask's size
+        -> Tensor[len(seeds), 3, H, W] (`world.render_composite`)."""
+        from ..world import render_composite
+
+        mask = mask.float().cpu().reshape(1, 1, *mask.shape[-2:])
+        return torch.stack([render_composite(base_prompt, mask_prompt, mask, s) for s in seeds])
 
     @torch.no_grad()
     def generate(
@@ -130,39 +160,41 @@ def world_folders(path: str | Path | None = None) -> dict[str, Path]:
 def weights_fingerprint(path: str | Path | None = None) -> str:
     """sha256 (16 hex digits) over every file `load_world(path)` reads: its name within its subfolder and its bytes
     (size and modification time for files over 64 MiB, so real checkpoints are not read in full)."""
-    digest = hashlib.sha256()
-    for sub, folder in sorted(world_folders(path).items()):
-        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(f"{sub}/{file.relative_to(folder).as_posix()}\0".encode())
-            stat = file.stat()
-            digest.update(file.read_bytes() if stat.st_size <= HASHED_BYTES_LIMIT else f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
+    files = [(f"{sub}/{rel}", file) for sub, folder in world_folders(path).items() for rel, file in folder_files(folder)]
+    return files_fingerprint(files)
 
 
-def load_world(path: str | Path | None = None, device: str | torch.device = "cpu") -> World:
+def folder_files(folder: Path) -> list[tuple[str, Path]]:
+    return [(file.relative_to(folder).as_posix(), file) for file in sorted(folder.rglob("*")) if file.is_file()]
+
+
+def load_world(path: str | Path | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> World:
     """Load a World offline from a diffusers-style folder (vae/, unet/, prompt_encoder/, judge/, upscaler/).
 
     `path=None` loads the embedded tiny world shipped in the package. A folder without judge/ or
     upscaler/ borrows the embedded ones; a prompt_encoder/ subfolder is required (a CLIP text
-    encoder is not bundled).
+    encoder is not bundled). `dtype` applies to the VAE, UNet and prompt encoder; the judge and the
+    upscaler stay float32.
     """
     folders = world_folders(path)
     kwargs = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
+    sampled = dict(kwargs, torch_dtype=dtype)
     world = World(
-        vae=AutoencoderKL.from_pretrained(folders["vae"], **kwargs),
-        unet=UNet2DConditionModel.from_pretrained(folders["unet"], **kwargs),
-        prompt_encoder=PromptEncoder.from_pretrained(folders["prompt_encoder"], **kwargs),
+        vae=AutoencoderKL.from_pretrained(folders["vae"], **sampled),
+        unet=UNet2DConditionModel.from_pretrained(folders["unet"], **sampled),
+        prompt_encoder=PromptEncoder.from_pretrained(folders["prompt_encoder"], **sampled),
         judge=Judge.from_pretrained(folders["judge"], **kwargs),
         upscaler=Upscaler2x.from_pretrained(folders["upscaler"], **kwargs),
         model_sampling=_model_sampling_for(folders.get("scheduler")),
+        path=WEIGHTS_DIR if path is None else Path(path),
     )
     for model in (world.vae, world.unet, world.prompt_encoder, world.judge, world.upscaler):
         model.eval().requires_grad_(False)
     return world.to(device)
 
 
-def random_world(seed: int = 0, device: str | torch.device = "cpu") -> World:
-    """A World of the embedded architectures with random weights (for fast tests)."""
+def random_world(seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> World:
+    """A World of the embedded architectures with random weights (for fast tests); `dtype` as in `load_world`."""
     from ..sampling import ModelSampling
 
     torch.manual_seed(seed)
@@ -173,7 +205,11 @@ def random_world(seed: int = 0, device: str | torch.device = "cpu") -> World:
         judge=architectures.build_judge(),
         upscaler=architectures.build_upscaler(),
         model_sampling=ModelSampling(),
+        seed=seed,
     )
     for model in (world.vae, world.unet, world.prompt_encoder, world.judge, world.upscaler):
         model.eval().requires_grad_(False)
+    if dtype != torch.float32:
+        for model in (world.vae, world.unet, world.prompt_encoder):
+            model.to(dtype)
     return world.to(device)

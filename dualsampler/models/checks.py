@@ -1,0 +1,77 @@
+"""Cheap checks made before any weight loads: device and dtype names, model files present and whole."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def check_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """`None` -> float32; "float32" | "float16" | "bfloat16" (or those torch dtypes) -> the torch dtype."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype must be one of {' | '.join(DTYPES)}; got {dtype!r}")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """cpu | cuda | cuda:N | mps, and present on this machine; raises naming the allowed values otherwise."""
+    name = str(device)
+    if not DEVICE_PATTERN.match(name):
+        raise ValueError(f"device must be one of cpu | cuda | cuda:N | mps; got {name!r}")
+    if name.startswith("cuda"):
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} is not available here ({torch.cuda.device_count()} CUDA devices); use cpu")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' is not available here; use cpu")
+    return torch.device(name)
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise ValueError naming `path` unless its header parses and the file holds every byte the header lists."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(f.read(length))
+    except (struct.error, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"weights file {str(path)!r} is not a readable safetensors file ({err})") from None
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if size < 8 + length + end:
+        raise ValueError(f"weights file {str(path)!r} is truncated: {size} bytes of the {8 + length + end} its header lists")
+
+
+def weights_file(folder: Path, stems: tuple[str, ...]) -> Path:
+    """The weights file of one component folder (`<stem>[.fp16].safetensors` or `.bin`), checked when safetensors;
+    raises ValueError naming the folder and the names looked for."""
+    names = [f"{stem}{variant}{ext}" for stem in stems for ext in (".safetensors", ".bin") for variant in ("", ".fp16")]
+    for name in names:
+        path = folder / name
+        if path.is_file():
+            if path.suffix == ".safetensors":
+                check_safetensors(path)
+            return path
+    raise ValueError(f"model folder {str(folder)!r} has no weights file: expected one of {', '.join(names)}")
+
+
+def check_config_file(path: Path) -> dict:
+    """A component's JSON config, or ValueError naming the missing or unreadable file."""
+    if not path.is_file():
+        raise ValueError(f"model folder is missing {str(path)!r}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"config file {str(path)!r} is not valid JSON ({err})") from None

@@ -1,0 +1,81 @@
+"""`load_model`: the embedded world, a diffusers Stable Diffusion folder or a single checkpoint file, one interface
+(SPEC §9). Every check (device, dtype, files) is made before any weight loads; nothing is ever downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checks import check_device, check_dtype
+from .detect import inspect_sd_folder, is_world_folder
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+
+
+def check_source(source: str | Path | None, config: str | Path | None = None):
+    """What `source` is, checked without loading weights: ("world", folder or None) for the embedded world or a
+    world folder, ("folder", FolderInfo) for a diffusers folder, ("file", (path, FolderInfo of `config`)) for a
+    single checkpoint. Raises ValueError naming the missing or broken file, or asking for `config=`."""
+    from .checks import check_safetensors
+    from .world import world_folders
+
+    if source is None or str(source) == "world":
+        return "world", None
+    path = Path(source)
+    if path.is_file() or path.suffix in CHECKPOINT_SUFFIXES:
+        if path.suffix not in CHECKPOINT_SUFFIXES:
+            raise ValueError(f"model file {str(path)!r} must end in one of {', '.join(CHECKPOINT_SUFFIXES)}")
+        if not path.is_file():
+            raise ValueError(f"model file {str(path)!r} does not exist")
+        if config is None:
+            raise ValueError(
+                f"single-file checkpoint {str(path)!r} needs config=: a local diffusers folder with the model's configs "
+                "and tokenizers (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/); nothing is "
+                "downloaded"
+            )
+        if path.suffix == ".safetensors":
+            check_safetensors(path)
+        return "file", (path, inspect_sd_folder(config, require_weights=False))
+    if not path.is_dir():
+        raise ValueError(f"model path {str(path)!r} does not exist (a world folder, a diffusers folder or a "
+                         f"{'/'.join(CHECKPOINT_SUFFIXES)} checkpoint)")
+    if is_world_folder(path):
+        world_folders(path)
+        return "world", path
+    return "folder", inspect_sd_folder(path)
+
+
+def load_model(
+    source: str | Path | None = None,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device = "cpu",
+    config: str | Path | None = None,
+    compile: bool = False,
+):
+    """The model behind `source`: None or "world" -> the embedded world; a world folder (vae/, unet/,
+    prompt_encoder/); a diffusers Stable Diffusion folder (SD 1.x, 2.x eps or v, zero-SNR, SDXL base, detected
+    from its files); or a single `.safetensors`/`.ckpt` checkpoint with `config=` a local diffusers folder.
+
+    `dtype` float32 (default) | float16 | bfloat16 is the UNet's and text encoders' dtype (sampling math stays
+    float32); `compile=True` wraps the UNet in `torch.compile`. Returns a `World` or a `StableDiffusion`, both with
+    `.denoiser(prompt, negative_prompt, cfg)`, `.encode`, `.decode`, `.model_sampling`, `.latent_channels`,
+    `.vae_scale_factor`, `.fingerprint()`, `.judge`, `.device`, `.dtype`.
+    """
+    torch_dtype = check_dtype(dtype)
+    torch_device = check_device(device)
+    kind, info = check_source(source, config)
+    if kind == "world":
+        from .world import load_world
+
+        world = load_world(info, device=torch_device, dtype=torch_dtype)
+        if compile:
+            world.unet.compile()
+        return world
+    from .stable_diffusion import load_sd_folder, load_sd_single_file
+
+    if kind == "folder":
+        return load_sd_folder(info, torch_dtype, torch_device, compile)
+    path, folder_info = info
+    return load_sd_single_file(path, folder_info, torch_dtype, torch_device, compile)

@@ -1,0 +1,68 @@
+"""`ModelSource`: the model a config names (conf/model/*.yaml), checked and fingerprinted before it loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checks import check_device, check_dtype
+from .fingerprint import files_fingerprint
+from .loader import check_source, load_model
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a job's model comes from. `path`: None for the embedded world, a world folder, a diffusers Stable
+    Diffusion folder, or a `.safetensors`/`.ckpt` checkpoint (then `config`: a local diffusers folder with its
+    configs and tokenizers). `dtype`: float32 | float16 | bfloat16. `compile`: `torch.compile` the UNet.
+    `random_seed`: instead of trained weights, the world's architectures with random weights from this seed
+    (tests and dry runs of a sweep).
+
+    The runner's contract: `source.check()` (cheap, raises before anything loads), `source.fingerprint()` (no
+    weights loaded; what resume matches), then `source.load(device)`.
+    """
+
+    path: str | None = None
+    dtype: str = "float32"
+    config: str | None = None
+    compile: bool = False
+    random_seed: int | None = None
+
+    def check(self) -> None:
+        """Raise ValueError unless dtype is allowed and the files `path` (and `config`) name exist and are whole."""
+        check_dtype(self.dtype)
+        if self.random_seed is not None:
+            if self.path is not None or int(self.random_seed) != self.random_seed or self.random_seed < 0:
+                raise ValueError(f"random_seed must be an integer >= 0 with path null; got random_seed="
+                                 f"{self.random_seed!r}, path={self.path!r}")
+            return
+        if self.config is not None and not Path(self.config).is_dir():
+            raise ValueError(f"config must be an existing local diffusers folder; got {self.config!r}")
+        check_source(self.path, self.config)
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex digits) of the files the model loads from (size and mtime for files over 64 MiB), without
+        loading them; `random-<seed>` for random weights (fixed by the seed)."""
+        self.check()
+        if self.random_seed is not None:
+            return f"random-{self.random_seed}"
+        kind, info = check_source(self.path, self.config)
+        if kind == "world":
+            from .world import weights_fingerprint
+
+            return weights_fingerprint(info)
+        if kind == "folder":
+            return files_fingerprint(info.files.items())
+        path, folder_info = info
+        configs = {k: v for k, v in folder_info.files.items() if not k.endswith((".safetensors", ".bin"))}
+        return files_fingerprint([*configs.items(), ("checkpoint", path)])
+
+    def load(self, device: str | torch.device = "cpu"):
+        """The model on `device` (see `load_model`)."""
+        if self.random_seed is not None:
+            from .world import random_world
+
+            return random_world(self.random_seed, device=check_device(device), dtype=check_dtype(self.dtype))
+        return load_model(self.path, dtype=self.dtype, device=device, config=self.config, compile=self.compile)

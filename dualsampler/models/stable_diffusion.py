@@ -1,0 +1,148 @@
+"""Stable Diffusion 1.x / 2.x / XL behind the world's interface: prompts encoded by diffusers' own pipeline code,
+the UNet run through `UNetDenoiser` with the model sampling of the model's own scheduler config (SPEC §1, §9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..sampling import ModelSampling, UNetDenoiser
+from ..sampling.unet_denoiser import Conditioning
+from .codec import decode_latents, encode_images
+from .detect import FolderInfo
+from .fingerprint import files_fingerprint
+
+
+@dataclass
+class StableDiffusion:
+    """A loaded Stable Diffusion pipeline (`kind` sd1 | sd2 | sdxl) with the surface of `World`: `denoiser`,
+    `encode`, `decode`, `model_sampling`, `latent_channels`, `vae_scale_factor`, `fingerprint()`. No judge and no
+    embedded upscaler (`judge` and `upscaler` are None)."""
+
+    pipeline: object
+    kind: str
+    model_sampling: ModelSampling
+    files: dict[str, Path] = field(default_factory=dict)
+    judge: None = None
+    upscaler: None = None
+
+    @property
+    def unet(self):
+        return self.pipeline.unet
+
+    @property
+    def vae(self):
+        return self.pipeline.vae
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The UNet's dtype (the VAE may run in float32, see `load_pipeline`)."""
+        return self.unet.dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent along each side: 2 ** (number of VAE blocks - 1)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def fingerprint(self) -> str:
+        """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
+        return files_fingerprint(self.files.items())
+
+    def to(self, device: str | torch.device) -> "StableDiffusion":
+        self.pipeline.to(device)
+        return self
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str | list[str], negative_prompt: str | list[str] = "") -> tuple[Conditioning, Conditioning]:
+        """(cond, uncond) through the pipeline's own `encode_prompt` with guidance on; an empty negative prompt is
+        passed as None, the pipelines' default (SDXL base then uses zeros, `force_zeros_for_empty_prompt`)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+        if len(negatives) != len(prompts):
+            raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
+        negative = None if all(n == "" for n in negatives) else negatives
+        if self.kind == "sdxl":
+            cond, uncond, pooled, pooled_uncond = self.pipeline.encode_prompt(
+                prompt=prompts, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                negative_prompt=negative,
+            )
+            return Conditioning(cond, text_embeds=pooled), Conditioning(uncond, text_embeds=pooled_uncond)
+        cond, uncond = self.pipeline.encode_prompt(prompts, self.device, 1, True, negative_prompt=negative)
+        return Conditioning(cond), Conditioning(uncond)
+
+    def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0) -> UNetDenoiser:
+        """UNetDenoiser for `prompt` with `negative_prompt` as the CFG unconditional branch."""
+        cond, uncond = self.encode_prompt(prompt, negative_prompt)
+        return UNetDenoiser(self.unet, self.model_sampling, cond, uncond, cfg, vae_scale_factor=self.vae_scale_factor)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, `models.codec.encode_images`)."""
+        return encode_images(self.vae, images)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Latents -> images in [0, 1] (the one codec, `models.codec.decode_latents`)."""
+        return decode_latents(self.vae, latents)
+
+
+def pipeline_class(kind: str):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline if kind == "sdxl" else StableDiffusionPipeline
+
+
+def _pipeline_kwargs(kind: str, dtype: torch.dtype) -> dict:
+    kwargs: dict = {"dtype": dtype, "local_files_only": True}
+    if kind != "sdxl":
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return kwargs
+
+
+def finish(pipeline, info: FolderInfo, dtype: torch.dtype, device: torch.device, compile_unet: bool,
+           files: dict[str, Path]) -> StableDiffusion:
+    """Eval mode, no gradients, SDPA attention, the VAE in float32 where its config says float16 overflows
+    (`force_upcast`, SDXL's), moved to `device`, the UNet optionally `torch.compile`d."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        module = getattr(pipeline, name, None)
+        if module is not None:
+            module.eval().requires_grad_(False)
+    pipeline.unet.set_attn_processor(AttnProcessor2_0())
+    if dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
+        pipeline.vae.to(torch.float32)
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    if compile_unet:
+        pipeline.unet.compile()
+    model_sampling = ModelSampling.from_config(info.scheduler_config)
+    return StableDiffusion(pipeline, info.kind, model_sampling, files)
+
+
+def load_sd_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, compile_unet: bool = False) -> StableDiffusion:
+    """A checked diffusers folder (see `detect.inspect_sd_folder`) loaded offline as its pipeline class."""
+    kwargs = _pipeline_kwargs(info.kind, dtype)
+    if info.variant:
+        kwargs["variant"] = info.variant
+    pipeline = pipeline_class(info.kind).from_pretrained(info.folder, **kwargs)
+    return finish(pipeline, info, dtype, device, compile_unet, info.files)
+
+
+def load_sd_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: torch.device,
+                        compile_unet: bool = False) -> StableDiffusion:
+    """A single `.safetensors`/`.ckpt` checkpoint through diffusers' single-file loader, every config (and the
+    tokenizers) from the local folder `info.folder`; nothing is downloaded."""
+    kwargs = _pipeline_kwargs(info.kind, dtype)
+    pipeline = pipeline_class(info.kind).from_single_file(str(path), config=str(info.folder), **kwargs)
+    config_files = {k: v for k, v in info.files.items() if not k.endswith((".safetensors", ".bin"))}
+    return finish(pipeline, info, dtype, device, compile_unet, {**config_files, "checkpoint": path})
