@@ -1,4 +1,8 @@
-"""Noise schedules: each maps `(model_sampling, steps)` to `steps` descending sigmas plus a final 0 (SPEC §2)."""
+"""Noise schedules: each maps `(model_sampling, steps)` to `steps` descending sigmas plus a final 0 (SPEC §2).
+
+Names as users know them: ComfyUI's nine, then the Impact Pack's `AYS SDXL`, `AYS SD1`, `AYS SVD` and
+`GITS[coeff=1.2]`. `ddim_uniform` may have one more step (upstream's walk to the top of the range).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,16 @@ from typing import Callable
 from torch import Tensor
 
 from ..model_sampling import ModelSampling
+from .ays_sd1 import ays_sd1
+from .ays_sdxl import ays_sdxl
+from .ays_svd import ays_svd
 from .beta import beta
 from .ddim_uniform import ddim_uniform
 from .exponential import exponential
+from .gits import gits
 from .karras import karras, karras_sigmas
+from .kl_optimal import kl_optimal
+from .linear_quadratic import linear_quadratic
 from .normal import normal
 from .sgm_uniform import sgm_uniform
 from .simple import simple
@@ -24,6 +34,12 @@ SCHEDULE_FUNCTIONS: dict[str, Callable[[ModelSampling, int], Tensor]] = {
     "simple": simple,
     "ddim_uniform": ddim_uniform,
     "beta": beta,
+    "linear_quadratic": linear_quadratic,
+    "kl_optimal": kl_optimal,
+    "AYS SDXL": ays_sdxl,
+    "AYS SD1": ays_sd1,
+    "AYS SVD": ays_svd,
+    "GITS[coeff=1.2]": gits,
 }
 SCHEDULERS: tuple[str, ...] = tuple(SCHEDULE_FUNCTIONS)
 
