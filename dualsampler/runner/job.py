@@ -1,182 +1,159 @@
-"""One job of a sweep: validate, build, sample every seed, decode, save, evaluate, log, write result.json last."""
+"""One job of a sweep: instantiate every config group (each checks itself before any model loads), then call them:
+sample every seed batch by batch, decode, save, evaluate, write result.json, log to the tracker."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from . import images as image_files
+from .claim import claim_job
 from .devices import claim_device, job_threads
-from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, model_fingerprint, versions, write_json_atomic
-from .validate import seed_list, validate
+from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, versions, write_json_atomic
+from .settings import ConfigError, JobSettings, job_settings, seed_list
 
 log = logging.getLogger(__name__)
-REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered FID/KID real set, away from the sampled seeds
+GROUPS = ("base_sampler", "mask_sampler", "mask", "dual", "upscaler", "metrics", "logger", "model")
 
 
-def generate(
-    world,
-    base_sampler,
-    mask_sampler,
-    mask: torch.Tensor,
-    dual: Callable[..., torch.Tensor],
-    seeds: list[int],
-    steps: int,
-    denoise: float,
-    batch_size: int,
-    upscale: Callable[..., torch.Tensor] | None = None,
-    desc: str = "sampling",
-) -> torch.Tensor:
-    """Images[len(seeds), 3, H, W]: `dual(...)` on empty latents, batch by batch (seed b gets its own noise), then decode.
-
-    `upscale(latents, seeds)`, when given, maps the dual sampler's latents to upscaled latents before decoding.
-    """
-    f = world.vae_scale_factor
-    height, width = mask.shape[-2:]
-    if height % f or width % f:
-        raise ValueError(f"height and width must be multiples of the VAE factor {f}; got {height}x{width}")
-    mask = mask.to(world.device)
-    out = []
-    with tqdm(total=len(seeds), desc=desc, unit="image") as bar:
-        for start in range(0, len(seeds), batch_size):
-            batch = seeds[start : start + batch_size]
-            latent = torch.zeros(len(batch), world.unet.config.in_channels, height // f, width // f, device=world.device)
-            latent = dual(
-                seed=batch, steps=steps, denoise=denoise, latent=latent,
-                base_sampler=base_sampler, mask_sampler=mask_sampler, mask=mask,
-            )
-            if upscale is not None:
-                latent = upscale(latent, batch)
-            out.append(world.decode(latent).float().cpu())
-            bar.update(len(batch))
-    return torch.cat(out)
+def build(config: DictConfig, key: str) -> Any:
+    """`instantiate(config[key])`; a constructor's ValueError becomes a ConfigError naming the group."""
+    try:
+        return instantiate(config[key]) if config.get(key) else None
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{key}: {cause}") from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{key}: {error}") from None
 
 
-def evaluate(
-    compute: Callable[..., dict[str, float]],
-    images: torch.Tensor,
-    mask: torch.Tensor,
-    seeds: list[int],
-    prompts: tuple[str, str],
-    judge=None,
-    references: bool = True,
-    real_images: int = 0,
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """(metrics over all seeds, one row of per-image metrics per seed).
+@dataclass
+class JobParts:
+    """Every group of a job's config as the object it instantiates to, checked, nothing loaded yet."""
 
-    Without a judge only the seam metrics are computed; with one also region accuracy, and against `references`
-    (the world's hard composites of the two prompts, one per seed) the perceptual metrics, and against
-    `real_images` rendered composites FID/KID (when there are at least 2 seeds).
-    """
-    from ..world import render_composite
+    settings: JobSettings
+    seeds: list[int]
+    base_spec: Any
+    mask_spec: Any
+    mask: torch.Tensor
+    dual: Callable[..., torch.Tensor]
+    upscaler: Any
+    evaluator: Any
+    tracker: Any
+    source: Any
 
-    mask = F.interpolate(mask.float().cpu().reshape(1, 1, *mask.shape[-2:]), size=images.shape[-2:], mode="bilinear")
-    masks = mask.expand(len(seeds), -1, -1, -1).to(images.device)
-    base_prompt, mask_prompt = prompts if judge is not None else (None, None)
-    refs = None
-    if judge is not None and references:
-        refs = torch.stack([render_composite(base_prompt, mask_prompt, mask, s) for s in seeds]).to(images.device)
-    real = None
-    if judge is not None and real_images and len(seeds) >= 2:
-        real = torch.stack([render_composite(base_prompt, mask_prompt, mask, REAL_SEED_OFFSET + i) for i in range(real_images)])
-        real = real.to(images.device)
-    per_seed = []
-    for i, seed in enumerate(seeds):
-        values = compute(
-            images[i : i + 1], masks[i : i + 1], base_prompt and [base_prompt], mask_prompt and [mask_prompt],
-            references=None if refs is None else refs[i : i + 1], judge=judge,
-        )
-        per_seed.append({"seed": seed, **{k: float(v) for k, v in values.items()}})
-    overall = compute(
-        images, masks, base_prompt and [base_prompt] * len(seeds), mask_prompt and [mask_prompt] * len(seeds),
-        references=refs, judge=judge, real_images=real,
-    )
-    return {k: float(v) for k, v in overall.items()}, per_seed
+    @classmethod
+    def from_config(cls, config: DictConfig) -> JobParts:
+        settings = job_settings(config)
+        parts = {key: build(config, key) for key in GROUPS}
+        source = parts["model"]
+        try:
+            source.check()
+            parts["metrics"].check(settings.height, settings.width,
+                                   (parts["base_sampler"].prompt, parts["mask_sampler"].prompt))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        return cls(settings, seed_list(settings.seeds), parts["base_sampler"], parts["mask_sampler"], parts["mask"],
+                   parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source)
 
 
-def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parallel_jobs: int | None = None) -> dict[str, Any]:
-    """Run one job into `out_dir`, or return its existing result when result.json holds the same config and weights.
-
-    Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically, last). Raises on any failure,
-    leaving no result.json behind. `parallel_jobs`: how many jobs the launcher runs side by side (joblib's
-    n_jobs), which shares the CPU cores among them unless `threads` is set.
-    """
-    validate(config)
-    threads = job_threads(config.get("threads"), parallel_jobs)
+def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parallel_jobs: int | None = None,
+            neutral_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run one job into `out_dir`, or return its existing result when result.json holds the same config and model
+    fingerprint. Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically, last; the tracker's
+    status is added after it logged). Raises on any failure, leaving no result.json behind. `parallel_jobs`: jobs
+    the launcher runs side by side (joblib's n_jobs), which share the CPU cores unless `threads` is set."""
+    parts = JobParts.from_config(config)
+    threads = job_threads(parts.settings.threads, parallel_jobs)
     if threads is not None:
         torch.set_num_threads(threads)
-    plain = job_config(config)
-    weights = model_fingerprint(plain["model"])
-    done = finished_result(out_dir, plain, weights)
-    if done is not None:
-        log.info("%s: result.json matches the config and weights, skipping", name)
-        return done
-    for stale in (RESULT_FILE, FAILURE_FILE):
-        (out_dir / stale).unlink(missing_ok=True)
-    seeds = seed_list(plain["seeds"])
-    timings: dict[str, float] = {}
+    plain = job_config(config, neutral_keys)
+    weights = parts.source.fingerprint()
+    with claim_job(out_dir):
+        done = finished_result(out_dir, plain, weights)
+        if done is not None:
+            log.info("%s: result.json matches the config and weights, skipping", name)
+            return done
+        for stale in (RESULT_FILE, FAILURE_FILE):
+            (out_dir / stale).unlink(missing_ok=True)
+        result = compute_job(parts, out_dir, name, lock_dir)
+        result.update(name=name, config=plain, weights=weights, versions=versions())
+        write_json_atomic(out_dir / RESULT_FILE, result)
+        started = time.perf_counter()
+        result["tracker"] = parts.tracker.log_job(name, plain, result["metrics"], result["per_seed"],
+                                                  out_dir / result["grid"], out_dir)
+        result["timings"]["log_s"] = round(time.perf_counter() - started, 3)
+        write_json_atomic(out_dir / RESULT_FILE, result)
+    log.info("%s: done in %.1fs %s", name, result["timings"]["total_s"], result["metrics"])
+    return result
+
+
+def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> dict[str, Any]:
+    """Load the model, sample and evaluate every seed batch by batch; the result without its identity keys."""
+    s = parts.settings
+    timings = dict.fromkeys(("load_s", "sample_s", "decode_s", "metrics_s", "save_s"), 0.0)
     started = tick = time.perf_counter()
 
     def lap(phase: str) -> None:
         nonlocal tick
         now = time.perf_counter()
-        timings[phase] = round(now - tick, 3)
+        timings[phase] = round(timings[phase] + now - tick, 3)
         tick = now
 
-    with claim_device(config.device, lock_dir) as device, torch.inference_mode():
-        world = instantiate(config.model, device=device)
-        base_spec, mask_spec = instantiate(config.base_sampler), instantiate(config.mask_sampler)
-        base_sampler, mask_sampler = base_spec.build(world), mask_spec.build(world)
-        mask = instantiate(config.mask)
-        dual = instantiate(config.dual)
+    with claim_device(s.device, lock_dir) as device, torch.inference_mode():
+        model = parts.source.load(device)
+        base, inside = parts.base_spec.build(model), parts.mask_spec.build(model)
+        mask = parts.mask.to(device)
+        f = model.vae_scale_factor
+        if s.height % f or s.width % f:
+            raise ConfigError(f"height and width must be multiples of the model's VAE factor {f}; got {s.height}x{s.width}")
         upscale = None
-        if config.upscaler:
-            samplers = {"base": (base_spec, base_sampler), "mask": (mask_spec, mask_sampler)}
-            upscale = instantiate(config.upscaler).build(world, samplers, mask)
-        compute = instantiate(config.metrics.compute)
-        tracker = instantiate(config.logger)
-        lap("build_s")
-        images = generate(
-            world, base_sampler, mask_sampler, mask, dual, seeds, config.steps, config.denoise,
-            config.batch_size, upscale, desc=name,
-        )
-        lap("sample_s")
-        paths = image_files.save_images(images, seeds, out_dir / "images")
-        grid = out_dir / "grid.png"
-        image_files.labelled_grid(images, [f"seed {s}" for s in seeds], name).save(grid)
-        lap("save_s")
-        metrics, per_seed = evaluate(
-            compute, images.to(device), mask, seeds, (base_spec.prompt, mask_spec.prompt),
-            judge=world.judge if config.metrics.judge else None,
-            references=config.metrics.references, real_images=config.metrics.real_images,
-        )
+        if parts.upscaler is not None:
+            upscale = parts.upscaler.build(model, {"base": (parts.base_spec, base), "mask": (parts.mask_spec, inside)}, mask)
+        evaluation = parts.evaluator.start(model, mask, (parts.base_spec.prompt, parts.mask_spec.prompt), device)
+        lap("load_s")
+        saved, decoded = [], []
+        with tqdm(total=len(parts.seeds), desc=name, unit="image") as bar:
+            for begin in range(0, len(parts.seeds), s.batch_size):
+                batch = parts.seeds[begin:begin + s.batch_size]
+                latent = torch.zeros(len(batch), model.latent_channels, s.height // f, s.width // f, device=device)
+                latent = parts.dual(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=batch,
+                                    steps=s.steps, denoise=s.denoise)
+                if upscale is not None:
+                    latent = upscale(latent, batch)
+                lap("sample_s")
+                images = model.decode(latent).float()
+                lap("decode_s")
+                decoded.append(images.cpu())
+                saved += image_files.save_images(decoded[-1], batch, out_dir / "images")
+                lap("save_s")
+                evaluation.update(images, batch)
+                lap("metrics_s")
+                bar.update(len(batch))
+        metrics, per_seed = evaluation.compute()
         lap("metrics_s")
-    tracker.log_job(name, plain, metrics, per_seed, grid, out_dir)
-    lap("log_s")
+    grid = out_dir / "grid.png"
+    image_files.labelled_grid(torch.cat(decoded), [f"seed {k}" for k in parts.seeds], name).save(grid)
+    lap("save_s")
     timings["total_s"] = round(time.perf_counter() - started, 3)
-    result = {
-        "name": name,
-        "config": plain,
-        "weights": weights,
-        "seeds": seeds,
+    return {
+        "seeds": parts.seeds,
+        "dual": parts.dual.settings() if hasattr(parts.dual, "settings") else None,
         "metrics": metrics,
+        "absent": dict(evaluation.absent),
         "per_seed": per_seed,
-        "images": [str(p.relative_to(out_dir)) for p in paths],
+        "images": [str(p.relative_to(out_dir)) for p in saved],
         "grid": grid.name,
         "timings": timings,
         "device": str(device),
         "threads": torch.get_num_threads(),
-        "versions": versions(),
-        "figures": OmegaConf.to_container(config.figures, resolve=True),
     }
-    write_json_atomic(out_dir / RESULT_FILE, result)
-    log.info("%s: done in %.1fs %s", name, timings["total_s"], metrics)
-    return result

@@ -9,20 +9,19 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 RESULT_FILE = "result.json"
 FAILURE_FILE = "failure.json"
-# Keys that change where or how fast a job runs, or how it is reported, never what it computes.
-NEUTRAL_KEYS = ("name", "device", "threads", "batch_size", "logger", "figures")
 
 
-def job_config(config: DictConfig) -> dict[str, Any]:
-    """The resolved config that determines a job's images and metrics (hydra and NEUTRAL_KEYS removed)."""
+def job_config(config: DictConfig, neutral_keys: Sequence[str] = ()) -> dict[str, Any]:
+    """The resolved config that determines a job's images and metrics: without `hydra` and the neutral keys (those
+    that change where or how fast a job runs, or how it is reported: the app's `override_dirname.exclude_keys`)."""
     plain = OmegaConf.to_container(config, resolve=True)
-    return {k: v for k, v in plain.items() if k != "hydra" and k not in NEUTRAL_KEYS}
+    return {k: v for k, v in plain.items() if k != "hydra" and k not in neutral_keys}
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
@@ -40,19 +39,9 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def model_fingerprint(model: dict[str, Any]) -> str | None:
-    """Fingerprint of the weights files a model config loads (`load_world`'s folder, the embedded one for path null);
-    None when the config alone fixes the weights (`random_world` and its seed)."""
-    if str(model.get("_target_", "")).endswith("load_world"):
-        from ..models import weights_fingerprint
-
-        return weights_fingerprint(model.get("path"))
-    return None
-
-
 def finished_result(out_dir: Path, config: dict[str, Any], weights: str | None) -> dict[str, Any] | None:
     """The job's result.json when it exists, parses and was computed from exactly `config` and the weights
-    fingerprinted `weights` (see `model_fingerprint`); else None."""
+    fingerprinted `weights` (the model source's fingerprint); else None."""
     path = out_dir / RESULT_FILE
     try:
         result = json.loads(path.read_text())

@@ -7,7 +7,13 @@ from typing import Callable
 
 from torch import Tensor
 
+from ..sampling.ksampler import check_denoise
+from ..sampling.schedules import check_steps
 from ..upscale import TwoSamplersForMaskUpscaler, UpscaleHook, UpscaleSampler, iterative_upscale
+from ..upscale.scale_methods import check_scale_method
+from ..upscale.schedules import check_full_sample_schedule
+from ..upscale.step_plan import check_upscale_args
+from ..upscale.vae_codec import check_tile_size
 from .specs import SamplerSpec
 
 
@@ -33,6 +39,14 @@ class UpscaleSpec:
     hook_base: UpscaleHook | None = None
     hook_mask: UpscaleHook | None = None
     hook_full: UpscaleHook | None = None
+
+    def __post_init__(self) -> None:
+        check_upscale_args(self.factor, self.iterations, self.step_mode)
+        check_scale_method(self.scale_method)
+        check_full_sample_schedule(self.full_sample_schedule)
+        check_steps(self.steps)
+        check_denoise(self.denoise)
+        check_tile_size(self.tile_size, 8)
 
     def _pass(self, spec: SamplerSpec, ksampler, seeds: list[int]) -> UpscaleSampler:
         return UpscaleSampler(ksampler, seeds, spec.steps or self.steps, spec.denoise or self.denoise)

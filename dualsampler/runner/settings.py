@@ -1,0 +1,115 @@
+"""The job's own keys as a structured config (registered in Hydra's ConfigStore as `job_schema`): Hydra checks
+their types when the config is composed, `JobSettings.__post_init__` their ranges before anything is built."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from ..dual.checks import check_overlap
+from ..sampling.ksampler import check_denoise
+from ..sampling.schedules import check_steps
+from .devices import check_device
+
+MAX_SEED = 2**64  # seeds are unsigned 64-bit, as upstream
+MAX_CANVAS = 4096  # pixels per side: a larger canvas would not fit a CPU's memory at these models' sizes
+MAX_SEEDS = 100_000
+
+
+class ConfigError(ValueError):
+    """A config value out of its allowed range or choices; the message starts with the key."""
+
+
+def seed_list(seeds: Any) -> list[int]:
+    """`seeds` as a list: a count n means seeds 0..n-1, a list is taken as it is (distinct integers in [0, 2**64))."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and 1 <= seeds <= MAX_SEEDS:
+        return list(range(seeds))
+    if isinstance(seeds, (list, tuple)) and seeds and len(seeds) <= MAX_SEEDS and all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < MAX_SEED for s in seeds):
+        if len(set(seeds)) == len(seeds):
+            return [int(s) for s in seeds]
+    raise ConfigError(f"seeds={seeds!r} is invalid: must be a count in [1, {MAX_SEEDS}] or a non-empty list of "
+                      f"distinct integers in [0, 2**64)")
+
+
+@dataclass
+class Objective:
+    """What a job returns to a sweeper (Optuna): `metric`, plus `penalty` * (floor - value) for each metric in
+    `floors` that falls below its floor (so a search for the lowest seam keeps region accuracy high). `direction`
+    is the sweeper's; a lower-is-better metric wants `minimize`."""
+
+    metric: str = "seam/gradient_ratio"
+    floors: dict[str, float] = field(default_factory=dict)
+    penalty: float = 10.0
+
+    def value(self, metrics: dict[str, float]) -> float:
+        """The objective of a job's metrics; NaN when the metric is absent (the sweeper records a failed trial)."""
+        if self.metric not in metrics:
+            return math.nan
+        out = float(metrics[self.metric])
+        for key, floor in self.floors.items():
+            if key in metrics and metrics[key] < floor:
+                out += self.penalty * (floor - metrics[key])
+        return out
+
+
+@dataclass
+class JobSettings:
+    name: str = "default"
+    seeds: Any = 4
+    steps: int = 20
+    denoise: float = 1.0
+    batch_size: int = 4
+    device: str = "cpu"
+    threads: Optional[int] = None
+    height: int = 128
+    width: int = 128
+    overlap_factor: int = 2
+    objective: Objective = field(default_factory=Objective)
+    model: Any = None
+    base_sampler: Any = None
+    mask_sampler: Any = None
+    mask: Any = None
+    dual: Any = None
+    upscaler: Any = None
+    metrics: Any = None
+    logger: Any = None
+    figures: Any = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "steps": lambda v: check_steps(v),
+            "denoise": lambda v: check_denoise(v),
+            "overlap_factor": lambda v: check_overlap(v),
+            "device": lambda v: check_device(v),
+            "batch_size": lambda v: _integer(v, 1, 4096),
+            "threads": lambda v: v is None or _integer(v, 1, 1024),
+            "height": lambda v: _integer(v, 8, MAX_CANVAS),
+            "width": lambda v: _integer(v, 8, MAX_CANVAS),
+        }
+        for key, check in checks.items():
+            try:
+                check(getattr(self, key))
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"{key}={getattr(self, key)!r} is invalid: {error}") from None
+        seed_list(self.seeds)
+
+
+def _integer(value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"must be an integer in [{low}, {high}]")
+
+
+def job_settings(config: DictConfig) -> JobSettings:
+    """The job's settings with their ranges checked (ConfigError naming the key)."""
+    plain = OmegaConf.to_container(config, resolve=True)
+    known = {k: v for k, v in plain.items() if k in JobSettings.__dataclass_fields__}
+    objective = known.pop("objective", None) or {}
+    return JobSettings(**known, objective=Objective(**objective))
+
+
+ConfigStore.instance().store(name="job_schema", node=JobSettings)
