@@ -10,6 +10,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+MAX_SIDE = 16384  # pixels per side: a float32 mask of 16384^2 is already 1 GiB
+MAX_GROW = 1024  # grow_by: a box kernel of side grow_by, convolved over the whole mask
+MAX_FEATHER = 1024.0  # feather radius in pixels: a Gaussian kernel of 2 * radius + 1 taps
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_side(value: object, name: str) -> int:
+    """A mask or canvas side: an integer in [1, MAX_SIDE] (a float holding an integer is accepted) -> int."""
+    if not _is_number(value) or not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_SIDE:
+        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_SIDE} pixels, got {value!r}")
+    return int(value)
+
+
+def check_fraction(value: object, name: str, low: float = 0.0, high: float = 1.0, *, positive: bool = False) -> float:
+    """A finite number in [low, high] (in (low, high] when `positive`) -> float."""
+    inside = _is_number(value) and math.isfinite(value) and (low < value if positive else low <= value) and value <= high
+    if not inside:
+        interval = f"({low:g}, {high:g}]" if positive else f"[{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be a finite number in {interval} (a fraction of the canvas), got {value!r}")
+    return float(value)
+
 
 def as_mask_batch(mask: Tensor, name: str = "mask", batch: int | None = None) -> Tensor:
     """`[H,W]`, `[B,H,W]` or `[B,1,H,W]` -> float `[B,1,H,W]`; B must be 1 or `batch`; values in [0, 1]."""
@@ -31,6 +55,7 @@ def as_mask_batch(mask: Tensor, name: str = "mask", batch: int | None = None) ->
 
 def resize_mask(mask: Tensor, height: int, width: int) -> Tensor:
     """Bilinear resize to `(height, width)` (not transposed, unlike upstream's (W, H) call) -> `[B,1,H,W]`."""
+    height, width = check_side(height, "height"), check_side(width, "width")
     m = as_mask_batch(mask)
     if m.shape[-2:] == (height, width):
         return m
@@ -40,9 +65,10 @@ def resize_mask(mask: Tensor, height: int, width: int) -> Tensor:
 def grow_mask(mask: Tensor, height: int, width: int, grow_by: int) -> Tensor:
     """SPEC §7: resize to (H, W); if `grow_by > 0`: round, convolve with a `grow_by` box of ones (padding
     `ceil((grow_by-1)/2)`), clamp to [0,1], crop to (H, W); round. The result is binary `[B,1,H,W]`."""
-    if isinstance(grow_by, bool) or not isinstance(grow_by, (int, float)) or grow_by < 0 or grow_by != int(grow_by):
-        raise ValueError(f"grow_by (overlap_factor) must be an integer >= 0, got {grow_by!r}")
+    if not _is_number(grow_by) or not math.isfinite(grow_by) or grow_by != int(grow_by) or not 0 <= grow_by <= MAX_GROW:
+        raise ValueError(f"grow_by (overlap_factor) must be an integer >= 0 and <= {MAX_GROW}, got {grow_by!r}")
     grow_by = int(grow_by)
+    height, width = check_side(height, "height"), check_side(width, "width")
     m = resize_mask(mask, height, width)
     if grow_by > 0:
         kernel = torch.ones(1, 1, grow_by, grow_by, dtype=m.dtype, device=m.device)
@@ -52,8 +78,8 @@ def grow_mask(mask: Tensor, height: int, width: int, grow_by: int) -> Tensor:
 
 def feather_mask(mask: Tensor, radius: float) -> Tensor:
     """Gaussian blur with std `radius / 2` (reflect padding): soft edges, values stay in [0, 1]; 0 = unchanged."""
-    if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
+    if not _is_number(radius) or not math.isfinite(radius) or not 0 <= radius <= MAX_FEATHER:
+        raise ValueError(f"radius (feather) must be a finite number >= 0 and <= {MAX_FEATHER:g} pixels, got {radius!r}")
     m = as_mask_batch(mask)
     if radius == 0:
         return m
@@ -72,9 +98,8 @@ def feather_mask(mask: Tensor, radius: float) -> Tensor:
     return out.clamp(0, 1)
 
 
-def _check_size(height: int, width: int) -> None:
-    if height < 1 or width < 1:
-        raise ValueError(f"height and width must be >= 1, got {height}x{width}")
+def _check_size(height: int, width: int) -> tuple[int, int]:
+    return check_side(height, "height"), check_side(width, "width")
 
 
 def _grid(height: int, width: int) -> tuple[Tensor, Tensor]:
@@ -86,9 +111,11 @@ def _grid(height: int, width: int) -> tuple[Tensor, Tensor]:
 
 def rectangle_mask(height: int, width: int, top: float, left: float, bottom: float, right: float) -> Tensor:
     """1 inside the box `[top, bottom) x [left, right)` given in fractions of the size -> `[1,1,H,W]`."""
-    _check_size(height, width)
-    if not (0 <= top < bottom <= 1 and 0 <= left < right <= 1):
-        raise ValueError(f"box fractions need 0 <= top < bottom <= 1 and 0 <= left < right <= 1, "
+    height, width = _check_size(height, width)
+    top, left = check_fraction(top, "top"), check_fraction(left, "left")
+    bottom, right = check_fraction(bottom, "bottom"), check_fraction(right, "right")
+    if not (top < bottom and left < right):
+        raise ValueError(f"box fractions need top < bottom and left < right (an empty box is no mask), "
                          f"got top={top} left={left} bottom={bottom} right={right}")
     y, x = _grid(height, width)
     return ((y >= top) & (y < bottom) & (x >= left) & (x < right)).float()[None, None]
@@ -96,28 +123,60 @@ def rectangle_mask(height: int, width: int, top: float, left: float, bottom: flo
 
 def ellipse_mask(height: int, width: int, cy: float = 0.5, cx: float = 0.5, ry: float = 0.25, rx: float = 0.25) -> Tensor:
     """1 inside the ellipse with centre `(cy, cx)` and radii `(ry, rx)`, fractions of the size -> `[1,1,H,W]`."""
-    _check_size(height, width)
-    if ry <= 0 or rx <= 0:
-        raise ValueError(f"radii ry and rx must be > 0, got ry={ry} rx={rx}")
+    height, width = _check_size(height, width)
+    cy, cx = check_fraction(cy, "cy", -1.0, 2.0), check_fraction(cx, "cx", -1.0, 2.0)
+    ry, rx = check_fraction(ry, "ry", 0.0, 4.0, positive=True), check_fraction(rx, "rx", 0.0, 4.0, positive=True)
     y, x = _grid(height, width)
     return ((((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2) <= 1).float()[None, None]
 
 
 def half_mask(height: int, width: int, side: str = "right") -> Tensor:
     """1 on one half of the canvas: `side` in left|right|top|bottom -> `[1,1,H,W]`."""
+    height, width = _check_size(height, width)
     boxes = {"left": (0, 0, 1, 0.5), "right": (0, 0.5, 1, 1), "top": (0, 0, 0.5, 1), "bottom": (0.5, 0, 1, 1)}
     if side not in boxes:
         raise ValueError(f"side must be one of {', '.join(boxes)}, got {side!r}")
     return rectangle_mask(height, width, *boxes[side])
 
 
-def load_mask(path: str | Path, height: int | None = None, width: int | None = None) -> Tensor:
-    """A mask from an image file: its alpha channel if it has one, else its luminance, scaled to [0, 1]."""
-    from PIL import Image
+def _channel_scale(image) -> float:
+    """The largest value an image mode's channel can hold: 65535 for 16-bit greyscale (PIL's `I;16*` and the
+    `I` mode its PNG plugin opens them in), 1 for float images, 255 for 8-bit modes."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        return 65535.0
+    if image.mode == "F":
+        return 1.0
+    return 255.0
 
-    image = Image.open(path)
-    channel = image.getchannel("A") if "A" in image.getbands() else image.convert("L")
-    mask = torch.from_numpy(np.asarray(channel, dtype=np.float32) / 255.0)[None, None]
+
+def load_mask(path: str | Path, height: int | None = None, width: int | None = None) -> Tensor:
+    """A mask from an image file: its alpha channel if it has one, else its luminance, divided by the largest
+    value of its bit depth (255, or 65535 for 16-bit greyscale), then resized to `(height, width)` when given.
+
+    Raises ValueError naming `path` when the file is missing, unreadable or truncated, and naming height/width
+    when they are not integers in [1, MAX_SIDE].
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    height = None if height is None else check_side(height, "height")
+    width = None if width is None else check_side(width, "width")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing image file, got {str(path)!r}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if "A" in image.getbands():
+                array, scale = np.asarray(image.getchannel("A"), dtype=np.float32), 255.0
+            elif image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                array, scale = np.asarray(image, dtype=np.float32), _channel_scale(image)
+            else:
+                array, scale = np.asarray(image.convert("L"), dtype=np.float32), 255.0
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
+        raise ValueError(f"path {str(path)!r} is not a readable image file (truncated or not an image?): {error}") from None
+    mask = torch.from_numpy(np.clip(array / scale, 0.0, 1.0))[None, None]
+    check_side(mask.shape[-2], f"the height of {path.name}")
+    check_side(mask.shape[-1], f"the width of {path.name}")
     if height is not None or width is not None:
         mask = resize_mask(mask, height or mask.shape[-2], width or mask.shape[-1])
     return mask

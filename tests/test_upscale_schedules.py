@@ -82,7 +82,8 @@ def test_factor_one_resamples_without_a_final_iteration_like_upstream():
 
 @pytest.mark.parametrize(
     "factor, steps, mode, message",
-    [(0.5, 2, "simple", "upscale_factor must be >= 1"), (2.0, 0, "simple", "steps must be >= 1"),
+    [(0.5, 2, "simple", r"upscale_factor \(upscaler.factor\) must be a finite number in \[1, 16\]"),
+     (2.0, 0, "simple", r"steps \(upscaler.iterations\) must be an integer in \[1, 64\]"),
      (2.0, 2, "cubic", "step_mode must be one of")],
 )
 def test_bad_plan_arguments_are_rejected(factor, steps, mode, message):

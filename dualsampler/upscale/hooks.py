@@ -9,6 +9,8 @@ import math
 from torch import Tensor
 
 from dualsampler.sampling import NoiseStream, latent_noise_mask
+from dualsampler.sampling.noise import check_seed
+from dualsampler.upscale.limits import MAX_STEPS, check_count, check_flag, check_real
 from dualsampler.upscale.sampler_spec import UpscaleSampler
 
 
@@ -46,6 +48,9 @@ class CombinedHook(UpscaleHook):
 
     def __init__(self, hook1: UpscaleHook, hook2: UpscaleHook) -> None:
         super().__init__()
+        for name, hook in (("hook1", hook1), ("hook2", hook2)):
+            if not isinstance(hook, UpscaleHook):
+                raise ValueError(f"{name} must be an UpscaleHook, got {type(hook).__name__}")
         self.hook1 = hook1
         self.hook2 = hook2
 
@@ -72,10 +77,8 @@ class CfgScheduleHook(UpscaleHook):
 
     def __init__(self, target_cfg: float, round_down: bool = False) -> None:
         super().__init__()
-        if target_cfg < 0:
-            raise ValueError(f"target_cfg must be >= 0, got {target_cfg}")
-        self.target_cfg = target_cfg
-        self.round_down = round_down
+        self.target_cfg = check_real(target_cfg, "target_cfg", 0.0)
+        self.round_down = check_flag(round_down, "round_down")
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
         start = sampler.base_cfg
@@ -88,9 +91,7 @@ class DenoiseScheduleHook(UpscaleHook):
 
     def __init__(self, target_denoise: float) -> None:
         super().__init__()
-        if not 0 < target_denoise <= 1:
-            raise ValueError(f"target_denoise must be in (0, 1], got {target_denoise}")
-        self.target_denoise = target_denoise
+        self.target_denoise = check_real(target_denoise, "target_denoise", 0.0, 1.0, low_open=True)
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
         start = sampler.denoise
@@ -103,9 +104,7 @@ class StepsScheduleHook(UpscaleHook):
 
     def __init__(self, target_steps: int) -> None:
         super().__init__()
-        if isinstance(target_steps, bool) or not isinstance(target_steps, int) or target_steps < 1:
-            raise ValueError(f"target_steps must be an integer >= 1, got {target_steps!r}")
-        self.target_steps = target_steps
+        self.target_steps = check_count(target_steps, "target_steps", 1, MAX_STEPS)
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
         start = sampler.steps
@@ -121,12 +120,11 @@ class NoiseInjectionHook(UpscaleHook):
 
     def __init__(self, seed: int, start_strength: float, end_strength: float, upstream_compat: bool = False) -> None:
         super().__init__()
-        if start_strength < 0 or end_strength < 0:
-            raise ValueError(f"start_strength and end_strength must be >= 0, got {start_strength}, {end_strength}")
+        check_seed(seed, 1)
         self.seed = seed
-        self.start_strength = start_strength
-        self.end_strength = end_strength
-        self.upstream_compat = upstream_compat
+        self.start_strength = check_real(start_strength, "start_strength", 0.0)
+        self.end_strength = check_real(end_strength, "end_strength", 0.0)
+        self.upstream_compat = check_flag(upstream_compat, "upstream_compat")
 
     def strength(self) -> float:
         """The strength at the current iteration."""

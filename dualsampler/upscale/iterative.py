@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from dualsampler.upscale.step_plan import upscale_plan
+from dualsampler.upscale.step_plan import check_final_size, upscale_plan
 from dualsampler.upscale.two_samplers_upscaler import TwoSamplersForMaskUpscaler
 
 
@@ -30,6 +30,7 @@ def iterative_upscale(
     plan = checked_plan(upscale_factor, steps, step_mode, upscaler)
     f = upscaler.vae_factor
     height, width = latent.shape[-2] * f, latent.shape[-1] * f
+    check_final_size(height, width, upscale_factor)
     for step_info, scale in plan:
         latent = upscaler.upscale_shape(step_info, latent, width * scale, height * scale, noise_mask)
     return latent
@@ -45,5 +46,6 @@ def iterative_upscale_image(
     """Images `[B, 3, H, W]` in [0, 1] -> encode -> `iterative_upscale` -> decode, with the upscaler's VAE
     (tiled when it uses a tiled VAE; upstream's image variant never tiles these two passes)."""
     checked_plan(upscale_factor, steps, step_mode, upscaler)
+    check_final_size(images.shape[-2], images.shape[-1], upscale_factor)
     latent = upscaler.encode(images)
     return upscaler.decode(iterative_upscale(latent, upscale_factor, steps, upscaler, step_mode))

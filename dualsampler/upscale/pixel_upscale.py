@@ -8,6 +8,7 @@ from time import perf_counter
 from torch import Tensor
 
 from dualsampler.upscale.hooks import UpscaleHook
+from dualsampler.upscale.limits import MAX_SIDE, check_real
 from dualsampler.upscale.scale_methods import check_scale_method, resize_images
 from dualsampler.upscale.upscale_models import UpscaleModel, upscale_with_model
 from dualsampler.upscale.vae_codec import check_tile_size, vae_decode, vae_encode, vae_factor
@@ -19,8 +20,8 @@ def target_pixel_size(height: float, width: float, factor: int) -> tuple[int, in
     Upstream resizes to `floor` and lets the encoder crop the remainder; here the image is resized to the
     multiple directly, so nothing is cropped and the latent shape is the same.
     """
-    if height < 1 or width < 1:
-        raise ValueError(f"target height and width must be >= 1 pixel; got {height}x{width}")
+    height = check_real(height, "target height", 1.0, MAX_SIDE)
+    width = check_real(width, "target width", 1.0, MAX_SIDE)
     return max(int(height) // factor, 1) * factor, max(int(width) // factor, 1) * factor
 
 

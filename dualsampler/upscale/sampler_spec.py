@@ -10,6 +10,7 @@ from torch import Tensor
 from dualsampler.sampling import KSampler
 from dualsampler.sampling.ksampler import check_denoise
 from dualsampler.sampling.noise import Seed
+from dualsampler.upscale.limits import MAX_SCHEDULE, MAX_STEPS, check_count, check_real
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,14 @@ class UpscaleSampler:
     def __post_init__(self) -> None:
         if not isinstance(self.ksampler, KSampler):
             raise ValueError(f"ksampler must be a dualsampler.sampling.KSampler, got {type(self.ksampler).__name__}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        check_count(self.steps, "steps", 1, MAX_STEPS)
         check_denoise(self.denoise)
+        if self.steps / self.denoise > MAX_SCHEDULE:
+            raise ValueError(f"denoise={self.denoise!r} with steps={self.steps} cuts {self.steps} steps from a schedule of "
+                             f"steps / denoise = {self.steps / self.denoise:.3g} steps; it must be <= {MAX_SCHEDULE} "
+                             f"(denoise >= steps / {MAX_SCHEDULE})")
+        if self.cfg is not None:
+            check_real(self.cfg, "cfg", 0.0)
         if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):
             raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (UNetDenoiser)")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dualsampler.masks import check_side
+
 SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 LANCZOS_A = 3
 
@@ -49,8 +51,7 @@ def resize_images(images: torch.Tensor, height: int, width: int, method: str) ->
     check_scale_method(method)
     if images.ndim != 4:
         raise ValueError(f"images must be [B, C, H, W]; got shape {tuple(images.shape)}")
-    if height < 1 or width < 1:
-        raise ValueError(f"height and width must be >= 1; got {height}x{width}")
+    height, width = check_side(height, "height"), check_side(width, "width")
     if (height, width) == tuple(images.shape[-2:]):
         return images
     if method == "lanczos":

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
+from dualsampler.upscale.limits import MAX_FACTOR, MAX_ITERATIONS, MAX_SIDE, check_count, check_real
+
 STEP_MODES = ("simple", "geometric")
 
 
 def check_upscale_args(upscale_factor: float, steps: int, step_mode: str) -> None:
-    """Raise ValueError for a factor below 1, fewer than one step or an unknown step mode."""
-    if upscale_factor < 1:
-        raise ValueError(f"upscale_factor must be >= 1; got {upscale_factor}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}")
+    """Raise ValueError unless the factor is a finite number in [1, MAX_FACTOR] (1 re-samples at the same size),
+    `steps` (the iterations) an integer in [1, MAX_ITERATIONS] and `step_mode` one of STEP_MODES."""
+    check_real(upscale_factor, "upscale_factor (upscaler.factor)", 1.0, MAX_FACTOR)
+    check_count(steps, "steps (upscaler.iterations)", 1, MAX_ITERATIONS)
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}; got {step_mode!r}")
+
+
+def check_final_size(height: int, width: int, upscale_factor: float) -> tuple[int, int]:
+    """The final pixel size `(floor(height * f), floor(width * f))`; ValueError naming the factor when a side
+    exceeds MAX_SIDE pixels (memory: one float image of 16384^2 px is 3 GiB)."""
+    check_real(upscale_factor, "upscale_factor (upscaler.factor)", 1.0, MAX_FACTOR)
+    final = (math.floor(height * upscale_factor), math.floor(width * upscale_factor))
+    if max(final) > MAX_SIDE:
+        raise ValueError(f"upscale_factor (upscaler.factor)={upscale_factor!r} makes the {height}x{width} px image "
+                         f"{final[0]}x{final[1]} px; the final size must be <= {MAX_SIDE} px per side")
+    return final
 
 
 def upscale_plan(upscale_factor: float, steps: int, step_mode: str = "simple") -> list[tuple[tuple[int, int], float]]:

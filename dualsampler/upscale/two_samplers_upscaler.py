@@ -12,6 +12,7 @@ from torch import Tensor
 from dualsampler.dual import two_samplers_for_mask
 from dualsampler.masks import as_mask_batch
 from dualsampler.upscale.hooks import UpscaleHook
+from dualsampler.upscale.limits import MAX_FACTOR, check_flag, check_real
 from dualsampler.upscale.pixel_upscale import PixelUpscaler
 from dualsampler.upscale.sampler_spec import UpscaleSampler
 from dualsampler.upscale.schedules import check_full_sample_schedule, is_full_sample_time
@@ -65,6 +66,8 @@ class TwoSamplersForMaskUpscaler:
         upstream_compat: bool = False,
     ) -> None:
         check_full_sample_schedule(full_sample_schedule)
+        check_flag(use_tiled_vae, "use_tiled_vae")
+        check_flag(upstream_compat, "upstream_compat")
         _check_sampler("base_sampler", base_sampler)
         _check_sampler("mask_sampler", mask_sampler)
         _check_sampler("full_sampler", full_sampler, optional=True)
@@ -103,8 +106,7 @@ class TwoSamplersForMaskUpscaler:
 
     def upscale(self, step_info: tuple[int, int], latent: Tensor, factor: float, noise_mask: Tensor | None = None) -> Tensor:
         """One iteration to `factor` times the latent's pixel size."""
-        if factor < 1:
-            raise ValueError(f"factor must be >= 1, got {factor}")
+        check_real(factor, "factor", 1.0, MAX_FACTOR)
         f = self.vae_factor
         return self.upscale_shape(step_info, latent, latent.shape[-1] * f * factor, latent.shape[-2] * f * factor, noise_mask)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from dualsampler.upscale.limits import MAX_TILE_SIZE, check_count
 from dualsampler.upscale.tiling import tiled_apply
 
 MIN_TILE_SIZE = 64
@@ -22,11 +23,14 @@ def vae_factor(vae) -> int:
 
 
 def check_tile_size(tile_size: int, factor: int) -> None:
-    """Raise ValueError unless `tile_size` is an integer >= 64 and a multiple of the VAE factor."""
-    if int(tile_size) != tile_size or tile_size < MIN_TILE_SIZE or tile_size % factor:
-        raise ValueError(
-            f"tile_size must be an integer >= {MIN_TILE_SIZE} and a multiple of the VAE factor {factor}; got {tile_size}"
-        )
+    """Raise ValueError unless `tile_size` is an integer in [64, MAX_TILE_SIZE] and a multiple of the VAE factor."""
+    try:
+        size = check_count(tile_size, "tile_size", MIN_TILE_SIZE, MAX_TILE_SIZE)
+    except ValueError:
+        size = None
+    if size is None or size % factor:
+        raise ValueError(f"tile_size must be an integer >= {MIN_TILE_SIZE} and a multiple of the VAE factor {factor}, "
+                         f"at most {MAX_TILE_SIZE} px (memory); got {tile_size!r}")
 
 
 def tile_overlap(tile_size: int, factor: int) -> int:
