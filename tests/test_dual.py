@@ -7,8 +7,7 @@ from dualsampler.dual import MODES, Region, Regional, two_advanced_samplers_for_
 from dualsampler.masks import grow_mask, rectangle_mask
 from dualsampler.sampling import KSampler, UNetDenoiser
 
-from conftest import GaussianData
-from test_sampling_unet_denoiser import ForwardCounter, embeddings, tiny_cond_unet
+from helpers import ForwardCounter, GaussianData, embeddings, tiny_cond_unet
 
 H, W = 8, 20  # a non-square latent
 

@@ -74,8 +74,6 @@ def test_bad_region_and_small_images_are_value_errors():
 
 @pytest.fixture(scope="module")
 def trained_judge() -> Judge:
-    if not (WEIGHTS_DIR / "judge").is_dir():
-        pytest.skip(f"the trained judge is not there yet ({WEIGHTS_DIR / 'judge'} missing: run scripts/train_judge.py)")
     return Judge.from_pretrained(WEIGHTS_DIR / "judge").eval()
 
 

@@ -6,31 +6,12 @@ from diffusers import UNet2DConditionModel, UNet2DModel
 
 from dualsampler.sampling import KSampler, ModelSampling, UNetDenoiser, denoise_together
 
-
-def tiny_cond_unet() -> UNet2DConditionModel:
-    torch.manual_seed(0)
-    return UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
-    ).eval()
-
-
-class ForwardCounter:
-    """Counts forwards and records each forward's batch size."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.batches: list[int] = []
-        module.register_forward_hook(lambda m, args, kwargs_out: self.batches.append(args[0].shape[0]))
+from helpers import ForwardCounter, embeddings, tiny_cond_unet
 
 
 @pytest.fixture(scope="module")
 def unet() -> UNet2DConditionModel:
     return tiny_cond_unet()
-
-
-def embeddings(seed: int) -> torch.Tensor:
-    return torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])

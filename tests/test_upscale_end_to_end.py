@@ -5,17 +5,14 @@ import torch
 
 from dualsampler.dual import two_samplers_for_mask
 from dualsampler.masks import half_mask
-from dualsampler.models import WEIGHTS_DIR, load_world
+from dualsampler.models import load_world
 from dualsampler.sampling import KSampler
 from dualsampler.upscale import TwoSamplersForMaskUpscaler, UpscaleSampler, iterative_upscale
 
 BASE_PROMPT, MASK_PROMPT = "blue stripes", "red dots"
 EXPECTED = ([BASE_PROMPT] * 2, [MASK_PROMPT] * 2)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (WEIGHTS_DIR / "unet").is_dir(), reason="the embedded world's weights are not trained yet"),
-]
+pytestmark = pytest.mark.slow
 
 
 def region_prompts(world, images):

@@ -107,7 +107,6 @@ TRAINED_SEAM_RATIO_TOL = 2.6
 TRAINED_ENCODE_REL_TOL = 0.14
 
 
-@pytest.mark.skipif(not (WEIGHTS_DIR / "vae").is_dir(), reason="the embedded world's VAE is not trained yet")
 @pytest.mark.parametrize("prompt, seed", [("purple blobs", 11), ("orange checker", 2)])
 def test_trained_vae_tiled_matches_untiled(prompt, seed):
     vae = AutoencoderKL.from_pretrained(WEIGHTS_DIR / "vae", torch_dtype=torch.float32).eval()

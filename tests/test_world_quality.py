@@ -59,6 +59,7 @@ def test_vae_keeps_the_colors_of_two_regions_apart(world):
     assert read_back(world.judge, inside, [b for _, b in PAIRS[:3] for _ in range(2)])[0].mean() == 1.0
 
 
+@pytest.mark.slow
 def test_dual_sampled_images_show_a_prompt_in_each_region(world):
     mask = half_mask(96, 96, "right")
     outside, inside = [], []
@@ -87,6 +88,7 @@ def test_upscaler_beats_bicubic(world):
     assert psnr(world.upscaler(low), images) >= psnr(bicubic, images) + 1.0
 
 
+@pytest.mark.slow
 def test_generated_images_show_their_prompt(world):
     prompts = ["red stripes", "blue checker", "yellow dots"]
     images = torch.cat([world.generate(p, seeds=[0, 1, 2, 3], height=64, width=64, steps=12, cfg=5.0) for p in prompts])
