@@ -3,8 +3,11 @@
 import pytest
 import torch
 
+from helpers import GaussianData
+
 from dualsampler.masks import half_mask
-from dualsampler.sampling import KSampler, ModelSampling, NoiseStream, get_sigmas, sample
+from dualsampler.sampling import KSampler, ModelSampling, NoiseStream, denoise_to_steps, get_sigmas, sample
+from dualsampler.sampling.noise_mask import latent_noise_mask, masked_denoiser
 
 
 @pytest.fixture
@@ -33,16 +36,27 @@ def test_partial_start_adds_noise_scaled_by_sigma(gaussian, latent):
     torch.testing.assert_close(seen[0], latent + noise * float(ks.sigmas(10)[4]))
 
 
-@pytest.mark.parametrize("sampler", ["euler", "ddim", "euler_ancestral", "dpmpp_2s_ancestral", "dpm_2", "heun"])
+@pytest.mark.parametrize("sampler", ["euler", "ddim", "dpm_2", "heun"])
 def test_two_slices_with_leftover_noise_equal_one_call_for_single_step_samplers(gaussian, latent, sampler):
     ks = KSampler(gaussian, sampler, "karras")
     whole = ks.sample_advanced(True, 9, 12, latent, 0, 12, False)
     first = ks.sample_advanced(True, 9, 12, latent, 0, 5, True)
     second = ks.sample_advanced(False, 9, 12, first, 5, 12, False)
-    if sampler in ("euler", "ddim", "dpm_2", "heun"):
-        torch.testing.assert_close(second, whole, atol=1e-5, rtol=1e-5)
-    else:  # ancestral noise restarts from the seed in each call, as upstream: same law, other draw
-        assert second.shape == whole.shape and torch.isfinite(second).all()
+    torch.testing.assert_close(second, whole, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", ["euler_ancestral", "dpmpp_2s_ancestral"])
+def test_ancestral_noise_restarts_from_the_seed_in_each_slice_as_upstream(gaussian, latent, sampler):
+    ks = KSampler(gaussian, sampler, "karras")
+    sigmas = ks.sigmas(12)
+    whole = ks.sample_advanced(True, 9, 12, latent, 0, 12, False)
+    first = ks.sample_advanced(True, 9, 12, latent, 0, 5, True)
+    second = ks.sample_advanced(False, 9, 12, first, 5, 12, False)
+    start = latent + NoiseStream(9)(latent) * (1 + float(sigmas[0]) ** 2) ** 0.5
+    torch.testing.assert_close(first, sample(gaussian, start, sigmas[:6], sampler, seed=9))
+    # The second call draws its ancestral noise from seed 9 again, from the first of its own steps.
+    torch.testing.assert_close(second, sample(gaussian, first, sigmas[5:], sampler, seed=9))
+    assert (second - whole).abs().mean() > 1e-3
 
 
 def test_end_before_steps_without_leftover_noise_denoises_fully(gaussian, latent):
@@ -77,6 +91,125 @@ def test_noise_mask_holds_the_latent_outside_and_moves_it_inside(gaussian, laten
     outside, inside = mask.expand_as(latent) == 0, mask.expand_as(latent) == 1
     assert (out - latent)[outside].abs().max() < 1e-6
     assert (out - latent)[inside].abs().mean() > 0.1
+
+
+class ConstantDenoiser:
+    """`D(x, sigma) = target` whatever the input: the masked result is then known in closed form."""
+
+    def __init__(self, target: torch.Tensor) -> None:
+        self.target = target
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.target.expand_as(x).clone()
+
+
+@pytest.mark.parametrize("sampler", ["euler", "ddim", "dpmpp_2m", "heun"])
+def test_a_soft_mask_is_applied_once(latent, sampler):
+    target = torch.full_like(latent, 2.0)
+    mask = torch.full((8, 12), 0.5)
+    out = KSampler(ConstantDenoiser(target), sampler, "karras").sample(latent, 0, 6, noise_mask=mask)
+    torch.testing.assert_close(out, target * 0.5 + latent * 0.5)  # D*m + L*(1-m), not L + (D-L)*m^2
+
+
+def test_a_feathered_mask_gives_the_blend_at_each_pixel_and_holds_zeros_exactly(latent):
+    target = torch.full_like(latent, -1.0)
+    mask = torch.linspace(0, 1, 12).expand(8, 12)
+    out = KSampler(ConstantDenoiser(target), "euler", "normal").sample(latent, 0, 5, noise_mask=mask)
+    torch.testing.assert_close(out, target * mask + latent * (1 - mask))
+    assert torch.equal(out[..., 0], latent[..., 0])
+
+
+def test_denoise_steps_are_pythons_int_of_the_quotient_as_upstream():
+    assert denoise_to_steps(14, 0.56) == (24, 10)  # 14 / 0.56 = 24.999999999999996
+    assert denoise_to_steps(6, 0.5) == (12, 6)
+    assert denoise_to_steps(20, 1.0) == (20, 0)
+
+
+def test_sample_with_denoise_runs_the_tail_of_the_int_rounded_schedule(gaussian, latent):
+    seen = []
+    KSampler(gaussian, "euler", "normal").sample(latent, 0, 14, denoise=0.56, callback=lambda i: seen.append(i["sigma"]))
+    assert seen == pytest.approx(get_sigmas("normal", 24)[10:-1].tolist())
+
+
+def test_ddim_uniform_with_denoise_takes_the_last_steps_plus_one_sigmas(gaussian, latent):
+    # 7 steps at 0.5: the 14-step ddim_uniform schedule walks t = 1, 72, ..., 995 (15 sigmas and a 0);
+    # upstream keeps its last 8 entries.
+    seen = []
+    KSampler(gaussian, "euler", "ddim_uniform").sample(latent, 0, 7, 0.5, callback=lambda i: seen.append(i["sigma"]))
+    assert seen == pytest.approx(get_sigmas("ddim_uniform", 14)[-8:-1].tolist())
+
+
+@pytest.mark.parametrize("add_noise", [True, False])
+def test_ddim_noises_the_held_region_with_randn_from_seed_plus_one(gaussian, latent, add_noise):
+    mask = half_mask(8, 12, "right").expand(2, 1, 8, 12)
+    inputs = {}
+    for sampler in ("ddim", "euler"):
+        seen = []
+        spy = lambda x, s: seen.append(x.clone()) or gaussian(x, s)  # noqa: E731
+        KSampler(spy, sampler, "karras").sample_advanced(add_noise, 7, 6, latent, 2, 6, False, mask)
+        inputs[sampler] = seen[0]
+    sigma = float(KSampler(gaussian, "euler", "karras").sigmas(6)[2])
+    held = mask.expand_as(latent) == 0
+    inpaint = torch.randn(latent.shape, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(inputs["ddim"][held], (latent + inpaint * sigma)[held])
+    added = NoiseStream(7)(latent) if add_noise else torch.zeros_like(latent)
+    torch.testing.assert_close(inputs["euler"][held], (latent + added * sigma)[held])
+    torch.testing.assert_close(inputs["ddim"][~held], inputs["euler"][~held])
+
+
+def test_the_latent_is_held_exactly_outside_the_mask_unless_upstream_compat(gaussian, latent):
+    mask = half_mask(8, 12, "right")
+    outside = mask.expand_as(latent) == 0
+    ours = KSampler(gaussian, "uni_pc", "karras").sample(latent, 0, 6, noise_mask=mask)
+    upstream = KSampler(gaussian, "uni_pc", "karras", upstream_compat=True).sample(latent, 0, 6, noise_mask=mask)
+    assert torch.equal(ours[outside], latent[outside])
+    residual = (upstream - latent)[outside].abs().max()
+    assert 1e-5 < residual < 1e-2  # uni_pc stops at sigma 0.001
+    torch.testing.assert_close(ours[~outside], upstream[~outside])
+
+
+@pytest.mark.parametrize("sampler", ["uni_pc", "uni_pc_bh2"])
+def test_uni_pc_over_one_step_steps_by_default_and_only_rescales_with_upstream_compat(gaussian, latent, sampler):
+    noisy = latent * 3
+    sigmas = KSampler(gaussian, sampler, "karras").sigmas(10)
+    s0, s1 = float(sigmas[4]), float(sigmas[5])
+    ours = KSampler(gaussian, sampler, "karras").sample_advanced(False, 0, 10, noisy, 4, 5, True)
+    ks = KSampler(gaussian, sampler, "karras", upstream_compat=True)
+    calls = gaussian.calls
+    upstream = ks.sample_advanced(False, 0, 10, noisy, 4, 5, True)
+    torch.testing.assert_close(upstream, noisy * ((1 + s1**2) / (1 + s0**2)) ** 0.5)
+    assert gaussian.calls == calls + 1  # upstream evaluates the model once and discards it
+    exact = gaussian.flow(noisy, s0, s1)
+    assert (ours - exact).abs().max() < 0.5 * (upstream - exact).abs().max()  # a first-order step toward the flow
+    with pytest.raises(ValueError, match="upstream_compat must be a bool"):
+        KSampler(gaussian, sampler, upstream_compat="yes")
+
+
+class UncondGaussian:
+    """A denoiser offering `with_uncond`: guided x0 from `GaussianData`, unconditional x0 = the input halved."""
+
+    def __init__(self) -> None:
+        self.inner = GaussianData()
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.inner(x, sigma)
+
+    def with_uncond(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inner(x, sigma), x / 2
+
+
+def test_masked_denoiser_passes_with_uncond_through_when_the_inner_denoiser_has_it(latent):
+    mask = latent_noise_mask(half_mask(8, 12, "right"), latent)
+    noise = torch.randn_like(latent)
+    sigma = torch.full((2,), 3.0)
+    x = torch.randn_like(latent)
+    masked = masked_denoiser(UncondGaussian(), mask, latent, noise)
+    x0, x0_uncond = masked.with_uncond(x, sigma)
+    x_in = x * mask + (latent + noise * 3.0) * (1 - mask)
+    torch.testing.assert_close(x0, masked(x, sigma))
+    torch.testing.assert_close(x0, GaussianData()(x_in, sigma) * mask + latent * (1 - mask))
+    torch.testing.assert_close(x0_uncond, x_in / 2)  # at the masked input, unmasked: what upstream's cfg_pp sees
+    assert not hasattr(masked_denoiser(GaussianData(), mask, latent, noise), "with_uncond")
 
 
 def test_noise_mask_at_image_resolution_is_resized_to_the_latent(gaussian, latent):

@@ -1,18 +1,31 @@
-"""KSampler: one sampler over a slice of a schedule, with added noise and a noise mask (SPEC §4)."""
+"""KSampler: one sampler over a slice of a schedule, with added noise and a noise mask (SPEC §4).
+
+Upstream fidelity (SPEC §10): `denoise` maps to `int(steps / denoise)` steps; under a noise mask `ddim` noises the
+held region with upstream's separate draw (`randn` seeded with seed + 1); a fractional mask value m gives
+`D*m + latent*(1-m)` once. Two deliberate deviations, both switched to upstream's behaviour by
+`upstream_compat=True`: the latent is held exactly where the mask is 0 (upstream's uni_pc leaves the residual of
+its final sigma 0.001 there), and uni_pc over a one-step sigma list takes a first-order step (upstream's order
+`min(3, len(sigmas) - 2)` is 0 there and it only rescales x).
+"""
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
 
 from .model_sampling import ModelSampling
 from .noise import NoiseStream, Seed, check_seed
-from .noise_mask import MaskedDenoiser, latent_noise_mask
-from .sample import check_latent, integrate
+from .noise_mask import latent_noise_mask, masked_denoiser
+from .sample import check_latent, counting, integrate, with_counts
 from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampler
+from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
 from .schedules import check_scheduler, check_steps, get_sigmas
+
+# Samplers whose noise-masked held region is noised with a separate draw from seed + 1 (upstream runs `ddim` as
+# euler with "random" inpainting noise), whatever the run's own added noise is.
+RANDOM_INPAINT_NOISE = frozenset({"ddim"})
+# Upstream's KSampler treats a denoise above this as a full run.
+FULL_DENOISE = 0.9999
 
 
 def as_flag(value: bool | str, name: str) -> bool:
@@ -30,11 +43,17 @@ def check_denoise(denoise: float) -> None:
 
 
 def denoise_to_steps(steps: int, denoise: float) -> tuple[int, int]:
-    """`denoise < 1` runs the last `steps` of a longer schedule: `(adv_steps, start) = (floor(steps/denoise), adv_steps - steps)`."""
+    """`denoise < 1` runs the last `steps` of a longer schedule: `(adv_steps, start) = (int(steps/denoise),
+    adv_steps - steps)`, Python's int of the float quotient as upstream (14 steps at 0.56 give 24, not 25)."""
     check_steps(steps)
     check_denoise(denoise)
-    adv_steps = math.floor(steps / denoise + 1e-9)
+    adv_steps = int(steps / denoise)
     return adv_steps, adv_steps - steps
+
+
+def inpaint_seed(seed: Seed) -> Seed:
+    """The seed of upstream's separate inpainting noise: seed + 1 (per element for a list of seeds)."""
+    return seed + 1 if isinstance(seed, int) else [s + 1 for s in seed]
 
 
 def slice_schedule(sigmas: Tensor, start_at_step: int, end_at_step: int, return_with_leftover_noise: bool) -> Tensor:
@@ -48,7 +67,9 @@ def slice_schedule(sigmas: Tensor, start_at_step: int, end_at_step: int, return_
 
 
 class KSampler:
-    """A named sampler and schedule around a denoiser; `model_sampling` defaults to the denoiser's own."""
+    """A named sampler and schedule around a denoiser; `model_sampling` defaults to the denoiser's own.
+
+    `upstream_compat=True` reproduces upstream where this toolkit deliberately deviates (module docstring)."""
 
     def __init__(
         self,
@@ -56,13 +77,17 @@ class KSampler:
         sampler: str = "euler",
         scheduler: str = "normal",
         model_sampling: ModelSampling | None = None,
+        upstream_compat: bool = False,
     ) -> None:
         check_sampler(sampler)
         check_scheduler(scheduler)
+        if not isinstance(upstream_compat, bool):
+            raise ValueError(f"upstream_compat must be a bool, got {upstream_compat!r}")
         self.denoiser = denoiser
         self.sampler = sampler
         self.scheduler = scheduler
         self.model_sampling = model_sampling or getattr(denoiser, "model_sampling", None) or ModelSampling()
+        self.upstream_compat = upstream_compat
 
     def __repr__(self) -> str:
         return f"KSampler(sampler={self.sampler!r}, scheduler={self.scheduler!r})"
@@ -117,16 +142,27 @@ class KSampler:
         callback: Callback | None = None,
     ) -> Tensor:
         """`sample_advanced` over an already sliced sigma list and a mask already at the latent's size, without
-        checks: for inner loops (one call per step) whose public entry checked everything once."""
+        checks: for inner loops (one call per step) whose public entry checked everything once.
+
+        With a mask, every model call is masked (SPEC §4.4), so a run ending at sigma 0 returns
+        `D*m + latent*(1-m)`; where m is 0 the latent is then restored exactly (unless `upstream_compat`)."""
         if len(sigmas) < 2:
             return latent.clone()
         sigmas = sigmas.to(latent.device)
         noise = NoiseStream(seed)(latent) if add_noise else torch.zeros_like(latent)
         x = self.model_sampling.noise_scaling(float(sigmas[0]), noise, latent)
-        denoiser = self.denoiser if mask is None else MaskedDenoiser(self.denoiser, mask, latent, noise)
-        out = integrate(denoiser, x, sigmas, self.sampler, seed, callback)
-        if mask is not None and float(sigmas[-1]) == 0:
-            out = out * mask + latent * (1 - mask)
+        denoiser = self.denoiser
+        if mask is not None:
+            held_noise = NoiseStream(inpaint_seed(seed))(latent) if self.sampler in RANDOM_INPAINT_NOISE else noise
+            denoiser = masked_denoiser(self.denoiser, mask, latent, held_noise)
+        if self.upstream_compat and self.sampler in UNI_PC_VARIANTS and len(sigmas) == 2:
+            counter = counting(denoiser)
+            report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
+            out = upstream_one_step_uni_pc(counter, x, sigmas, callback=report)
+        else:
+            out = integrate(denoiser, x, sigmas, self.sampler, seed, callback)
+        if mask is not None and float(sigmas[-1]) == 0 and not self.upstream_compat:
+            out = torch.where(mask == 0, latent, out)
         return out
 
     def sample(
@@ -138,6 +174,15 @@ class KSampler:
         noise_mask: Tensor | None = None,
         callback: Callback | None = None,
     ) -> Tensor:
-        """Add seeded noise and sample the last `steps` of `floor(steps / denoise)` steps to sigma 0."""
-        adv_steps, start = denoise_to_steps(steps, denoise)
-        return self.sample_advanced(True, seed, adv_steps, latent, start, adv_steps, False, noise_mask, callback)
+        """Add seeded noise and sample to sigma 0 (upstream's KSampler): the whole `steps`-step schedule when
+        `denoise` > 0.9999, else the last `steps + 1` sigmas of the `int(steps / denoise)`-step schedule."""
+        check_steps(steps)
+        check_denoise(denoise)
+        check_latent(latent)
+        check_seed(seed, latent.shape[0])
+        if denoise > FULL_DENOISE:
+            sigmas = self.sigmas(steps)
+        else:
+            sigmas = self.sigmas(denoise_to_steps(steps, denoise)[0])[-(steps + 1):]
+        mask = latent_noise_mask(noise_mask, latent) if noise_mask is not None else None
+        return self.run_slice(True, seed, latent, sigmas, mask, callback)

@@ -18,7 +18,10 @@ def latent_noise_mask(mask: Tensor, latent: Tensor) -> Tensor:
 
 
 class MaskedDenoiser:
-    """`x_in = x*m + (latent + noise*sigma)*(1-m)`, `x0 = D(x_in, sigma)*m + latent*(1-m)`."""
+    """`x_in = x*m + (latent + noise*sigma)*(1-m)`, `x0 = D(x_in, sigma)*m + latent*(1-m)`.
+
+    `noise` is what the held region is noised with: the run's added noise, or for `ddim` upstream's separate
+    inpainting draw (see `KSampler.run_slice`)."""
 
     def __init__(self, inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor) -> None:
         self.inner = inner
@@ -27,7 +30,25 @@ class MaskedDenoiser:
         self.keep = 1 - mask
         self.held_x0 = latent * self.keep
 
-    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+    def masked_input(self, x: Tensor, sigma: Tensor) -> Tensor:
         s = sigma.reshape(-1, 1, 1, 1).to(x.dtype)
-        x_in = x * self.mask + self.held_x0 + self.noise * self.keep * s
-        return self.inner(x_in, sigma) * self.mask + self.held_x0
+        return x * self.mask + self.held_x0 + self.noise * self.keep * s
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return self.inner(self.masked_input(x, sigma), sigma) * self.mask + self.held_x0
+
+
+class MaskedUncondDenoiser(MaskedDenoiser):
+    """A `MaskedDenoiser` over a denoiser with `with_uncond` (SPEC §9): the guided x0 is masked as above; the
+    unconditional x0 is the inner denoiser's at the same masked input, unmasked, which is what upstream's cfg_pp
+    samplers receive (their post-CFG hook runs inside the model call, before the noise mask's blend)."""
+
+    def with_uncond(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        x0, x0_uncond = self.inner.with_uncond(self.masked_input(x, sigma), sigma)  # type: ignore[attr-defined]
+        return x0 * self.mask + self.held_x0, x0_uncond
+
+
+def masked_denoiser(inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor) -> MaskedDenoiser:
+    """The noise-mask wrapper, offering `with_uncond` exactly when the inner denoiser does."""
+    cls = MaskedUncondDenoiser if hasattr(inner, "with_uncond") else MaskedDenoiser
+    return cls(inner, mask, latent, noise)

@@ -3,6 +3,11 @@ variants `bh1` (B(h) = h) and `bh2` (B(h) = e^h - 1), lower orders at the start 
 
 Works in sigma space with `lambda = -log(sigma)`. As upstream does, a final sigma of 0 is replaced by 0.001
 (UniPC's log-sigma steps cannot reach 0), so the result keeps noise of std 0.001.
+
+Over a one-step sigma list (what per-step region modes call) this takes a first-order step. Upstream's order
+`min(3, len(sigmas) - 2)` is 0 there, so it evaluates the model once and only rescales x by
+`sqrt(1 + s_last^2) / sqrt(1 + s_0^2)`: `upstream_one_step_uni_pc` reproduces that (a deliberate deviation,
+SPEC §10).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from torch import Tensor
 from .common import Callback, Denoiser, NoiseFn, denoise, report, sigma_list
 
 FINAL_SIGMA = 1e-3
+UNI_PC_VARIANTS = frozenset({"uni_pc", "uni_pc_bh2"})
 
 
 def unipc_coefficients(rks: list[float], hh: float, b_h: float, order: int) -> tuple[Tensor, Tensor]:
@@ -107,3 +113,16 @@ def sample_uni_pc_bh2(
 ) -> Tensor:
     """UniPC with `B(h) = e^h - 1` (variant bh2), recommended for guided sampling."""
     return sample_uni_pc(denoiser, x, sigmas, callback=callback, variant="bh2")
+
+
+def upstream_one_step_uni_pc(
+    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+) -> Tensor:
+    """Upstream's UniPC over a one-step sigma list `[s_0, s_1]`: one model call at `s_0` (reported, unused), then
+    `x * sqrt(1 + s_1^2) / sqrt(1 + s_0^2)` with a final 0 read as 0.001; x is otherwise left as it is."""
+    s = sigma_list(sigmas)
+    if len(s) != 2:
+        raise ValueError(f"sigmas must hold exactly two entries (one step), got {len(s)}")
+    last = FINAL_SIGMA if s[-1] == 0 else s[-1]
+    report(callback, 0, x, s[0], denoise(denoiser, x, s[0]))
+    return x * (math.sqrt(1 + last**2) / math.sqrt(1 + s[0] ** 2))
