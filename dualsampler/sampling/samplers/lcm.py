@@ -1,0 +1,21 @@
+"""Multistep latent consistency sampling (Luo et al. 2023, "Latent Consistency Models", Algorithm 1): jump to the
+model's x0 prediction, then re-noise it to the next sigma with fresh noise."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .common import Callback, Denoiser, NoiseFn, denoise, report, require_noise, sigma_list
+
+
+def sample_lcm(
+    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+) -> Tensor:
+    """`x <- D(x, s) + s_next * z`; the step to sigma 0 returns `D(x, s)`. One model call per step."""
+    noise = require_noise(noise, "lcm")
+    s = sigma_list(sigmas)
+    for i in range(len(s) - 1):
+        denoised = denoise(denoiser, x, s[i])
+        x = denoised + noise(denoised) * s[i + 1] if s[i + 1] > 0 else denoised
+        report(callback, i, x, s[i], denoised)
+    return x
