@@ -1,22 +1,31 @@
-"""Experiment trackers for the runner (W&B or none) and a reader for offline W&B run files.
+"""Experiment trackers for the runner (W&B or none).
 
-A tracker has one method, `log_job(name, config, metrics, per_seed, grid, out_dir)`, called once per finished
-job before its result.json is written (so a job whose logging fails is recomputed on the next launch).
+A tracker has one method, `log_job(name, config, metrics, per_seed, grid, out_dir) -> status`, called once per
+finished job after its result.json is written. It never raises: a tracker failure is logged and returned as
+`{"tracker": ..., "ok": False, "error": "..."}` for the runner to add to result.json, so it never costs the job.
+
+Offline W&B means no socket but wandb's local one: wandb 0.31 builds its telemetry exporter from its *global*
+settings (not the run's), so before the first run the global settings get the run's mode, error reporting is
+switched off (WANDB_ERROR_REPORTING=false, read by wandb's telemetry recorder and by the wandb-core launcher) and
+the exporter is disabled for the process (`wandb.analytics...opentelemetry_proxy.disable()`).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import netrc
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 WANDB_HOST = "api.wandb.ai"
-_LOG_HEADER = 7  # the .wandb file: a 7-byte header, then LevelDB-log records in 32 KiB blocks
-_LOG_BLOCK = 32768
-_FULL, _FIRST, _LAST = 1, 2, 4  # record types; 3 (middle) continues a record
+MODES = ("auto", "online", "offline", "disabled")
+INIT_TIMEOUT_S = 15.0  # wandb's default is 90 s: an unreachable server would hold every job that long
+MAX_INIT_TIMEOUT_S = 600.0
+
+Status = dict[str, Any]
 
 
 def wandb_mode(mode: str) -> str:
@@ -34,91 +43,87 @@ def wandb_mode(mode: str) -> str:
     return "online" if logged_in else "offline"
 
 
+def quiet_wandb(mode: str):
+    """Import wandb with its telemetry off and its global settings in `mode` (online|offline|disabled); returns
+    the module. Call before `wandb.init`: the telemetry exporter reads the global settings, not the run's."""
+    os.environ["WANDB_ERROR_REPORTING"] = "false"
+    import wandb
+    from wandb.analytics.opentelemetry import opentelemetry_proxy
+
+    opentelemetry_proxy.disable()
+    wandb.setup(settings=wandb.Settings(mode=mode, x_disable_stats=True, silent=True))
+    return wandb
+
+
 class NullTracker:
     """Logs nothing: the job's result.json is the only record."""
 
-    def log_job(self, name: str, config: dict, metrics: dict, per_seed: list[dict], grid: Path, out_dir: Path) -> None:
-        """Do nothing."""
+    def log_job(self, name: str, config: dict, metrics: dict, per_seed: list[dict], grid: Path, out_dir: Path) -> Status:
+        """Do nothing; `{"tracker": "none", "ok": True}`."""
+        return {"tracker": "none", "ok": True}
 
 
 class WandbTracker:
     """One W&B run per job in `group` (the sweep): config, metrics, the grid image and a per-seed table.
 
     The run lives in `<job folder>/wandb/`; offline runs upload later with `wandb sync <job folder>/wandb/offline-run-*`.
+    `init_timeout` (seconds, in (0, 600]) bounds how long `wandb.init` may wait for the server. With `mode=auto`
+    an online run that fails (no network, bad key) is logged offline instead, and the status says so.
     """
 
-    def __init__(self, project: str = "dualsampler", entity: str | None = None, group: str | None = None, mode: str = "auto"):
-        if mode not in ("auto", "online", "offline", "disabled"):
-            raise ValueError(f"logger.mode must be one of auto, online, offline, disabled; got {mode!r}")
+    def __init__(
+        self,
+        project: str = "dualsampler",
+        entity: str | None = None,
+        group: str | None = None,
+        mode: str = "auto",
+        init_timeout: float = INIT_TIMEOUT_S,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"logger.mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if not isinstance(project, str) or not project:
+            raise ValueError(f"logger.project must be a non-empty string; got {project!r}")
+        if isinstance(init_timeout, bool) or not isinstance(init_timeout, (int, float)) or not 0 < init_timeout <= MAX_INIT_TIMEOUT_S:
+            raise ValueError(f"logger.init_timeout must be a number of seconds in (0, {MAX_INIT_TIMEOUT_S:g}]; got {init_timeout!r}")
         self.project, self.entity, self.group, self.mode = project, entity, group, mode
+        self.init_timeout = float(init_timeout)
 
-    def log_job(self, name: str, config: dict, metrics: dict, per_seed: list[dict], grid: Path, out_dir: Path) -> None:
-        """Log one finished job as one W&B run and close it."""
-        import wandb
-
-        settings = wandb.Settings(console="off", silent=True, x_disable_stats=True)
+    def _log(self, mode: str, name: str, config: dict, metrics: dict, per_seed: list[dict], grid: Path, out_dir: Path) -> None:
+        wandb = quiet_wandb(mode)
+        settings = wandb.Settings(console="off", silent=True, x_disable_stats=True, init_timeout=self.init_timeout)
         run = wandb.init(
-            project=self.project,
-            entity=self.entity,
-            group=self.group,
-            name=name,
-            job_type="dual-sample",
-            config=config,
-            dir=str(out_dir),
-            mode=wandb_mode(self.mode),
-            settings=settings,
+            project=self.project, entity=self.entity, group=self.group, name=name, job_type="dual-sample",
+            config=config, dir=str(out_dir), mode=mode, settings=settings,
         )
         try:
             columns = ["seed", *sorted({key for row in per_seed for key in row if key != "seed"})]
             table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in per_seed])
             run.log({**metrics, "grid": wandb.Image(str(grid), caption=name), "per_seed": table})
             run.summary.update(metrics)
-        finally:
-            run.finish()
+        except BaseException:
+            run.finish(exit_code=1)
+            raise
+        run.finish()
 
+    def log_job(self, name: str, config: dict, metrics: dict, per_seed: list[dict], grid: Path, out_dir: Path) -> Status:
+        """Log one finished job as one W&B run and close it; never raises.
 
-def _records(path: Path):
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    position, pending = _LOG_HEADER, b""
-    while position + _LOG_HEADER <= len(data):
-        left = _LOG_BLOCK - position % _LOG_BLOCK
-        if left < _LOG_HEADER:
-            position += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position : position + _LOG_HEADER])
-        chunk = data[position + _LOG_HEADER : position + _LOG_HEADER + length]
-        position += _LOG_HEADER + length
-        if kind == 0:
-            continue
-        pending = chunk if kind in (_FULL, _FIRST) else pending + chunk
-        if kind in (_FULL, _LAST):
-            yield wandb_internal_pb2.Record.FromString(pending)
-
-
-def _items(updates) -> dict[str, Any]:
-    return {".".join(item.nested_key) or item.key: json.loads(item.value_json) for item in updates}
-
-
-def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
-    """Read an offline W&B run (`.../offline-run-*/` or its `run-*.wandb` file) without network.
-
-    Returns `{"project", "group", "name", "config", "history": [row, ...], "summary"}`; nested keys are joined with ".".
-    """
-    path = Path(run_dir)
-    if path.is_dir():
-        path = next(path.glob("run-*.wandb"))
-    run: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
-    for record in _records(path):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run.update(project=record.run.project, group=record.run.run_group, name=record.run.display_name)
-            run["config"].update(_items(record.run.config.update))
-        elif kind == "config":
-            run["config"].update(_items(record.config.update))
-        elif kind == "history":
-            run["history"].append(_items(record.history.item))
-        elif kind == "summary":
-            run["summary"].update(_items(record.summary.update))
-    return run
+        Returns `{"tracker": "wandb", "ok": True, "mode": ...}`, or with `"ok": False` and `"error"` when logging
+        failed (the failure is also logged); `"fallback_from"` and `"error"` when `auto` fell back to offline.
+        """
+        mode = wandb_mode(self.mode)
+        try:
+            self._log(mode, name, config, metrics, per_seed, grid, out_dir)
+            return {"tracker": "wandb", "ok": True, "mode": mode}
+        except Exception as error:  # a tracker failure must never cost the finished job
+            failure = f"{type(error).__name__}: {error}"
+        log.warning("%s: W&B %s logging failed (%s)", name, mode, failure)
+        if self.mode != "auto" or mode != "online":
+            return {"tracker": "wandb", "ok": False, "mode": mode, "error": failure}
+        try:
+            self._log("offline", name, config, metrics, per_seed, grid, out_dir)
+        except Exception as error:
+            log.warning("%s: W&B offline logging failed too (%s: %s)", name, type(error).__name__, error)
+            return {"tracker": "wandb", "ok": False, "mode": "offline", "error": f"{failure}; offline: {type(error).__name__}: {error}"}
+        log.info("%s: logged offline instead; upload later with `wandb sync %s/wandb/offline-run-*`", name, out_dir)
+        return {"tracker": "wandb", "ok": True, "mode": "offline", "fallback_from": "online", "error": failure}

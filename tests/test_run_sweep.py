@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from dualsampler.figures import main as figures_main
-from dualsampler.tracking import read_offline_run
+from helpers import read_offline_run
 
 pytestmark = pytest.mark.slow  # each test launches the CLI in fresh processes (seconds of imports each)
 
-TINY = ["model=random_world", "steps=2", "seeds=2", "batch_size=2", "height=32", "width=32", "metrics.real_images=2"]
+TINY = ["model=random_world", "steps=2", "seeds=2", "batch_size=2", "height=64", "width=64", "metrics.real_images=2"]
 
 
 def run_cli(*overrides: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -40,7 +40,7 @@ def env(tmp_path_factory) -> dict[str, str]:
 def sweep(tmp_path_factory, env) -> tuple[Path, list[str]]:
     """A two-job overlap sweep (seed mode), logged to W&B offline; returns its folder and its command line."""
     sweep_dir = tmp_path_factory.mktemp("sweep") / "overlap"
-    args = ["experiment=overlap_sweep", *TINY, "overlap_factor=0,2", "dual.mode=seed", f"hydra.sweep.dir={sweep_dir}"]
+    args = ["experiment=overlap_sweep", *TINY, "overlap_factor=0,2", "dual=alternate", f"hydra.sweep.dir={sweep_dir}"]
     done = run_cli(*args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return sweep_dir, args
@@ -61,7 +61,7 @@ def test_sweep_writes_both_results_and_a_figure(sweep, tmp_path):
     figures_main([str(sweep_dir), "--out", str(tmp_path)])
     assert (tmp_path / "overlap_sweep.png").stat().st_size > 0
     assert (tmp_path / "overlap_sweep.pdf").stat().st_size > 0
-    assert "| 2 | seed |" in (tmp_path / "overlap_sweep.md").read_text()
+    assert "| 2 | alternate |" in (tmp_path / "overlap_sweep.md").read_text()
 
 
 def test_rerunning_the_sweep_recomputes_nothing(sweep, env):
@@ -80,7 +80,7 @@ def test_wandb_offline_run_holds_the_logged_keys(sweep):
     job = next(p.parent for p in sweep_dir.rglob("result.json") if "overlap_factor=2" in p.parent.name)
     run = read_offline_run(next((job / "wandb").glob("offline-run-*")))
     assert run["project"] == "dualsampler" and run["group"] == "overlap_sweep" and run["name"] == job.name
-    assert run["config"]["overlap_factor"] == 2 and run["config"]["dual"]["mode"] == "seed"
+    assert run["config"]["overlap_factor"] == 2 and run["config"]["dual"]["_target_"] == "dualsampler.dual.Alternate"
     logged = run["history"][0]
     result = json.loads((job / "result.json").read_text())
     assert logged["seam/color_jump"] == pytest.approx(result["metrics"]["seam/color_jump"])

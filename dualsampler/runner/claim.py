@@ -1,0 +1,146 @@
+"""A per-job claim, so two launches of one sweep into the same folder never compute a job twice.
+
+The claim is `<job folder>/.claim.json`, created atomically (`O_CREAT | O_EXCL`) holding the owner's pid, host,
+process start time and a random token; it is removed when the owner leaves the `with` block (also on error).
+A claim whose owner is a dead process on this host (pid gone, or reused by a process started later) is stale
+and taken over; a claim from another host is trusted as live. Take-overs are serialised by an `flock` on
+`.claim.lock`, so two processes never both remove a stale claim, and only they remove others' claims.
+
+    with claim_job(out_dir) as claimed:      # waits while another process computes the job
+        done = finished_result(...)          # it may have finished meanwhile: re-check inside the claim
+        ...
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+CLAIM_FILE = ".claim.json"
+TAKEOVER_LOCK = ".claim.lock"
+POLL_SECONDS = 0.5
+
+
+class JobClaimed(RuntimeError):
+    """Raised by `claim_job(..., timeout=...)` when another live process still holds the claim at the deadline."""
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of process `pid` in clock ticks since boot (Linux /proc/<pid>/stat field 22); None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    now_started = process_start(pid)
+    return started is None or now_started is None or now_started == started
+
+
+def read_claim(out_dir: Path) -> dict[str, Any] | None:
+    """The claim on `out_dir` (`pid`, `host`, `started`, `token`, `since`), or None when there is none or it is
+    being written."""
+    try:
+        return json.loads((Path(out_dir) / CLAIM_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_stale(claim: dict[str, Any]) -> bool:
+    """True when the claim's owner is a dead process on this host."""
+    return claim.get("host") == socket.gethostname() and not _alive(int(claim["pid"]), claim.get("started"))
+
+
+def _create(path: Path, claim: dict[str, Any]) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump(claim, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return True
+
+
+def _take_over_stale(out_dir: Path) -> None:
+    """Remove the claim if it is stale; under the take-over lock, so its content cannot change meanwhile."""
+    with open(out_dir / TAKEOVER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        claim = read_claim(out_dir)
+        if claim is not None and is_stale(claim):
+            log.warning("%s: taking over the stale claim of dead pid %s on %s", out_dir, claim["pid"], claim["host"])
+            (out_dir / CLAIM_FILE).unlink(missing_ok=True)
+
+
+def try_claim(out_dir: Path, claim: dict[str, Any]) -> dict[str, Any] | None:
+    """Create the claim; None when it is ours now, else the claim that holds the job (a live other process's)."""
+    path = Path(out_dir) / CLAIM_FILE
+    if _create(path, claim):
+        return None
+    held = read_claim(out_dir)
+    if held is not None and is_stale(held):
+        _take_over_stale(Path(out_dir))
+        if _create(path, claim):
+            return None
+        held = read_claim(out_dir)
+    return held or {"pid": "?", "host": "?"}
+
+
+@contextmanager
+def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = None, poll: float = POLL_SECONDS) -> Iterator[bool]:
+    """Hold the claim on the job folder `out_dir` for the block; yields True when this process holds it.
+
+    While another live process holds it: `wait=True` polls every `poll` s until it is released (then the caller
+    re-checks for the result the other process wrote), raising JobClaimed after `timeout` s if given;
+    `wait=False` yields False at once (the caller skips the job). The claim is removed on leaving the block.
+    """
+    if timeout is not None and not timeout >= 0:
+        raise ValueError(f"timeout must be None or a number of seconds >= 0; got {timeout!r}")
+    if not poll > 0:
+        raise ValueError(f"poll must be a number of seconds > 0; got {poll!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pid = os.getpid()
+    mine = {"pid": pid, "host": socket.gethostname(), "started": process_start(pid), "token": uuid.uuid4().hex, "since": time.time()}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    told = False
+    while (held := try_claim(out_dir, mine)) is not None:
+        if not wait:
+            log.info("%s: claimed by pid %s on %s, skipping", out_dir, held.get("pid"), held.get("host"))
+            yield False
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise JobClaimed(f"{out_dir} is still claimed by pid {held.get('pid')} on {held.get('host')} after {timeout} s")
+        if not told:
+            log.info("%s: claimed by pid %s on %s, waiting", out_dir, held.get("pid"), held.get("host"))
+            told = True
+        time.sleep(poll)
+    try:
+        yield True
+    finally:
+        if (read_claim(out_dir) or {}).get("token") == mine["token"]:
+            try:
+                (out_dir / CLAIM_FILE).unlink()
+            except OSError as error:
+                if error.errno != errno.ENOENT:
+                    raise
