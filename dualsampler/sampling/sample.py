@@ -1,6 +1,8 @@
-"""`sample`: run a named sampler over a sigma list with noise seeded by the call's seed."""
+"""`sample`: run a named sampler over a sigma list with noise seeded by the call's seed, counting model calls."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,6 +30,51 @@ def check_latent(x: Tensor, name: str = "latent") -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+class CountingDenoiser:
+    """Counts calls of a denoiser (`evals`); other attributes (`model_sampling`, ...) are the inner denoiser's."""
+
+    def __init__(self, inner: Denoiser) -> None:
+        self.inner = inner
+        self.evals = 0
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        self.evals += 1
+        return self.inner(x, sigma)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class CountingUncondDenoiser(CountingDenoiser):
+    """A `CountingDenoiser` for a denoiser that also offers `with_uncond(x, sigma) -> (x0, x0_uncond)` (SPEC §9)."""
+
+    def with_uncond(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        self.evals += 1
+        return self.inner.with_uncond(x, sigma)
+
+
+def counting(denoiser: Denoiser) -> CountingDenoiser:
+    """The call-counting wrapper that keeps `with_uncond` exactly when the denoiser has it."""
+    return CountingUncondDenoiser(denoiser) if hasattr(denoiser, "with_uncond") else CountingDenoiser(denoiser)
+
+
+def with_counts(callback: Callback, counter: CountingDenoiser, sigmas: list[float]) -> Callback:
+    """Adds `evals` (model calls since the previous report, so they sum to the run's total when the sampler
+    reports after each step's calls) and `sigma_next` (`sigmas[i+1]`, unless the sampler gave its own)."""
+    reported = 0
+
+    def report(info: dict[str, Any]) -> None:
+        nonlocal reported
+        i = info.get("i", 0)
+        info = {"sigma_next": sigmas[min(i + 1, len(sigmas) - 1)], **info, "evals": counter.evals - reported}
+        reported = counter.evals
+        callback(info)
+
+    return report
+
+
 def sample(
     denoiser: Denoiser,
     x: Tensor,
@@ -38,7 +85,9 @@ def sample(
 ) -> Tensor:
     """Integrate from `sigmas[0]` to `sigmas[-1]`; `x` is already noised to `sigmas[0]`.
 
-    Stochastic samplers draw their noise from `NoiseStream(seed)`, so the same seed gives the same tensor.
+    Stochastic samplers draw their noise from `NoiseStream(seed)` (Gaussian draws, or the seeded Brownian tree
+    of the SDE samplers), so the same seed gives the same tensor. Each callback report also carries `evals`, the
+    model calls since the previous report, and `sigma_next`.
     """
     check_sampler(sampler)
     check_latent(x, "x")
@@ -58,4 +107,6 @@ def integrate(
     """`sample` without its checks, for inner loops whose public entry checked the inputs once."""
     if len(sigmas) < 2:
         return x
-    return SAMPLER_FUNCTIONS[sampler](denoiser, x, sigmas, noise=NoiseStream(seed), callback=callback)
+    counter = counting(denoiser)
+    report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
+    return SAMPLER_FUNCTIONS[sampler](counter, x, sigmas, noise=NoiseStream(seed), callback=report)

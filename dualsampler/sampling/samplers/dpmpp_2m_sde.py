@@ -1,4 +1,9 @@
-"""DPM-Solver++(2M) SDE, midpoint variant (Lu et al. 2022), eta = 1."""
+"""DPM-Solver++(2M) SDE: the stochastic second-order multistep solver of Lu et al. 2022 (DPM-Solver++).
+
+Noise as upstream draws it: normalised increments of one seeded Brownian tree in sigma over each step
+(`brownian.py`). `solver_type` picks the second-order correction: `midpoint` (this sampler) or `heun`
+(`dpmpp_2m_sde_heun`).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,31 @@ import math
 
 from torch import Tensor
 
-from .common import Callback, Denoiser, NoiseFn, denoise, report, require_noise, sigma_list
+from .common import Callback, Denoiser, NoiseFn, brownian_noise, denoise, report, sigma_list
+
+SOLVER_TYPES = ("midpoint", "heun")
 
 
 def sample_dpmpp_2m_sde(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    eta: float = 1.0,
+    s_noise: float = 1.0,
+    solver_type: str = "midpoint",
+    on_latent_device: bool = False,
 ) -> Tensor:
-    """With `h = log(s/s_next)`: `x <- (s_next/s) e^{-h} x + (1 - e^{-2h}) D_i
-    + (1 - e^{-2h}) / (2r) (D_i - D_{i-1}) + s_next sqrt(1 - e^{-2h}) z`, `r = h_prev/h`."""
-    noise = require_noise(noise, "dpmpp_2m_sde")
+    """With `h = log(s/s_next)`, `g = h (1 + eta)`, `r = h_prev/h`:
+    `x <- (s_next/s) e^{-eta h} x + (1 - e^{-g}) D_i + c (D_i - D_{i-1}) / r
+    + s_next sqrt(1 - e^{-2 eta h}) s_noise z`, with `c = (1 - e^{-g})/2` (midpoint) or
+    `c = (1 - e^{-g})/(-g) + 1` (heun), and no correction on the first step; the step to sigma 0 returns D_i."""
+    if solver_type not in SOLVER_TYPES:
+        raise ValueError(f"solver_type must be one of {', '.join(SOLVER_TYPES)}, got {solver_type!r}")
     s = sigma_list(sigmas)
+    tree = brownian_noise(noise, "dpmpp_2m_sde", x, s, on_latent_device)
     old_denoised, h_last = None, None
     for i in range(len(s) - 1):
         denoised = denoise(denoiser, x, s[i])
@@ -23,12 +43,14 @@ def sample_dpmpp_2m_sde(
             x = denoised
         else:
             h = math.log(s[i]) - math.log(s[i + 1])
-            coef = -math.expm1(-2 * h)
-            x = (s[i + 1] / s[i]) * math.exp(-h) * x + coef * denoised
+            h_eta = h * (eta + 1)
+            phi_1 = -math.expm1(-h_eta)
+            x = (s[i + 1] / s[i]) * math.exp(-h * eta) * x + phi_1 * denoised
             if old_denoised is not None:
-                r = h_last / h
-                x = x + 0.5 * coef / r * (denoised - old_denoised)
-            x = x + noise(x) * s[i + 1] * math.sqrt(coef)
+                coef = 0.5 * phi_1 if solver_type == "midpoint" else phi_1 / -h_eta + 1
+                x = x + (coef * h / h_last) * (denoised - old_denoised)
+            if eta > 0 and s_noise > 0:
+                x = x + tree(s[i], s[i + 1]) * (s[i + 1] * math.sqrt(-math.expm1(-2 * h * eta)) * s_noise)
             h_last = h
         old_denoised = denoised
         report(callback, i, x, s[i], denoised)

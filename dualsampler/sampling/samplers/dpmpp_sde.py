@@ -1,8 +1,8 @@
-"""DPM-Solver++ SDE: the stochastic single-step second-order solver (Lu et al. 2022), eta = 1, r = 1/2.
+"""DPM-Solver++ SDE: the stochastic single-step second-order solver of Lu et al. 2022 (DPM-Solver++), r = 1/2.
 
-The two sub-steps' noises are the normalised increments of one Brownian motion in sigma over the nested
-intervals (s_mid, s] and (s_next, s], as upstream's Brownian tree gives them: `z_1 = a`,
-`z_2 = (sqrt(s - s_mid) a + sqrt(s_mid - s_next) b) / sqrt(s - s_next)` with a, b i.i.d. from the seeded stream.
+Noise as upstream draws it: normalised increments of one seeded Brownian tree in sigma (`brownian.py`), queried
+over `(s, s_mid)` in the first stage and `(s, s_next)` in the second, so the two stages' noises are the nested
+increments of one path.
 """
 
 from __future__ import annotations
@@ -11,34 +11,44 @@ import math
 
 from torch import Tensor
 
-from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, report, require_noise, sigma_list, to_d
+from ..brownian import float32_log_midpoint
+from .common import Callback, Denoiser, NoiseFn, ancestral_step, brownian_noise, denoise, report, sigma_list
 
 
 def sample_dpmpp_sde(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    eta: float = 1.0,
+    s_noise: float = 1.0,
+    r: float = 0.5,
+    on_latent_device: bool = False,
 ) -> Tensor:
-    """Stage 1: ancestral DPM-Solver++(1) to the log-midpoint `s_mid`; stage 2: from `s` to `s_next` with
-    `D = (1 - 1/(2r)) D(x) + 1/(2r) D(x_mid)`, both stages ancestral (`sigma_down`, `sigma_up`)."""
-    noise = require_noise(noise, "dpmpp_sde")
-    r = 0.5
+    """With `s_mid = s^(1-r) s_next^r` and the ancestral split `(down, up)` of each stage:
+    stage 1 `x_mid = (down/s) x + (1 - down/s) D(x, s) + up z_1` (to `s_mid`),
+    stage 2 `x <- (down/s) x + (1 - down/s) [(1 - 1/(2r)) D(x, s) + 1/(2r) D(x_mid, s_mid)] + up z_2` (to `s_next`);
+    the step to sigma 0 returns `D(x, s)`."""
     s = sigma_list(sigmas)
+    tree = brownian_noise(noise, "dpmpp_sde", x, s, on_latent_device)
     for i in range(len(s) - 1):
         denoised = denoise(denoiser, x, s[i])
         if s[i + 1] == 0:
-            x = x + to_d(x, s[i], denoised) * (s[i + 1] - s[i])
+            x = denoised
         else:
-            h = math.log(s[i]) - math.log(s[i + 1])
-            s_mid = s[i] * math.exp(-h * r)
-            down, up = ancestral_step(s[i], s_mid)
-            x_2 = (down / s[i]) * x - math.expm1(math.log(down / s[i])) * denoised
-            a, b = noise(x), noise(x)
-            x_2 = x_2 + a * up
-            denoised_2 = denoise(denoiser, x_2, s_mid)
-            down, up = ancestral_step(s[i], s[i + 1])
+            s_mid = s[i] * math.exp(-r * (math.log(s[i]) - math.log(s[i + 1])))
+            down, up = ancestral_step(s[i], s_mid, eta)
+            x_mid = (down / s[i]) * x + (1 - down / s[i]) * denoised
+            if eta > 0 and s_noise > 0:
+                x_mid = x_mid + tree(s[i], float32_log_midpoint(s[i], s[i + 1], r)) * (s_noise * up)
+            denoised_mid = denoise(denoiser, x_mid, s_mid)
+            down, up = ancestral_step(s[i], s[i + 1], eta)
             fac = 1 / (2 * r)
-            denoised_d = (1 - fac) * denoised + fac * denoised_2
-            x = (down / s[i]) * x - math.expm1(math.log(down / s[i])) * denoised_d
-            z_2 = (math.sqrt(s[i] - s_mid) * a + math.sqrt(s_mid - s[i + 1]) * b) / math.sqrt(s[i] - s[i + 1])
-            x = x + z_2 * up
+            denoised_d = (1 - fac) * denoised + fac * denoised_mid
+            x = (down / s[i]) * x + (1 - down / s[i]) * denoised_d
+            if eta > 0 and s_noise > 0:
+                x = x + tree(s[i], s[i + 1]) * (s_noise * up)
         report(callback, i, x, s[i], denoised)
     return x

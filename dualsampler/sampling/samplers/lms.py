@@ -29,15 +29,19 @@ def sample_lms(
     order: int = 4,
 ) -> Tensor:
     """`x <- x + sum_j c_j d_{i-j}`, `c_j` the integral over [s_i, s_next] of the Lagrange polynomial through
-    the last `min(i+1, order)` sigmas; one model call per step."""
+    the last `min(i+1, order)` sigmas; one model call per step. The step to sigma 0 returns `D(x, s_i)`, as
+    upstream does."""
     s = sigma_list(sigmas)
     ds: list[Tensor] = []
     for i in range(len(s) - 1):
         denoised = denoise(denoiser, x, s[i])
         ds.insert(0, to_d(x, s[i], denoised))
         del ds[order:]
-        nodes = [s[i - j] for j in range(len(ds))]
-        for j, d in enumerate(ds):
-            x = x + lms_coefficient(nodes, j, s[i], s[i + 1]) * d
+        if s[i + 1] == 0:
+            x = denoised
+        else:
+            nodes = [s[i - j] for j in range(len(ds))]
+            for j, d in enumerate(ds):
+                x = x + lms_coefficient(nodes, j, s[i], s[i + 1]) * d
         report(callback, i, x, s[i], denoised)
     return x
