@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel, UNet2DModel
 
-from dualsampler.sampling import KSampler, ModelSampling, UNetDenoiser, denoise_together
+from dualsampler.sampling import JointDenoiser, KSampler, ModelSampling, UNetDenoiser, denoise_together
 
 from helpers import ForwardCounter, embeddings, tiny_cond_unet
 
@@ -67,3 +67,65 @@ def test_cfg_is_a_mutable_attribute_hooks_can_change(unet):
     assert den.conditionings() == [den.cond]
     den.cfg = 7.5
     assert len(den.conditionings()) == 2
+
+
+def test_model_sampling_built_twice_from_one_config_still_shares_one_forward(unet):
+    config = {"beta_schedule": "scaled_linear", "prediction_type": "epsilon"}
+    a = UNetDenoiser(unet, ModelSampling.from_config(config), cond=embeddings(1), uncond=embeddings(0), cfg=4.0)
+    b = UNetDenoiser(unet, ModelSampling.from_config(config), cond=embeddings(2), uncond=embeddings(0), cfg=6.0)
+    assert a.model_sampling is not b.model_sampling and a.model_sampling == b.model_sampling
+    counter = ForwardCounter(unet)
+    JointDenoiser([a, b])(torch.randn(2, 4, 8, 8), torch.full((2,), 1.5))
+    assert counter.batches == [6]
+
+
+def test_different_model_sampling_evaluates_each_denoiser_alone(unet):
+    a = UNetDenoiser(unet, ModelSampling(), cond=embeddings(1))
+    b = UNetDenoiser(unet, ModelSampling(prediction_type="v_prediction"), cond=embeddings(2))
+    counter = ForwardCounter(unet)
+    JointDenoiser([a, b])(torch.randn(1, 4, 8, 8), torch.full((1,), 1.5))
+    assert counter.batches == [1, 1]
+
+
+def test_with_uncond_gives_guided_and_unconditional_from_one_forward(unet):
+    den = UNetDenoiser(unet, cond=embeddings(1), uncond=embeddings(2), cfg=1.0)
+    x, sigma = torch.randn(2, 4, 8, 8), torch.full((2,), 2.0)
+    counter = ForwardCounter(unet)
+    guided, uncond = den.with_uncond(x, sigma)
+    assert counter.batches == [4]  # the unconditional branch is evaluated even at cfg 1
+    torch.testing.assert_close(guided, UNetDenoiser(unet, cond=embeddings(1))(x, sigma), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(uncond, UNetDenoiser(unet, cond=embeddings(2))(x, sigma), atol=1e-5, rtol=1e-5)
+
+
+def test_joint_with_uncond_gives_each_members_unconditional_prediction(unet):
+    a = UNetDenoiser(unet, cond=embeddings(1), uncond=embeddings(0), cfg=3.0)
+    b = UNetDenoiser(unet, cond=embeddings(2), uncond=embeddings(5), cfg=2.0)
+    x, sigma = torch.randn(1, 4, 8, 8), torch.full((1,), 0.8)
+    counter = ForwardCounter(unet)
+    pairs = JointDenoiser([a, b]).with_uncond(x, sigma)
+    assert counter.batches == [4]
+    for den, (guided, uncond) in zip((a, b), pairs):
+        expected_guided, expected_uncond = den.with_uncond(x, sigma)
+        torch.testing.assert_close(guided, expected_guided, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(uncond, expected_uncond, atol=1e-5, rtol=1e-5)
+
+
+def test_a_hook_raising_cfg_changes_the_joint_plan(unet):
+    a = UNetDenoiser(unet, cond=embeddings(1), uncond=embeddings(0), cfg=1.0)
+    b = UNetDenoiser(unet, cond=embeddings(2), uncond=embeddings(0), cfg=1.0)
+    joint, x, sigma = JointDenoiser([a, b]), torch.randn(1, 4, 8, 8), torch.full((1,), 1.0)
+    counter = ForwardCounter(unet)
+    joint(x, sigma)
+    a.cfg = 5.0
+    out = joint(x, sigma)
+    assert counter.batches[0] == 2 and counter.batches[1] == 3
+    torch.testing.assert_close(out[0], a(x, sigma), atol=1e-5, rtol=1e-5)
+
+
+def test_half_precision_unet_returns_float32_x0(unet):
+    half = tiny_cond_unet().to(torch.bfloat16)
+    x, sigma = torch.randn(1, 4, 8, 8), torch.full((1,), 1.0)
+    out = UNetDenoiser(half, cond=embeddings(1))(x, sigma)
+    assert out.dtype == torch.float32
+    reference = UNetDenoiser(unet, cond=embeddings(1))(x, sigma)
+    assert (out - reference).abs().max() < 0.05 * reference.abs().max()
