@@ -24,10 +24,10 @@ def judge() -> Judge:
 
 @pytest.fixture(scope="module")
 def batch() -> dict:
-    mask = ellipse_mask(64, 64)
+    mask = ellipse_mask(128, 128)  # the world's canvas: whole judge patches fit inside and outside
     references = torch.stack([render_composite(base, inside, mask, seed) for seed, (base, inside) in enumerate(PAIRS)])
     images = (references + 0.05 * torch.randn(references.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    real = torch.stack([render_texture(inside, 64, 64, seed) for seed, (_, inside) in enumerate(PAIRS)])
+    real = torch.stack([render_texture(inside, 128, 128, seed) for seed, (_, inside) in enumerate(PAIRS)])
     return {"images": images, "masks": mask, "references": references, "real_images": real,
             "base_prompts": [base for base, _ in PAIRS], "mask_prompts": [inside for _, inside in PAIRS]}
 
@@ -49,6 +49,13 @@ def test_keys_follow_the_inputs_given(batch, judge):
     assert all(isinstance(v, float) and math.isfinite(v) for v in everything.values())
 
 
+def test_region_accuracy_is_absent_when_no_judge_patch_fits_the_region(judge):
+    mask = ellipse_mask(64, 64)  # no whole 32 px patch outside the ellipse on a 64 px canvas
+    images = torch.stack([render_composite("red stripes", "blue dots", mask, seed) for seed in range(2)])
+    result = compute_metrics(images, mask, ["red stripes"] * 2, ["blue dots"] * 2, judge=judge)
+    assert set(result) == {"seam/gradient_ratio", "seam/color_jump"}  # nor inside: 32 px squares miss the ellipse
+
+
 def test_values_do_not_depend_on_the_batch_size(batch, judge):
     kwargs = dict(references=batch["references"], judge=judge, real_images=batch["real_images"])
     args = (batch["images"], batch["masks"], batch["base_prompts"], batch["mask_prompts"])
@@ -57,7 +64,7 @@ def test_values_do_not_depend_on_the_batch_size(batch, judge):
 
 
 def test_values_match_the_metric_used_alone_and_latent_masks_are_accepted(batch):
-    latent_mask = ellipse_mask(16, 16)
+    latent_mask = ellipse_mask(32, 32)
     result = compute_metrics(batch["images"], latent_mask, None, None, band_width=2)
     alone = SeamColorJump(band_width=2)
     alone.update(batch["images"], latent_mask)

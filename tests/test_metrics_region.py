@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -31,24 +33,35 @@ def accuracy(judge: nn.Module, region: str, images: torch.Tensor, masks: torch.T
 
 
 def test_each_region_is_read_against_its_own_prompt():
-    mask = ellipse_mask(96, 96)
-    images = 0.1 + 0.8 * mask.expand(1, 3, 96, 96)
+    mask = ellipse_mask(128, 128)
+    images = 0.1 + 0.8 * mask.expand(1, 3, 128, 128)
     assert accuracy(BrightnessJudge(), "inside", images, mask, "bright") == 1.0
     assert accuracy(BrightnessJudge(), "outside", images, mask, "dark") == 1.0
     assert accuracy(BrightnessJudge(), "inside", 1 - images, mask, "bright") == 0.0
 
 
-def test_a_region_too_small_for_a_whole_patch_is_read_on_its_most_covered_patch():
+def test_a_region_too_small_for_a_whole_patch_gives_no_value(caplog):
     mask = rectangle_mask(64, 64, 0.25, 0.25, 0.75, 0.75)  # 32 px square: 24 px after erosion by 4
     images = 0.1 + 0.8 * mask.expand(1, 3, 64, 64)
-    assert accuracy(BrightnessJudge(), "inside", images, mask, "bright") == 1.0
+    with caplog.at_level("INFO", logger="dualsampler.metrics.region_accuracy"):
+        assert math.isnan(accuracy(BrightnessJudge(), "inside", images, mask, "bright"))
+    assert "1 of 1 images have no whole 32 px patch" in caplog.text
+
+
+def test_outside_a_64_px_ellipse_no_patch_is_read_across_the_seam():
+    mask = ellipse_mask(64, 64)  # no 32 px patch fits outside it: the most-outside one straddles the seam
+    images = 0.1 + 0.8 * mask.expand(1, 3, 64, 64)
+    assert math.isnan(accuracy(BrightnessJudge(), "outside", images, mask, "dark"))
+    big_mask = ellipse_mask(128, 128)  # the world's 128 px canvas has whole patches in the corners
+    big = 0.1 + 0.8 * big_mask.expand(1, 3, 128, 128)
+    assert accuracy(BrightnessJudge(), "outside", big, big_mask, "dark") == 1.0
 
 
 def test_an_empty_region_is_skipped():
     images = torch.full((2, 3, 64, 64), 0.9)
     masks = torch.stack([torch.zeros(1, 64, 64), torch.ones(1, 64, 64)])
     assert accuracy(BrightnessJudge(), "inside", images, masks, "bright") == 1.0  # only the full mask counts
-    assert accuracy(BrightnessJudge(), "inside", images[:1], masks[:1], "bright") == 0.0  # nothing to read
+    assert math.isnan(accuracy(BrightnessJudge(), "inside", images[:1], masks[:1], "bright"))  # nothing to read
 
 
 def test_accumulating_batches_equals_one_big_batch():

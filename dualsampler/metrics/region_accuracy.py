@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -13,6 +15,7 @@ from dualsampler.metrics.bands import dilate, erode
 from dualsampler.metrics.features import frozen
 from dualsampler.metrics.inputs import check_images, check_prompts, check_width, prepare_masks
 
+log = logging.getLogger(__name__)
 REGIONS = ("inside", "outside")
 
 
@@ -37,7 +40,7 @@ def patch_coverage(region: Tensor, patch_size: int, stride: int) -> tuple[Tensor
 def select_patches(region: Tensor, patch_size: int, stride: int, max_patches: int) -> Tensor:
     """Rows (image, top, left) of up to `max_patches` patches per image lying wholly in `region`, evenly spread.
 
-    An image whose region holds no whole patch gets the single patch most inside it; an empty region none.
+    An image whose region holds no whole patch gets none: a patch straddling the seam would read the other region.
     """
     coverage, ys, xs = patch_coverage(region, patch_size, stride)
     coverage = coverage.flatten(1)
@@ -48,8 +51,6 @@ def select_patches(region: Tensor, patch_size: int, stride: int, max_patches: in
     wanted = torch.where(steps < picks, (steps * (found - 1) / (picks - 1).clamp(min=1)).round(), -1)
     rank = whole.cumsum(dim=1) - 1
     chosen = whole & (rank[:, :, None] == wanted[:, None, :]).any(dim=2)
-    best = torch.zeros_like(whole).scatter_(1, coverage.argmax(dim=1, keepdim=True), True)
-    chosen |= best & (found == 0) & (coverage.amax(dim=1, keepdim=True) > 0)
     image, position = chosen.nonzero(as_tuple=True)
     return torch.stack([image, ys[position // len(xs)], xs[position % len(xs)]], dim=1)
 
@@ -69,8 +70,9 @@ class RegionAccuracy(Metric):
     Patches are `patch_size` squares on a grid of step `stride` lying wholly in the region (at most
     `max_patches` per image, evenly spread): for `inside` the mask eroded by `band_width`, read
     against the mask prompt; for `outside` the complement of the mask dilated by `band_width`, read
-    against the base prompt. A region too small for a whole patch is read on its most-covered patch;
-    an empty region is skipped (A = 0 if every region was empty). update(images, masks, prompts).
+    against the base prompt. An image whose region holds no whole patch (too small, or empty) gives no
+    value: it is left out of the mean, and the reason is logged once per metric. `compute()` is NaN when no
+    image could be read, for callers to leave the key out of their results. update(images, masks, prompts).
     """
 
     is_differentiable = False
@@ -87,6 +89,7 @@ class RegionAccuracy(Metric):
         self.patch_size = check_width(patch_size, "patch_size")
         self.stride = check_width(stride, "stride")
         self.max_patches = check_width(max_patches, "max_patches")
+        self.unreadable_reported = False
         self.judge = frozen(judge)
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
@@ -101,6 +104,11 @@ class RegionAccuracy(Metric):
         mask = prepare_masks(masks, images)
         region = erode(mask, self.band_width) if self.region == "inside" else 1 - dilate(mask, self.band_width)
         rows = select_patches(region, self.patch_size, self.stride, self.max_patches)
+        unreadable = images.shape[0] - len(rows[:, 0].unique())
+        if unreadable and not self.unreadable_reported:
+            log.info("region_accuracy/%s: %d of %d images have no whole %d px patch in the region (band %d px): "
+                     "no value for them", self.region, unreadable, images.shape[0], self.patch_size, self.band_width)
+            self.unreadable_reported = True
         if not len(rows):
             return
         patches = crop_patches(images, rows, self.patch_size)
@@ -114,5 +122,5 @@ class RegionAccuracy(Metric):
         self.count += (seen > 0).sum()
 
     def compute(self) -> Tensor:
-        """Mean accuracy over images whose region was read (0 when none was)."""
-        return (self.total / self.count.clamp(min=1)).float()
+        """Mean accuracy over images whose region was read; NaN when none was."""
+        return torch.where(self.count > 0, self.total / self.count.clamp(min=1), math.nan).float()
