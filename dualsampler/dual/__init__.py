@@ -6,11 +6,17 @@
 from .alternate import Alternate
 from .base import Region, RegionRun, RegionSampler, inverse_mask
 from .compat import MODES, two_advanced_samplers_for_mask, two_samplers_for_mask
+from .differential_diffusion import DifferentialDiffusion
 from .fused import Fused
+from .mixture_of_diffusers import MixtureOfDiffusers
+from .multidiffusion import MultiDiffusion
 from .regional import Regional
+from .soft_inpainting import SoftInpainting
 from .whole_run import WholeRun
 
-ALGORITHMS: dict[str, type[RegionSampler]] = {cls.name: cls for cls in (WholeRun, Alternate, Regional, Fused)}
+ALGORITHMS: dict[str, type[RegionSampler]] = {cls.name: cls for cls in (
+    WholeRun, Alternate, Regional, Fused, MultiDiffusion, MixtureOfDiffusers, SoftInpainting, DifferentialDiffusion)}
 
-__all__ = ["ALGORITHMS", "MODES", "Alternate", "Fused", "Region", "RegionRun", "RegionSampler", "Regional", "WholeRun",
+__all__ = ["ALGORITHMS", "MODES", "Alternate", "DifferentialDiffusion", "Fused", "MixtureOfDiffusers", "MultiDiffusion",
+           "SoftInpainting", "Region", "RegionRun", "RegionSampler", "Regional", "WholeRun",
            "inverse_mask", "two_advanced_samplers_for_mask", "two_samplers_for_mask"]
