@@ -12,7 +12,16 @@ from torchmetrics import Metric
 
 from dualsampler.metrics.features import frozen
 from dualsampler.metrics.fid import EXTRACTORS, frechet_distance, kernel_distance
-from dualsampler.metrics.inputs import check_images, check_pair, check_prompts, check_width, prepare_masks
+from dualsampler.metrics.inputs import (
+    check_images,
+    check_judge_canvas,
+    check_judge_prompts,
+    check_pair,
+    check_prompts,
+    check_width,
+    judge_vocabulary,
+    prepare_masks,
+)
 from dualsampler.metrics.perceptual import perceptual_metric
 from dualsampler.metrics.region_accuracy import RegionAccuracy
 from dualsampler.metrics.seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
@@ -47,11 +56,13 @@ def compute_metrics(
     Always: `seam/gradient_ratio`, `seam/color_jump` (images, masks). With `references` (one per image,
     e.g. the reference composites): `perceptual/judge` or `lpips/<net>` (`perceptual`: 'auto' picks
     lpips/alex when torchvision and its weights are present, else 'judge') and `seam/perceptual`.
-    With both prompt lists: `region_accuracy/inside`, `region_accuracy/outside` (absent when no image's
+    With both prompt lists (each "<color> <pattern>" in the judge's vocabulary, else ValueError):
+    `region_accuracy/inside`, `region_accuracy/outside` (absent when no image's
     region holds a whole judge patch; the metric logs why). With `real_images`
     (>= 2, and >= 2 images): `fid/<fid_features>`, `kid/<fid_features>` ('judge' or 'inception').
     Images [B,3,H,W] in [0,1]; masks [h,w], [B,h,w] or [B,1,h,w] at image or latent resolution.
     `judge` defaults to the embedded world's judge; everything runs on the images' device (the judge is moved there).
+    Every argument is checked before any work: the judge's metrics need images of at least 32 px on each side.
     """
     check_images(images)
     full_masks = prepare_masks(masks, images)
@@ -66,6 +77,10 @@ def compute_metrics(
     if with_prompts:
         base_prompts = check_prompts(base_prompts, batch, "base_prompts")
         mask_prompts = check_prompts(mask_prompts, batch, "mask_prompts")
+        vocabulary = judge_vocabulary(judge)
+        if vocabulary is not None:
+            base_prompts = check_judge_prompts(base_prompts, "base_prompts", vocabulary)
+            mask_prompts = check_judge_prompts(mask_prompts, "mask_prompts", vocabulary)
     if real_images is not None:
         check_images(real_images, "real_images")
         if min(batch, real_images.shape[0]) < 2:
@@ -74,6 +89,7 @@ def compute_metrics(
 
     shared = None
     if references is not None or with_prompts or (real_images is not None and fid_features == "judge"):
+        check_judge_canvas(*images.shape[-2:])
         shared = frozen(judge if judge is not None else default_judge(images.device)).to(images.device)
 
     updates: dict[str, tuple[Metric, Update]] = {

@@ -71,6 +71,44 @@ def check_prompts(prompts: str | Sequence[str], batch: int, name: str) -> list[s
     return [" ".join(p.split()) for p in prompts]
 
 
+JUDGE_MIN_SIDE = 32  # pixels: the judge's smallest input (models/judge.py) and the side of its region patches
+
+
+def check_judge_canvas(height: int, width: int) -> None:
+    """Raise ValueError unless a `height x width` image is large enough for the judge's metrics."""
+    if min(height, width) < JUDGE_MIN_SIDE:
+        raise ValueError(f"images must be at least {JUDGE_MIN_SIDE} px on each side for the judge's metrics "
+                         f"(region accuracy, perceptual, fid/judge), got {height}x{width}; compute the seam metrics "
+                         f"alone (no prompts, references or real_images) on smaller images")
+
+
+def judge_vocabulary(judge: object | None) -> tuple[list[str], list[str]] | None:
+    """(colors, patterns) the judge can read: its config's, the world's for the default judge (None), else None."""
+    if judge is None:
+        from dualsampler.world.prompts import COLORS, PATTERNS
+
+        return list(COLORS), list(PATTERNS)
+    config = getattr(getattr(judge, "judge", judge), "config", None)
+    colors, patterns = getattr(config, "colors", None), getattr(config, "patterns", None)
+    return (list(colors), list(patterns)) if colors and patterns else None
+
+
+def check_judge_prompts(prompts: list[str], name: str, vocabulary: tuple[list[str], list[str]]) -> list[str]:
+    """Each prompt as the judge writes it ("<color> <pattern>", lower case); ValueError naming `name` and the
+    vocabulary for an unknown or missing word (such a prompt would always score 0)."""
+    from dualsampler.world.prompts import split_prompt
+
+    colors, patterns = vocabulary
+    out = []
+    for prompt in prompts:
+        try:
+            color, pattern = split_prompt(prompt, colors, patterns)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+        out.append(f"{color} {pattern}")
+    return out
+
+
 def check_width(width: int, name: str = "band_width") -> int:
     """Return `width` after checking it is an int >= 1."""
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
