@@ -1,6 +1,7 @@
 """Upscale models: applied until the width reaches the target, then an exact resize."""
 
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from torch import nn
 
 from dualsampler.models import random_world
 from dualsampler.upscale import load_upscale_model, upscale_with_model
+from dualsampler.upscale.upscale_models import check_upscale_model_choice, import_spandrel, resolve_upscale_model
 
 
 class CountingNearest(nn.Module):
@@ -51,12 +53,31 @@ def test_the_embedded_upscaler_doubles_non_square_batches():
     assert out.shape == (2, 3, 32, 48)
 
 
-def test_missing_spandrel_gives_a_clear_message(tmp_path, monkeypatch):
+def test_spandrel_that_fails_to_import_gives_a_clear_message(tmp_path, monkeypatch):
     path = tmp_path / "4x_model.pth"
     torch.save({}, path)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
     monkeypatch.setitem(sys.modules, "spandrel", None)
-    with pytest.raises(ImportError, match=r"needs spandrel, which imports torchvision.*dualsampler\[vision\]"):
+    with pytest.raises(ImportError, match=r"installed but failed to import.*dualsampler\[vision\].*torch==2.14.1 torchvision==0.29.1"):
         load_upscale_model(path)
+
+
+def test_absent_spandrel_says_it_is_not_installed(tmp_path, monkeypatch):
+    path = tmp_path / "4x_model.pth"
+    torch.save({}, path)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"spandrel is not installed.*pip install 'dualsampler\[vision\]'"):
+        load_upscale_model(path)
+
+
+def test_upscale_model_choice_resolves_to_none_the_embedded_model_or_a_file(tmp_path):
+    world = random_world(0)
+    assert resolve_upscale_model(False, world) is None
+    assert resolve_upscale_model(True, world) is world.upscaler
+    with pytest.raises(ValueError, match="only the world has"):
+        resolve_upscale_model(True, SimpleNamespace(upscaler=None))
+    with pytest.raises(ValueError, match="upscale_model must be false, true .* or an existing"):
+        check_upscale_model_choice(str(tmp_path / "absent.pth"))
 
 
 def test_load_upscale_model_rejects_unknown_files(tmp_path):
@@ -66,14 +87,23 @@ def test_load_upscale_model_rejects_unknown_files(tmp_path):
         load_upscale_model(tmp_path / "absent.safetensors")
 
 
+def compact_2x_state_dict(features: int = 8, convs: int = 2) -> dict[str, torch.Tensor]:
+    """A Real-ESRGAN "Compact" (SRVGG) 2x network's state dict, laid out as its released files are: body.0 conv
+    3->F, body.1 PReLU(F), `convs` x (conv F->F, PReLU), then a conv F->3*2*2 before the pixel shuffle."""
+    layers: list[nn.Module] = [nn.Conv2d(3, features, 3, padding=1), nn.PReLU(features)]
+    for _ in range(convs):
+        layers += [nn.Conv2d(features, features, 3, padding=1), nn.PReLU(features)]
+    layers.append(nn.Conv2d(features, 3 * 4, 3, padding=1))
+    torch.manual_seed(0)
+    return {f"body.{k}": v for k, v in nn.Sequential(*layers).state_dict().items()}
+
+
 def test_spandrel_loads_a_2x_compact_model_where_it_imports(tmp_path):
     try:
-        from spandrel.architectures.Compact import SRVGGNetCompact
-    except Exception as err:  # spandrel absent, or torchvision failing to import with this torch
-        pytest.skip(f"spandrel does not import here: {err!r}")
-    torch.manual_seed(0)
-    net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2)
-    torch.save(net.state_dict(), tmp_path / "2x_compact.pth")
+        import_spandrel()
+    except ImportError as err:  # the message says whether spandrel is absent or fails to import (torchvision)
+        pytest.skip(str(err))
+    torch.save(compact_2x_state_dict(), tmp_path / "2x_compact.pth")
     model = load_upscale_model(tmp_path / "2x_compact.pth")
     assert model.scale == 2
     assert upscale_with_model(model, torch.rand(2, 3, 16, 24), 40, 60, "bilinear").shape == (2, 3, 40, 60)
