@@ -1,9 +1,14 @@
-"""`dualsampler-figures SWEEP_DIR`: the figures a sweep's experiment declares, from its jobs' result.json files.
+"""`dualsampler-figures SWEEP_DIR`: a sweep's figures, from its jobs' result.json files and saved Hydra configs.
 
-An experiment declares `figures: [{name, kind, x, hue|y, metrics}]` (kind `line`, `bar` or `heatmap`; x, hue and y
-are dotted config keys). Each panel shows one metric as the mean over seeds with the standard deviation over
-seeds as error bar; set-level metrics (fid/*, kid/*) have one value per job and no error bar. Writes
-`<name>.png`, `<name>.pdf` and a Markdown table `<name>.md` per figure.
+An experiment may declare `figures: [{name, kind, x, hue|y, metrics}]` (kind `line`, `bar` or `heatmap`; x, hue and y
+are config keys: a dotted value such as `overlap_factor`, or a config group such as `dual` or
+`sampler@base_sampler`, read as the option the job chose). A sweep that declares none (an ad-hoc
+`dualsampler-run -m overlap_factor=0,8 seeds=2`) gets one figure named after its folder: one panel per metric
+against the keys the sweep varied, read from each job's own `.hydra/overrides.yaml` (the first numeric key on
+the x axis, the others as hue). Each point is the mean over seeds; error bars are the standard deviation over
+seeds, except for region accuracy, a proportion, whose bars are the Wilson 95% score interval with n the
+number of images read; set-level metrics (fid/*, kid/*) have one value per job and no bar. Writes `<name>.png`,
+`<name>.pdf` and a Markdown table `<name>.md` per figure.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +26,96 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 from .runner.results import read_results  # noqa: E402
 
 log = logging.getLogger(__name__)
 KINDS = ("line", "bar", "heatmap")
+PROPORTIONS = ("region_accuracy/",)  # metrics that are proportions in [0, 1]
+WILSON_Z = 1.959964  # two-sided 95%
+CAPTION = "mean over seeds; bars: std over seeds, region accuracy: Wilson 95% interval (n = images read)"
+HYDRA_DIR = ".hydra"
+JOB = "job"  # the key of a figure over jobs: the job's folder name
 
 
-def config_value(result: dict[str, Any], key: str) -> Any:
-    """The value of a dotted config key (`dual.mode`) in a result's config."""
+def wilson_interval(p: float, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson score interval (Wilson 1927) of a proportion `p` observed over `n` trials:
+    `(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`; always inside [0, 1]. (nan, nan) when n = 0."""
+    if n <= 0 or math.isnan(p):
+        return math.nan, math.nan
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a proportion in [0, 1], got {p}")
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One plotted point: the mean and the interval drawn around it over `n` values."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def label(self, proportion: bool) -> str:
+        if self.n <= 1 or math.isnan(self.mean):
+            return f"{self.mean:.4g}"
+        if proportion:
+            return f"{self.mean:.4g} [{self.low:.3g}, {self.high:.3g}]"
+        return f"{self.mean:.4g} ± {self.high - self.mean:.2g}"
+
+
+def is_proportion(metric: str) -> bool:
+    return metric.startswith(PROPORTIONS)
+
+
+def summarize(values: list[float], proportion: bool) -> Summary:
+    """Mean of `values` with the Wilson interval (proportions) or mean ± sample std (others); nan when empty."""
+    if not values:
+        return Summary(math.nan, math.nan, math.nan, 0)
+    mean = float(np.mean(values))
+    if proportion:
+        low, high = wilson_interval(mean, len(values))
+        return Summary(mean, low, high, len(values))
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return Summary(mean, mean - std, mean + std, len(values))
+
+
+def metric_values(result: dict[str, Any], metric: str) -> list[float]:
+    """The job's per-seed values of `metric`, else its one set-level value, else none (absent)."""
+    values = [row[metric] for row in result["per_seed"] if metric in row]
+    if values:
+        return values
+    return [result["metrics"][metric]] if metric in result["metrics"] else []
+
+
+def config_value(result: dict[str, Any], key: str | tuple[str, ...]) -> Any:
+    """A job's value of a config key: the chosen option of a config group (`dual`, `sampler@base_sampler`), else
+    the dotted key's value in its config (`overlap_factor`, `base_sampler.cfg`); a tuple of keys gives a tuple."""
+    if isinstance(key, tuple):
+        return tuple(config_value(result, k) for k in key)
+    if key == JOB:
+        return result["name"]
+    choices = result.get("choices", {})
+    if key in choices:
+        return choices[key]
     node: Any = result["config"]
     for part in key.split("."):
         node = node[part]
     return node
 
 
-def metric_stats(result: dict[str, Any], metric: str) -> tuple[float, float, int]:
-    """(mean, std, n) of `metric` over the job's seeds; a set-level metric gives (value, 0, 1); absent gives nan."""
-    values = [row[metric] for row in result["per_seed"] if metric in row]
-    if values:
-        return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, len(values)
-    return float(result["metrics"].get(metric, math.nan)), 0.0, 1
+def key_label(key: str | tuple[str, ...], value: Any) -> str:
+    if isinstance(key, tuple):
+        return ", ".join(f"{k}={v}" for k, v in zip(key, value))
+    return f"{key}={value}"
 
 
-def _levels(results: list[dict[str, Any]], key: str | None) -> list[Any]:
+def _levels(results: list[dict[str, Any]], key: str | tuple[str, ...] | None) -> list[Any]:
     if key is None:
         return [None]
     levels = list(dict.fromkeys(config_value(r, key) for r in results))
@@ -52,53 +125,54 @@ def _levels(results: list[dict[str, Any]], key: str | None) -> list[Any]:
         return levels
 
 
-def _select(results: list[dict[str, Any]], where: dict[str | None, Any]) -> list[dict[str, Any]]:
+def _select(results: list[dict[str, Any]], where: dict[Any, Any]) -> list[dict[str, Any]]:
     return [r for r in results if all(k is None or config_value(r, k) == v for k, v in where.items())]
 
 
-def _pooled(results: list[dict[str, Any]], metric: str) -> tuple[float, float]:
-    """Mean and std of a metric over the jobs of one cell (normally one job)."""
-    stats = [metric_stats(r, metric) for r in results]
-    if not stats:
-        return math.nan, 0.0
-    return float(np.mean([s[0] for s in stats])), float(np.mean([s[1] for s in stats]))
+def cell(results: list[dict[str, Any]], metric: str) -> Summary:
+    """The summary of a metric over the seeds of every job in one cell of a figure (normally one job)."""
+    return summarize([v for r in results for v in metric_values(r, metric)], is_proportion(metric))
+
+
+def _error_bars(points: list[Summary]) -> np.ndarray:
+    return np.array([[max(p.mean - p.low, 0.0) for p in points], [max(p.high - p.mean, 0.0) for p in points]])
 
 
 def _line(ax, results, spec, metric) -> None:
     xs, hues = _levels(results, spec["x"]), _levels(results, spec.get("hue"))
     dodge = 0.015 * (max(xs) - min(xs)) if len(xs) > 1 else 0.0  # keep the error bars of the lines apart
     for j, hue in enumerate(hues):
-        points = [_pooled(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
+        points = [cell(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
         shift = (j - (len(hues) - 1) / 2) * dodge
-        ax.errorbar([x + shift for x in xs], [p[0] for p in points], yerr=[p[1] for p in points], marker="o",
-                    capsize=3, label=None if hue is None else f"{spec['hue']}={hue}")
-    ax.set_xlabel(spec["x"])
+        ax.errorbar([x + shift for x in xs], [p.mean for p in points], yerr=_error_bars(points), marker="o",
+                    capsize=3, label=None if hue is None else key_label(spec["hue"], hue))
+    ax.set_xlabel(str(spec["x"]))
 
 
 def _bar(ax, results, spec, metric) -> None:
     xs, hues = _levels(results, spec["x"]), _levels(results, spec.get("hue"))
     width = 0.8 / len(hues)
     for j, hue in enumerate(hues):
-        points = [_pooled(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
-        ax.bar(np.arange(len(xs)) + (j - (len(hues) - 1) / 2) * width, [p[0] for p in points], width,
-               yerr=[p[1] for p in points], capsize=3, label=None if hue is None else f"{spec['hue']}={hue}")
+        points = [cell(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
+        ax.bar(np.arange(len(xs)) + (j - (len(hues) - 1) / 2) * width, [p.mean for p in points], width,
+               yerr=_error_bars(points), capsize=3, label=None if hue is None else key_label(spec["hue"], hue))
     ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
-    ax.set_xlabel(spec["x"])
+    ax.set_xlabel(str(spec["x"]))
 
 
 def _heatmap(ax, results, spec, metric) -> None:
     xs, ys = _levels(results, spec["x"]), _levels(results, spec["y"])
-    cells = [[_pooled(_select(results, {spec["x"]: x, spec["y"]: y}), metric) for x in xs] for y in ys]
-    means = np.array([[c[0] for c in row] for row in cells])
-    image = ax.imshow(means, cmap="viridis")
+    cells = [[cell(_select(results, {spec["x"]: x, spec["y"]: y}), metric) for x in xs] for y in ys]
+    image = ax.imshow(np.array([[c.mean for c in row] for row in cells]), cmap="viridis")
     for i, row in enumerate(cells):
-        for j, (mean, std) in enumerate(row):
-            bright = image.norm(mean) > 0.6  # dark text on the bright end of viridis
-            ax.text(j, i, f"{mean:.3g}\n±{std:.2g}", ha="center", va="center", fontsize=7, color="k" if bright else "w")
+        for j, summary in enumerate(row):
+            bright = image.norm(summary.mean) > 0.6  # dark text on the bright end of viridis
+            ax.text(j, i, summary.label(is_proportion(metric)).replace(" ", "\n", 1), ha="center", va="center",
+                    fontsize=7, color="k" if bright else "w")
     ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
     ax.set_yticks(range(len(ys)), [str(y) for y in ys])
-    ax.set_xlabel(spec["x"])
-    ax.set_ylabel(spec["y"])
+    ax.set_xlabel(str(spec["x"]))
+    ax.set_ylabel(str(spec["y"]))
     ax.figure.colorbar(image, ax=ax, fraction=0.046)
 
 
@@ -116,28 +190,31 @@ def check_figure(spec: dict[str, Any]) -> None:
         raise ValueError(f"figures: a heatmap needs the key 'y'; got {spec}")
 
 
+def _keys(spec: dict[str, Any]) -> list[str | tuple[str, ...]]:
+    return [k for k in (spec["x"], spec.get("hue"), spec.get("y")) if k]
+
+
 def markdown_table(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
-    """One row per job: its x/hue/y values and `mean ± std` of every metric of the figure."""
-    keys = [k for k in (spec["x"], spec.get("hue"), spec.get("y")) if k]
-    header = [*keys, "seeds", *spec["metrics"]]
+    """One row per job: its x/hue/y values, its seeds and every metric of the figure as it is plotted."""
+    keys = _keys(spec)
+    header = [str(k) for k in keys] + ["seeds", *spec["metrics"]]
     rows = []
     for result in sorted(results, key=lambda r: [str(config_value(r, k)) for k in keys]):
         cells = [str(config_value(result, k)) for k in keys] + [str(len(result["seeds"]))]
         for metric in spec["metrics"]:
-            mean, std, n = metric_stats(result, metric)
-            cells.append(f"{mean:.4g} ± {std:.2g}" if n > 1 else f"{mean:.4g}")
+            cells.append(cell([result], metric).label(is_proportion(metric)))
         rows.append(cells)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
 def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Draw one declared figure (one panel per metric) as PNG and PDF plus its Markdown table; returns the paths."""
+    """Draw one figure (one panel per metric) as PNG and PDF plus its Markdown table; returns the paths."""
     check_figure(spec)
     metrics = spec["metrics"]
     columns = min(len(metrics), 3)
     rows = math.ceil(len(metrics) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows + 0.4), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         DRAW[spec["kind"]](ax, results, spec, metric)
         ax.set_title(metric)
@@ -146,7 +223,8 @@ def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Pa
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     seeds = sorted({len(r["seeds"]) for r in results})
-    fig.suptitle(f"{spec['name']}: mean ± std over {'/'.join(map(str, seeds))} seeds, {len(results)} jobs")
+    fig.suptitle(f"{spec['name']}: {len(results)} jobs, {'/'.join(map(str, seeds))} seeds each\n{CAPTION}",
+                 fontsize=9)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{spec['name']}.{ext}" for ext in ("png", "pdf")]
@@ -158,14 +236,73 @@ def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Pa
     return [*paths, table]
 
 
-def make_figures(sweep_dir: Path, out_dir: Path | None = None) -> list[Path]:
-    """Draw every figure declared by the sweep's experiment into `out_dir` (default SWEEP_DIR/figures)."""
+def saved_hydra(job_dir: Path, name: str) -> Any:
+    """A job's saved Hydra file (`config`, `hydra` or `overrides`) as plain containers; None when absent."""
+    path = Path(job_dir) / HYDRA_DIR / f"{name}.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
+
+
+def read_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job of the sweep with a result.json, each with its saved `choices` (config group -> option),
+    `overrides` (the keys its command line set) and declared `figures`."""
     results = read_results(sweep_dir)
+    for result in results:
+        hydra = saved_hydra(result["dir"], "hydra") or {}
+        result["choices"] = {k: v for k, v in hydra.get("hydra", {}).get("runtime", {}).get("choices", {}).items()
+                             if not k.startswith("hydra/")}
+        overrides = saved_hydra(result["dir"], "overrides")
+        result["overrides"] = None if overrides is None else [o.lstrip("+~").partition("=")[0] for o in overrides]
+        result["figures"] = (saved_hydra(result["dir"], "config") or {}).get("figures") or []
+    return results
+
+
+def swept_keys(results: list[dict[str, Any]]) -> list[str]:
+    """The keys the jobs' overrides set to different values (in command-line order), which name a config group
+    or a config value; keys every job sets alike, and Hydra's own, are not swept."""
+    missing = [r["dir"] for r in results if r["overrides"] is None]
+    if missing:
+        raise ValueError(f"no {HYDRA_DIR}/overrides.yaml in {missing[0]}: the sweep's swept keys are unknown "
+                         "(declare `figures:` in its experiment)")
+    keys = list(dict.fromkeys(k for r in results for k in r["overrides"] if not k.startswith("hydra.")))
+    swept = []
+    for key in keys:
+        try:
+            values = {repr(config_value(r, key)) for r in results}
+        except (KeyError, TypeError):
+            continue  # a key that names neither a group nor a config value (a neutral key such as `threads`)
+        if len(values) > 1:
+            swept.append(key)
+    return swept
+
+
+def _numeric(results: list[dict[str, Any]], key: str) -> bool:
+    return all(isinstance(config_value(r, key), Real) and not isinstance(config_value(r, key), bool) for r in results)
+
+
+def sweep_figure(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The figure of a sweep that declares none: every metric against its swept keys (a line over the first
+    numeric key, else bars over the first key; the other keys as hue). Without swept keys, one bar per job."""
+    metrics = sorted({m for r in results for m in [*r["metrics"], *(k for row in r["per_seed"] for k in row)]}
+                     - {"seed"})
+    keys = swept_keys(results)
+    if not keys:
+        return {"name": name, "kind": "bar", "x": JOB, "metrics": metrics}
+    numeric = [k for k in keys if _numeric(results, k)]
+    x = numeric[0] if numeric else keys[0]
+    rest = tuple(k for k in keys if k != x)
+    hue = None if not rest else rest[0] if len(rest) == 1 else rest
+    return {"name": name, "kind": "line" if numeric else "bar", "x": x, "hue": hue, "metrics": metrics}
+
+
+def make_figures(sweep_dir: Path, out_dir: Path | None = None) -> list[Path]:
+    """Draw the figures the sweep's experiment declares, or its sweep figure, into `out_dir` (SWEEP_DIR/figures)."""
+    results = read_sweep(sweep_dir)
     if not results:
         raise ValueError(f"SWEEP_DIR {str(sweep_dir)!r} holds no result.json: run the sweep first")
-    specs = next((r["figures"] for r in results if r.get("figures")), [])
-    if not specs:
-        raise ValueError(f"the experiment of {str(sweep_dir)!r} declares no figures (set `figures:` in its config)")
+    specs = next((r["figures"] for r in results if r["figures"]), None)
+    if specs is None:
+        specs = [sweep_figure(results, Path(sweep_dir).resolve().name)]
+        log.info("%s declares no figures: plotting %s against %s", sweep_dir, specs[0]["metrics"], specs[0]["x"])
     paths = []
     for spec in specs:
         paths += draw_figure(results, spec, out_dir or Path(sweep_dir) / "figures")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from dualsampler.dual import MODES, Region, Regional, two_advanced_samplers_for_mask, two_samplers_for_mask
-from dualsampler.masks import grow_mask, rectangle_mask
+from dualsampler.dual import MODES, Alternate, Fused, Region, Regional, WholeRun, two_advanced_samplers_for_mask, two_samplers_for_mask
+from dualsampler.masks import ellipse_mask, grow_mask, rectangle_mask
 from dualsampler.sampling import KSampler, UNetDenoiser
 
 from helpers import ForwardCounter, GaussianData, embeddings, tiny_cond_unet
@@ -173,3 +173,82 @@ def test_bad_inputs_are_rejected_before_any_model_call(latent, kwargs, message):
     with pytest.raises(ValueError, match=message):
         two_advanced_samplers_for_mask(**args)
     assert base.calls == inside.calls == 0
+
+
+def test_a_per_step_run_checks_its_inputs_once_and_builds_each_schedule_once(samplers, latent, mask, monkeypatch):
+    import dualsampler.dual.checks as checks
+    import dualsampler.sampling.ksampler as ksampler
+
+    calls = {"check_latent": 0, "get_sigmas": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(checks, "check_latent", counted("check_latent", checks.check_latent))
+    monkeypatch.setattr(ksampler, "get_sigmas", counted("get_sigmas", ksampler.get_sigmas))
+    two_advanced_samplers_for_mask(0, 12, 1.0, latent, *samplers, mask, 3, "seed")
+    assert calls == {"check_latent": 1, "get_sigmas": 2}  # one schedule per sampler, not one per step
+
+
+@pytest.mark.parametrize("mode, algorithm", [("seed", Alternate(3)), ("regional", Regional(3)), ("fused", Fused(3))])
+def test_the_upstream_entry_point_gives_the_algorithm_objects_tensor(samplers, latent, mask, mode, algorithm):
+    old = two_advanced_samplers_for_mask(7, 6, 1.0, latent, *samplers, mask, 3, mode)
+    new = algorithm(latent, base_sampler=samplers[0], mask_sampler=samplers[1], mask=mask, seed=7, steps=6)
+    assert torch.equal(old, new)
+
+
+@pytest.mark.parametrize("overlap", [0, 1])
+def test_the_regional_route_denoises_every_pixel_of_an_image_resolution_disc(overlap):
+    """A 128 px disc on a 32x32 latent: boundary pixels that resize to 0.5 belong to both routes, never to none."""
+    base = KSampler(GaussianData(mu=-1.0, std=0.1), "euler")
+    inside = KSampler(GaussianData(mu=1.0, std=0.1), "euler")
+    disc = ellipse_mask(128, 128, 0.5, 0.5, 0.3, 0.3)
+    out = Regional(overlap).sample_regions(torch.zeros(1, 4, 32, 32), base_sampler=base,
+                                           regions=[Region(disc, inside)], seed=0, steps=10)
+    assert out.abs().max() < 1.6  # an undenoised pixel keeps noise of std sigma_max (14.6)
+
+
+def test_whole_runs_return_the_last_x0_prediction_as_upstream(samplers, latent, mask):
+    base, inside = (KSampler(s.denoiser, "uni_pc") for s in samplers)
+    upstream = WholeRun()(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=1, steps=6)
+    final_x = WholeRun(return_x0=False)(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=1, steps=6)
+    assert not torch.equal(upstream, final_x) and (upstream - final_x).abs().max() < 0.1
+
+
+def test_regional_rejects_base_only_steps_that_leave_the_regions_nothing(samplers, latent, mask):
+    base, inside = samplers
+    with pytest.raises(ValueError, match="base_only_steps must be < steps"):
+        Regional(base_only_steps=4)(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=0, steps=4)
+    assert base.denoiser.calls == 0
+
+
+def test_an_overlap_covering_the_whole_canvas_warns(samplers, latent, mask):
+    with pytest.warns(UserWarning, match="covers the whole canvas"):
+        Alternate(100)(latent, base_sampler=samplers[0], mask_sampler=samplers[1], mask=mask, seed=0, steps=2)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s, l, m: Alternate()(l, base_sampler=None, mask_sampler=s[1], mask=m, seed=0, steps=4),
+     "base_sampler must be a dualsampler.sampling.KSampler"),
+    (lambda s, l, m: WholeRun()(l, base_sampler=s[0], mask_sampler=s[1], mask=m, seed=0, steps=4, mask_steps=0),
+     "mask_steps"),
+    (lambda s, l, m: Fused(feather=float("nan")), "feather must be a number in"),
+    (lambda s, l, m: Alternate(overlap_factor=float("inf")), "overlap_factor must be an integer >= 0"),
+    (lambda s, l, m: Regional(second_seed_mode="sometimes"), "second_seed_mode must be one of"),
+])
+def test_algorithm_errors_name_the_parameter(samplers, latent, mask, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(samplers, latent, mask)
+    assert samplers[0].denoiser.calls == samplers[1].denoiser.calls == 0
+
+
+def test_a_latent_with_the_wrong_channel_count_is_rejected_before_the_unet_runs():
+    unet = tiny_cond_unet()
+    base = KSampler(UNetDenoiser(unet, cond=embeddings(1)), "euler")
+    counter = ForwardCounter(unet)
+    with pytest.raises(ValueError, match="latent has 3 channels but base_sampler's model expects 4"):
+        Fused()(torch.zeros(1, 3, 8, 8), base_sampler=base, mask_sampler=base, mask=torch.ones(8, 8), seed=0, steps=2)
+    assert counter.batches == []

@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 from dualsampler.models import WEIGHTS_DIR, weights_fingerprint, world_folders
-from dualsampler.runner.results import RESULT_FILE, finished_result, model_fingerprint
+from dualsampler.models.source import ModelSource
+from dualsampler.runner.results import RESULT_FILE, finished_result
 
-CONFIG = {"model": {"_target_": "dualsampler.models.load_world", "path": None}, "steps": 12, "seeds": 4}
+CONFIG = {"model": {"_target_": "dualsampler.models.source.ModelSource", "path": None}, "steps": 12, "seeds": 4}
 
 
 @pytest.fixture
@@ -39,10 +40,10 @@ def test_a_folder_without_a_unet_is_named_in_the_error(world_copy):
         weights_fingerprint(world_copy)
 
 
-def test_model_configs_fingerprint_the_folder_they_load(world_copy):
-    assert model_fingerprint(CONFIG["model"]) == weights_fingerprint()
-    assert model_fingerprint({"_target_": "dualsampler.models.load_world", "path": str(world_copy)}) == weights_fingerprint(world_copy)
-    assert model_fingerprint({"_target_": "dualsampler.models.random_world", "seed": 0}) is None
+def test_model_sources_fingerprint_the_folder_they_load(world_copy):
+    assert ModelSource().fingerprint() == weights_fingerprint()
+    assert ModelSource(str(world_copy)).fingerprint() == weights_fingerprint(world_copy)
+    assert ModelSource(random_seed=0).fingerprint() != ModelSource(random_seed=1).fingerprint()
 
 
 def test_a_result_is_reused_only_for_the_same_config_and_weights(tmp_path):

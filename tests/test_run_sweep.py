@@ -15,7 +15,7 @@ from helpers import read_offline_run
 
 pytestmark = pytest.mark.slow  # each test launches the CLI in fresh processes (seconds of imports each)
 
-TINY = ["model=random_world", "steps=2", "seeds=2", "batch_size=2", "height=64", "width=64", "metrics.real_images=2"]
+TINY = ["model=random_world", "steps=2", "seeds=2", "batch_size=2", "height=96", "width=96", "metrics.real_images=2"]
 
 
 def run_cli(*overrides: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -110,3 +110,12 @@ def test_launcher_runs_a_sweep(launcher, tmp_path, env):
     assert sorted(result["config"]["overlap_factor"] for result in results) == [1, 3]
     if "hydra/launcher=joblib" in launcher:  # two jobs side by side share the cores
         assert all(result["threads"] == max(1, os.cpu_count() // 2) for result in results)
+
+
+def test_optuna_search_from_the_shipped_config_finds_parameters(tmp_path, env):
+    done = run_cli("hparams_search=seam_overlap", *TINY, "metrics.real_images=0", "logger=none",
+                   "hydra.sweeper.n_trials=2", "objective.floors={}", f"hydra.sweep.dir={tmp_path}", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    assert "overlap_factor" in best and "dual.feather" in best and "best_value" in best
+    assert len(list(tmp_path.rglob("result.json"))) == 2

@@ -142,7 +142,13 @@ class Evaluation:
 
     def compute(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Aggregate values over every image so far, and the per-image rows."""
-        results = {key: float(metric.compute()) for key, (metric, _) in self.per_image.items()}
+        results = {}
+        for key, (metric, _) in self.per_image.items():
+            value = float(metric.compute())
+            if math.isnan(value):
+                self.absent[key] = "no image had a region large enough to read"
+            else:
+                results[key] = value
         if self.aggregate_only:
             if len(self.rows) < 2:
                 self.absent["fid/judge"] = self.absent["kid/judge"] = "FID/KID need at least 2 images"

@@ -4,6 +4,7 @@ their types when the config is composed, `JobSettings.__post_init__` their range
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -28,7 +29,7 @@ def seed_list(seeds: Any) -> list[int]:
     """`seeds` as a list: a count n means seeds 0..n-1, a list is taken as it is (distinct integers in [0, 2**64))."""
     if isinstance(seeds, int) and not isinstance(seeds, bool) and 1 <= seeds <= MAX_SEEDS:
         return list(range(seeds))
-    if isinstance(seeds, (list, tuple)) and seeds and len(seeds) <= MAX_SEEDS and all(
+    if isinstance(seeds, Sequence) and not isinstance(seeds, str) and seeds and len(seeds) <= MAX_SEEDS and all(
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s < MAX_SEED for s in seeds):
         if len(set(seeds)) == len(seeds):
             return [int(s) for s in seeds]
@@ -39,8 +40,9 @@ def seed_list(seeds: Any) -> list[int]:
 @dataclass
 class Objective:
     """What a job returns to a sweeper (Optuna): `metric`, plus `penalty` * (floor - value) for each metric in
-    `floors` that falls below its floor (so a search for the lowest seam keeps region accuracy high). `direction`
-    is the sweeper's; a lower-is-better metric wants `minimize`."""
+    `floors` that falls below its floor (so a search for the lowest seam keeps region accuracy high); NaN (a failed
+    trial) when the metric or a floored metric is absent. `direction` is the sweeper's; lower-is-better metrics
+    want `minimize`."""
 
     metric: str = "seam/gradient_ratio"
     floors: dict[str, float] = field(default_factory=dict)
@@ -52,7 +54,9 @@ class Objective:
             return math.nan
         out = float(metrics[self.metric])
         for key, floor in self.floors.items():
-            if key in metrics and metrics[key] < floor:
+            if key not in metrics:  # an unreadable constraint must not look satisfied
+                return math.nan
+            if metrics[key] < floor:
                 out += self.penalty * (floor - metrics[key])
         return out
 
