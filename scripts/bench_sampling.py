@@ -1,6 +1,9 @@
 """Per-step cost of the sampling loop against the bare UNet forward (issue: target ratio <= 1.05 on CPU).
 
-    python scripts/bench_sampling.py [--steps 20] [--repeats 5]
+    python scripts/bench_sampling.py [--steps 20] [--repeats 5] [--samplers all|name,name,...] [--threads 1]
+
+Every name in SAMPLERS by default; the cfg_pp samplers get their unconditional prediction from the same
+UNetDenoiser (`with_uncond`, one batched forward of cond + uncond like every other sampler here).
 
 ratio = loop time / time of the same number of bare forwards of the same batch, both timed as back-to-back
 runs (best of `--repeats`), so that a single lucky forward does not set the reference.
@@ -12,15 +15,31 @@ import argparse
 
 import torch
 
-from bench_common import ForwardCounter, best_time, denoiser, small_unet
-from dualsampler.sampling import KSampler
+from bench_common import best_time, denoiser, small_unet
+from dualsampler.sampling import SAMPLERS, KSampler
+
+
+def count_forwards(module: torch.nn.Module, fn) -> int:
+    """Forwards of `module` during `fn()`, counted by a hook removed afterwards (so timed runs carry no hooks)."""
+    count = 0
+
+    def hook(*_: object) -> None:
+        nonlocal count
+        count += 1
+
+    handle = module.register_forward_hook(hook)
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return count
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--samplers", default="euler,euler_ancestral,heun,dpmpp_2m,dpmpp_sde,dpmpp_3m_sde,lms,uni_pc")
+    parser.add_argument("--samplers", default="all", help="comma-separated names, or 'all' (every name in SAMPLERS)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared 2-core CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -36,15 +55,14 @@ def main() -> None:
             unet(x_in, t_in, encoder_hidden_states=hidden).sample
 
     print(f"bare forward: batch 2 (cond + uncond) x 4x32x32, threads={torch.get_num_threads()}")
-    print(f"{'sampler':<18}{'evals':>6}{'loop s':>9}{'bare fwds s':>13}{'ratio':>8}")
-    for name in args.samplers.split(","):
+    print(f"{'sampler':<32}{'evals':>6}{'loop s':>9}{'bare fwds s':>13}{'ratio':>8}")
+    names = SAMPLERS if args.samplers == "all" else args.samplers.split(",")
+    for name in names:
         ks = KSampler(den, name, "karras")
-        counter = ForwardCounter(unet)
-        ks.sample(latent, 0, args.steps)
-        evals = counter.count
+        evals = count_forwards(unet, lambda: ks.sample(latent, 0, args.steps))
         loop = best_time(lambda: ks.sample(latent, 0, args.steps), args.repeats)
         bare = best_time(lambda: bare_forwards(evals), args.repeats)
-        print(f"{name:<18}{evals:>6}{loop:>9.3f}{bare:>13.3f}{loop / bare:>8.3f}")
+        print(f"{name:<32}{evals:>6}{loop:>9.3f}{bare:>13.3f}{loop / bare:>8.3f}")
 
 
 if __name__ == "__main__":
