@@ -10,7 +10,7 @@ from torch import Tensor
 
 from dualsampler.sampling import NoiseStream, latent_noise_mask
 from dualsampler.sampling.noise import check_seed
-from dualsampler.upscale.limits import MAX_STEPS, check_count, check_flag, check_real
+from dualsampler.upscale.limits import MAX_CFG, MAX_STEPS, check_count, check_flag, check_real
 from dualsampler.upscale.sampler_spec import UpscaleSampler
 
 
@@ -77,7 +77,7 @@ class CfgScheduleHook(UpscaleHook):
 
     def __init__(self, target_cfg: float, round_down: bool = False) -> None:
         super().__init__()
-        self.target_cfg = check_real(target_cfg, "target_cfg", 0.0)
+        self.target_cfg = check_real(target_cfg, "target_cfg", 0.0, MAX_CFG)
         self.round_down = check_flag(round_down, "round_down")
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:

@@ -15,9 +15,10 @@ MAX_FACTOR = 16.0  # upscale factor: 16x of a 1024 px canvas is already MAX_SIDE
 MAX_ITERATIONS = 64  # each iteration decodes, encodes and re-samples the whole image
 MAX_TILE_SIZE = 4096  # pixels: a VAE tile of 4096^2 px already needs several GiB of activations
 MAX_STEPS = 10_000  # sampler steps of one pass (one model call per image and step)
+MAX_CFG = 100.0  # classifier-free guidance scale: upstream's widget range (as the sampler configs)
 MAX_SCHEDULE = 100_000  # steps / denoise: the length of the full schedule a partial-denoise pass is cut from
 
-__all__ = ["MAX_FACTOR", "MAX_ITERATIONS", "MAX_SCHEDULE", "MAX_SIDE", "MAX_STEPS", "MAX_TILE_SIZE",
+__all__ = ["MAX_CFG", "MAX_FACTOR", "MAX_ITERATIONS", "MAX_SCHEDULE", "MAX_SIDE", "MAX_STEPS", "MAX_TILE_SIZE",
            "check_count", "check_flag", "check_real"]
 
 

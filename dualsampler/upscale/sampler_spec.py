@@ -10,7 +10,7 @@ from torch import Tensor
 from dualsampler.sampling import KSampler
 from dualsampler.sampling.ksampler import check_denoise
 from dualsampler.sampling.noise import Seed
-from dualsampler.upscale.limits import MAX_SCHEDULE, MAX_STEPS, check_count, check_real
+from dualsampler.upscale.limits import MAX_CFG, MAX_SCHEDULE, MAX_STEPS, check_count, check_real
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class UpscaleSampler:
                              f"steps / denoise = {self.steps / self.denoise:.3g} steps; it must be <= {MAX_SCHEDULE} "
                              f"(denoise >= steps / {MAX_SCHEDULE})")
         if self.cfg is not None:
-            check_real(self.cfg, "cfg", 0.0)
+            check_real(self.cfg, "cfg", 0.0, MAX_CFG)
         if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):
             raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (UNetDenoiser)")
 
