@@ -6,7 +6,15 @@ import math
 import pytest
 import torch
 
-from dualsampler.sampling import SAMPLERS, STOCHASTIC_SAMPLERS, ModelSampling, NoiseStream, get_sigmas, sample
+from dualsampler.sampling import (
+    SAMPLERS,
+    STOCHASTIC_SAMPLERS,
+    KSampler,
+    ModelSampling,
+    NoiseStream,
+    get_sigmas,
+    sample,
+)
 from dualsampler.sampling.samplers import SAMPLER_FUNCTIONS
 from dualsampler.sampling.samplers.deis import deis_weights, sigma_to_vp_time, vp_fit
 from dualsampler.sampling.samplers.dpm_adaptive import sample_dpm_adaptive
@@ -224,6 +232,38 @@ def test_same_seed_same_tensor_other_seed_other_tensor(gaussian, name):
     c = sample(denoiser, x, sigmas, name, seed=2)
     assert torch.equal(a, b)
     assert (a - c).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_a_list_of_seeds_gives_each_element_its_single_seed_result(gaussian, name):
+    sigmas = get_sigmas("karras", 5, ModelSampling())
+    x = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * float(sigmas[0])
+    denoiser = GuidedGaussian(gaussian)
+    batched = sample(denoiser, x, sigmas, name, seed=[5, 6, 7])
+    for b, seed in enumerate([5, 6, 7]):
+        torch.testing.assert_close(batched[b : b + 1], sample(denoiser, x[b : b + 1], sigmas, name, seed=[seed]))
+
+
+@pytest.mark.parametrize("name", ["euler_cfg_pp", "dpmpp_2m_cfg_pp", "res_multistep_ancestral_cfg_pp"])
+def test_cfg_pp_sampler_runs_under_a_noise_mask_and_holds_the_latent_outside_it(gaussian, name):
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    out = KSampler(GuidedGaussian(gaussian), name, "karras").sample(latent, 11, 8, noise_mask=mask)
+    plain = KSampler(gaussian, CFG_PP[name], "karras").sample(latent, 11, 8, noise_mask=mask)
+    assert torch.equal(out[..., 0, :], latent[..., 0, :])
+    torch.testing.assert_close(out, plain, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["dpm_fast", "dpm_adaptive"])
+def test_dpm_solver_reports_end_at_sigma_min_and_count_every_model_call(gaussian, name):
+    reports = []
+    sigmas = torch.tensor([10.0, 4.0, 2.0, 1.0, 0.5, 0.0], dtype=torch.float64)
+    calls = gaussian.calls
+    sample(gaussian, start(gaussian), sigmas, name, callback=reports.append)
+    assert reports[-1]["sigma_next"] == pytest.approx(0.5)
+    assert [r["i"] for r in reports] == list(range(len(reports)))
+    assert sum(r["evals"] for r in reports) == gaussian.calls - calls
 
 
 def test_lcm_step_is_the_x0_prediction_renoised_to_the_next_sigma(gaussian):

@@ -13,12 +13,13 @@ import math
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, report, require_noise, sigma_list
+from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, require_noise, sigma_list
 from .dpm_solver import (
     check_eta,
     eps_function,
     first_order,
     intermediate,
+    report_step,
     second_order,
     sigma_of,
     third_order,
@@ -129,7 +130,7 @@ def sample_dpm_adaptive(
             x_prev = low
             x = high + noise(x) * renoise if renoise > 0 else high
             lam = lam_next
-            report(callback, accepted, x, sigma, denoised)
+            report_step(callback, accepted, x, sigma, sigma_of(lam), denoised)
             accepted += 1
             denoised = eps = None
     return x

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, report, require_noise, sigma_list
-from .dpm_solver import check_eta, dpm_solver_step, eps_function, sigma_of
+from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, require_noise, sigma_list
+from .dpm_solver import check_eta, dpm_solver_step, eps_function, report_step, sigma_of
 
 
 def fast_orders(nfe: int) -> list[int]:
@@ -58,5 +58,5 @@ def sample_dpm_fast(
         x = dpm_solver_step(eps_at, x, (x - denoised) / sigma, lam, lam_target, order)
         if renoise > 0:
             x = x + noise(x) * renoise
-        report(callback, i, x, sigma, denoised)
+        report_step(callback, i, x, sigma, sigma_of(lam_next), denoised)
     return x

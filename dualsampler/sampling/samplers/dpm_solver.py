@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import Tensor
 
-from .common import Denoiser, denoise
+from .common import Callback, Denoiser, denoise
 
 EpsFn = Callable[[Tensor, float], Tensor]
 
@@ -18,6 +18,14 @@ EpsFn = Callable[[Tensor, float], Tensor]
 def check_eta(eta: float) -> None:
     if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
         raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+
+
+def report_step(
+    callback: Callback | None, i: int, x: Tensor, sigma: float, sigma_next: float, denoised: Tensor
+) -> None:
+    """The step report with the sigma the step landed on (these solvers' steps are not the list's steps)."""
+    if callback is not None:
+        callback({"i": i, "x": x, "sigma": sigma, "sigma_hat": sigma, "sigma_next": sigma_next, "denoised": denoised})
 
 
 def sigma_of(lam: float) -> float:
