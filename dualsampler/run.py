@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import traceback
 from importlib.resources import files
 from pathlib import Path
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .runner.job import run_job
 from .runner.results import FAILURE_FILE, write_json_atomic
-from .runner.settings import ConfigError, job_settings
+from .runner.settings import ConfigError, Objective
 
 log = logging.getLogger("dualsampler.run")
 BASE_JOB_DIR = "base"  # the folder of a job with no overrides
@@ -36,8 +35,8 @@ OmegaConf.register_new_resolver("job_dir", job_dir, replace=True)
 
 @hydra.main(version_base="1.3", config_path="pkg://dualsampler.conf", config_name="config")
 def main(config: DictConfig) -> float:
-    """Run the job of `config` and return its objective (a float, for sweepers such as Optuna; NaN for a failed
-    job). A failure is logged and recorded in failure.json, and ends only this job of a sweep."""
+    """Run the job of `config` and return its objective (a float, for sweepers such as Optuna; the worst value for
+    a failed job). A failure is logged and recorded in failure.json, and ends only this job of a sweep."""
     hydra_config = HydraConfig.get()
     out_dir = Path(hydra_config.runtime.output_dir)
     multirun = hydra_config.mode == RunMode.MULTIRUN
@@ -45,7 +44,9 @@ def main(config: DictConfig) -> float:
     lock_dir = Path(hydra_config.sweep.dir if multirun else out_dir.parent) / ".locks"
     parallel_jobs = hydra_config.launcher.get("n_jobs") if multirun else None
     neutral = tuple(hydra_config.job.config.override_dirname.exclude_keys)
+    objective = Objective()
     try:
+        objective = Objective(**OmegaConf.to_container(config.objective, resolve=True))
         result = run_job(config, out_dir, name, lock_dir, parallel_jobs, neutral)
     except Exception as error:
         if isinstance(error, ConfigError):
@@ -57,9 +58,9 @@ def main(config: DictConfig) -> float:
             {"name": name, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()},
         )
         if multirun:
-            return math.nan
+            return objective.worst
         raise SystemExit(1) from None
-    return job_settings(config).objective.value(result["metrics"])
+    return objective.value(result["metrics"])
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ def test_the_objective_penalises_metrics_below_their_floors():
     objective = Objective("seam/gradient_ratio", {"region_accuracy/inside": 0.8}, penalty=10.0)
     assert objective.value({"seam/gradient_ratio": 1.2, "region_accuracy/inside": 0.9}) == pytest.approx(1.2)
     assert objective.value({"seam/gradient_ratio": 1.2, "region_accuracy/inside": 0.7}) == pytest.approx(2.2)
-    assert math.isnan(objective.value({"region_accuracy/inside": 0.9}))
-    assert math.isnan(objective.value({"seam/gradient_ratio": 1.2}))  # an absent floor is not a satisfied one
+    assert objective.value({"region_accuracy/inside": 0.9}) == math.inf
+    assert objective.value({"seam/gradient_ratio": 1.2}) == math.inf  # an absent floor is not a satisfied one
+    assert Objective("region_accuracy/inside", direction="maximize").value({}) == -math.inf
 
 
 @pytest.mark.parametrize("override, message", [

@@ -113,8 +113,8 @@ def test_launcher_runs_a_sweep(launcher, tmp_path, env):
 
 
 def test_optuna_search_from_the_shipped_config_finds_parameters(tmp_path, env):
-    done = run_cli("hparams_search=seam_overlap", *TINY, "metrics.real_images=0", "logger=none",
-                   "hydra.sweeper.n_trials=2", "objective.floors={}", f"hydra.sweep.dir={tmp_path}", env=env)
+    done = run_cli("hparams_search=seam_overlap", *TINY, "height=128", "width=128", "metrics.real_images=0",
+                   "logger=none", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     best = (tmp_path / "optimization_results.yaml").read_text()
     assert "overlap_factor" in best and "dual.feather" in best and "best_value" in best

@@ -19,6 +19,7 @@ from . import images as image_files
 from .claim import claim_job
 from .devices import claim_device, job_threads
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, versions, write_json_atomic
+from ..trace import Trace
 from .settings import ConfigError, JobSettings, job_settings, seed_list
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,11 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
             for begin in range(0, len(parts.seeds), s.batch_size):
                 batch = parts.seeds[begin:begin + s.batch_size]
                 latent = torch.zeros(len(batch), model.latent_channels, s.height // f, s.width // f, device=device)
+                trace = Trace() if begin == 0 else None  # the first batch's trace stands for the job's
                 latent = parts.dual(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=batch,
-                                    steps=s.steps, denoise=s.denoise)
+                                    steps=s.steps, denoise=s.denoise, callback=trace)
+                if trace is not None:
+                    traced = trace
                 if upscale is not None:
                     latent = upscale(latent, batch)
                 lap("sample_s")
@@ -141,6 +145,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
                 bar.update(len(batch))
         metrics, per_seed = evaluation.compute()
         lap("metrics_s")
+    trace_images = traced.save_images(out_dir / "trace")
     grid = out_dir / "grid.png"
     image_files.labelled_grid(torch.cat(decoded), [f"seed {k}" for k in parts.seeds], name).save(grid)
     lap("save_s")
@@ -153,6 +158,8 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         "per_seed": per_seed,
         "images": [str(p.relative_to(out_dir)) for p in saved],
         "grid": grid.name,
+        "trace": {**traced.summary(), "images": [str(p.relative_to(out_dir)) for p in trace_images],
+                  "seed": parts.seeds[0]},
         "timings": timings,
         "device": str(device),
         "threads": torch.get_num_threads(),

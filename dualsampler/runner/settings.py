@@ -37,28 +37,38 @@ def seed_list(seeds: Any) -> list[int]:
                       f"distinct integers in [0, 2**64)")
 
 
+DIRECTIONS = ("minimize", "maximize")
+
+
 @dataclass
 class Objective:
     """What a job returns to a sweeper (Optuna): `metric`, plus `penalty` * (floor - value) for each metric in
-    `floors` that falls below its floor (so a search for the lowest seam keeps region accuracy high); NaN (a failed
-    trial) when the metric or a floored metric is absent. `direction` is the sweeper's; lower-is-better metrics
-    want `minimize`."""
+    `floors` below its floor (so a search for the lowest seam keeps region accuracy high), signed for `direction`.
+    A job whose metric or a floored metric is absent, or that failed, returns the worst value (+inf when
+    minimizing, -inf when maximizing): an unreadable constraint never looks satisfied, and the study goes on."""
 
     metric: str = "seam/gradient_ratio"
     floors: dict[str, float] = field(default_factory=dict)
     penalty: float = 10.0
+    direction: str = "minimize"
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(f"objective.direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
+        if not (isinstance(self.penalty, (int, float)) and math.isfinite(self.penalty) and self.penalty >= 0):
+            raise ConfigError(f"objective.penalty must be a finite number >= 0, got {self.penalty!r}")
+
+    @property
+    def worst(self) -> float:
+        return math.inf if self.direction == "minimize" else -math.inf
 
     def value(self, metrics: dict[str, float]) -> float:
-        """The objective of a job's metrics; NaN when the metric is absent (the sweeper records a failed trial)."""
-        if self.metric not in metrics:
-            return math.nan
-        out = float(metrics[self.metric])
-        for key, floor in self.floors.items():
-            if key not in metrics:  # an unreadable constraint must not look satisfied
-                return math.nan
-            if metrics[key] < floor:
-                out += self.penalty * (floor - metrics[key])
-        return out
+        """The objective of a job's metrics (see the class)."""
+        if self.metric not in metrics or any(key not in metrics for key in self.floors):
+            return self.worst
+        shortfall = sum(max(0.0, floor - metrics[key]) for key, floor in self.floors.items())
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        return float(metrics[self.metric]) + sign * self.penalty * shortfall
 
 
 @dataclass

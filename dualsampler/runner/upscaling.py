@@ -13,6 +13,7 @@ from ..upscale import TwoSamplersForMaskUpscaler, UpscaleHook, UpscaleSampler, i
 from ..upscale.scale_methods import check_scale_method
 from ..upscale.schedules import check_full_sample_schedule
 from ..upscale.step_plan import check_upscale_args
+from ..upscale.upscale_models import check_upscale_model_choice, resolve_upscale_model
 from ..upscale.vae_codec import check_tile_size
 from .specs import SamplerSpec
 
@@ -21,8 +22,8 @@ from .specs import SamplerSpec
 class UpscaleSpec:
     """`iterative_upscale(latent, factor, iterations, TwoSamplersForMaskUpscaler(...), step_mode)`.
 
-    Each pass runs `steps` steps at `denoise` unless its sampler spec sets its own; `upscale_model` uses the
-    world's Upscaler2x before the final resize; hooks are UpscaleHook objects (built from `_target_` configs).
+    Each pass runs `steps` steps at `denoise` unless its sampler spec sets its own; `upscale_model` (true: the
+    world's Upscaler2x; a path: a model file through spandrel) runs before the final resize; hooks are UpscaleHook objects (built from `_target_` configs).
     """
 
     factor: float = 2.0
@@ -34,7 +35,7 @@ class UpscaleSpec:
     denoise: float = 0.5
     use_tiled_vae: bool = False
     tile_size: int = 512
-    upscale_model: bool = False
+    upscale_model: bool | str = False
     upstream_compat: bool = False
     hook_base: UpscaleHook | None = None
     hook_mask: UpscaleHook | None = None
@@ -47,6 +48,7 @@ class UpscaleSpec:
         check_steps(self.steps)
         check_denoise(self.denoise)
         check_tile_size(self.tile_size, 8)
+        check_upscale_model_choice(self.upscale_model)
 
     def _pass(self, spec: SamplerSpec, ksampler, seeds: list[int]) -> UpscaleSampler:
         return UpscaleSampler(ksampler, seeds, spec.steps or self.steps, spec.denoise or self.denoise)
@@ -54,12 +56,13 @@ class UpscaleSpec:
     def build(self, world, samplers: dict[str, tuple[SamplerSpec, object]], mask: Tensor) -> Callable[[Tensor, list[int]], Tensor]:
         """`upscale(latent, seeds) -> latent` of `factor` times the size; `samplers` maps base/mask to (spec, KSampler)."""
         mask = mask.to(world.device)
+        upscale_model = resolve_upscale_model(self.upscale_model, world)
 
         def upscale(latent: Tensor, seeds: list[int]) -> Tensor:
             upscaler = TwoSamplersForMaskUpscaler(
                 self.scale_method, self.full_sample_schedule, self.use_tiled_vae,
                 self._pass(*samplers["base"], seeds), self._pass(*samplers["mask"], seeds), mask, world.vae,
-                upscale_model=world.upscaler if self.upscale_model else None,
+                upscale_model=upscale_model,
                 hook_base=self.hook_base, hook_mask=self.hook_mask, hook_full=self.hook_full,
                 tile_size=self.tile_size, upstream_compat=self.upstream_compat,
             )
