@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from dualsampler.sampling import NoiseStream, sample
+from dualsampler.sampling import NoiseStream, get_sigmas, sample
 from dualsampler.sampling.brownian import as_float32, float32_log_midpoint, noise_interval
 from dualsampler.sampling.noise import check_seed
 
@@ -108,3 +108,14 @@ def test_seed_bounds_are_inclusive_of_zero_and_exclusive_of_2_pow_64():
     check_seed([0, 2**64 - 1], 2)
     with pytest.raises(ValueError, match=r"\[0, 2\*\*64\)"):
         check_seed(2**64, 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; on the CPU both variants share a tree")
+def test_plain_sde_sampler_keeps_its_cpu_tree_on_cuda_and_the_gpu_variant_draws_on_the_device(gaussian):
+    sigmas = get_sigmas("karras", 6)
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * float(sigmas[0])
+    on_cpu = sample(gaussian, x, sigmas, "dpmpp_2m_sde", seed=3)
+    on_cuda = sample(gaussian, x.cuda(), sigmas.cuda(), "dpmpp_2m_sde", seed=3)
+    torch.testing.assert_close(on_cuda.cpu(), on_cpu, rtol=0, atol=1e-4)
+    tree = NoiseStream(3).brownian(x.cuda(), [float(s) for s in sigmas], on_latent_device=True)
+    assert tree.trees[0].device.type == "cuda" and tree(6.0, 2.5).device.type == "cuda"
