@@ -144,6 +144,7 @@ class Case:
 def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: list[str], seed_loop: bool) -> list[Case]:
     cases: list[Case] = []
     one_step = {"uni_pc", "uni_pc_bh2"}
+    ends_above_zero = one_step | {"dpm_fast", "dpm_adaptive"}  # upstream's last x keeps a residual of noise
     for sampler in samplers:
         for scheduler in schedulers:
             cases.append(Case(f"ksa/{sampler}/{scheduler}", "ksampler_advanced", sampler, scheduler, 6))
@@ -160,7 +161,7 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
         cases.append(Case(f"denoise/{sampler}/0.6", "ksampler", sampler, "normal", 7, denoise=0.6, img2img=True))
         for mask in ("binary/latent", "soft/latent", "binary/image", "soft/image"):
             cases.append(Case(f"mask/{sampler}/{mask}", "ksampler_advanced", sampler, "karras", 6, mask=mask,
-                              deviation="held_latent" if sampler in one_step else None))
+                              deviation="held_latent" if sampler in ends_above_zero else None))
     cases.append(Case("denoise/euler/14@0.56", "ksampler", "euler", "normal", 14, denoise=0.56, img2img=True))
     cases.append(Case("denoise/euler/ddim_uniform_7@0.5", "ksampler", "euler", "ddim_uniform", 7, denoise=0.5,
                       img2img=True))
@@ -170,19 +171,20 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
              ("euler", "uni_pc"), ("dpmpp_2m_sde", "euler"), ("dpmpp_sde", "dpmpp_2m")]
     pairs = [(a, b) for a, b in pairs if a in samplers and b in samplers]
     for base, masked in pairs:
+        held = "held_latent" if {base, masked} & ends_above_zero else None
+        per_step = "uni_pc_one_step" if {base, masked} & one_step else held
         for mask in ("binary/latent", "soft/image"):
             for denoise in (1.0, 0.7):
                 tag = f"{base}+{masked}/{mask}/d{denoise}"
-                cases.append(Case(f"two/{tag}", "two_samplers", base, "karras", 6, mask=mask, mask_sampler=masked,
-                                  mask_scheduler="normal", denoise=denoise, img2img=denoise < 1))
-                for overlap in (0, 2):
-                    cases.append(Case(f"regional/{tag}/o{overlap}", "regional", base, "karras", 6, mask=mask,
-                                      mask_sampler=masked, mask_scheduler="normal", denoise=denoise,
-                                      img2img=denoise < 1, overlap=overlap))
+                common = dict(mask=mask, mask_sampler=masked, mask_scheduler="normal", denoise=denoise,
+                              img2img=denoise < 1)
+                cases.append(Case(f"two/{tag}", "two_samplers", base, "karras", 6, deviation=held, **common))
+                for overlap in (0, 3):
+                    cases.append(Case(f"regional/{tag}/o{overlap}", "regional", base, "karras", 6, overlap=overlap,
+                                      deviation=per_step, **common))
                     if seed_loop:
-                        cases.append(Case(f"seed/{tag}/o{overlap}", "seed_loop", base, "karras", 6, mask=mask,
-                                          mask_sampler=masked, mask_scheduler="normal", denoise=denoise,
-                                          img2img=denoise < 1, overlap=overlap))
+                        cases.append(Case(f"seed/{tag}/o{overlap}", "seed_loop", base, "karras", 6, overlap=overlap,
+                                          deviation=per_step, **common))
     return cases
 
 
@@ -190,19 +192,20 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
 # Ours
 # --------------------------------------------------------------------------------------------------------------
 
-def run_ours(case: Case) -> Tensor:
+def run_ours(case: Case, upstream_compat: bool = False) -> Tensor:
+    """The case through this toolkit's public API; `upstream_compat` switches its deliberate deviations off."""
     from dualsampler import dual
     from dualsampler.sampling import KSampler
 
     den = GaussianDenoiser()
     latent, mask = case.latent(), case.mask_tensor()
-    ks = KSampler(den, case.sampler, case.scheduler)
+    ks = KSampler(den, case.sampler, case.scheduler, upstream_compat=upstream_compat)
     if case.route in ("ksampler_advanced", "impact_advanced"):
         end = case.steps if case.end is None else case.end
         return ks.sample_advanced(case.add_noise, case.seed, case.steps, latent, case.start, end, case.leftover, mask)
     if case.route == "ksampler":
         return ks.sample(latent, case.seed, case.steps, case.denoise, mask)
-    other = KSampler(den, case.mask_sampler, case.mask_scheduler)
+    other = KSampler(den, case.mask_sampler, case.mask_scheduler, upstream_compat=upstream_compat)
     if case.route == "two_samplers":
         return dual.two_samplers_for_mask(latent, ks, other, mask, case.seed, case.steps, case.denoise)
     mode = "seed" if case.route == "seed_loop" else "regional"
@@ -520,27 +523,65 @@ def compare(ours: Tensor, theirs: Tensor) -> float:
     return float((ours.float() - theirs.float()).abs().max())
 
 
-def status_of(diff: float, case: Case) -> str:
+def status_of(diff: float, case: Case, compat_diff: float | None) -> str:
+    """ok within TOLERANCE; a documented deviation names itself and how close `upstream_compat=True` comes."""
     if diff <= TOLERANCE:
         return "ok"
-    return f"deviation ({case.deviation})" if case.deviation else "DIFF"
+    if case.deviation:
+        compat = "" if compat_diff is None else f", upstream_compat diff {compat_diff:.1e}"
+        return f"deviation ({case.deviation}{compat})"
+    return "DIFF"
 
 
-def write_golden(out_dir: Path, cases: list[Case], tensors: dict[str, Tensor], commits: dict[str, str]) -> None:
+# Causes of the differences known when the goldens were last written (first match by case name).
+KNOWN_CAUSES = [
+    (r"^(regional|two)/.*sde", "the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
+                               "sigma range; ours over the slice's"),
+    (r"sde", "SDE Brownian-tree noise (issue 12 cause 1)"),
+    (r"^slice/sa_solver", "sa_solver over a partial slice"),
+    (r"dpmpp_2s_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp update"),
+    (r"dpm_adaptive", "dpm_adaptive step-size control"),
+    (r"ipndm_v", "ipndm_v variable-step coefficients"),
+]
+
+
+def known_cause(name: str) -> str:
+    return next((cause for pattern, cause in KNOWN_CAUSES if re.search(pattern, name)), "unexplained")
+
+
+def write_golden(out_dir: Path, cases: list[Case], tensors: dict[str, Tensor], commits: dict[str, str],
+                 diffs: dict[str, float], compat_diffs: dict[str, float]) -> None:
+    """`golden.safetensors` (upstream's tensor per case) and `manifest.json` (commits, model, cases, and each
+    case's difference when written: tests expect `ok` and `deviation` cases to hold and the others to fail)."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({c.name: tensors[c.name].contiguous() for c in cases if c.name in tensors},
-              str(out_dir / "golden.safetensors"))
+    written = [c for c in cases if c.name in tensors and c.name in diffs]
+    save_file({c.name: tensors[c.name].contiguous() for c in written}, str(out_dir / "golden.safetensors"))
+    entries = []
+    for c in written:
+        diff = diffs[c.name]
+        if diff <= TOLERANCE:
+            status = "ok"
+        elif c.deviation and compat_diffs.get(c.name, math.inf) <= TOLERANCE:
+            status = "deviation"
+        else:
+            status = "known_difference"
+        entry = {**asdict(c), "status": status, "max_abs_diff": float(f"{diff:.3e}")}
+        if status == "known_difference":
+            entry["cause"] = known_cause(c.name)
+        entries.append(entry)
     manifest = {
         "upstream": commits,
         "model": {"kind": "gaussian per channel", "mu": MU, "std": STD, "latent_shape": LATENT_SHAPE,
                   "image_scale": IMAGE_SCALE},
         "tolerance": TOLERANCE,
-        "written_by": "scripts/upstream_parity.py",
-        "cases": [asdict(c) for c in cases if c.name in tensors],
+        "written_by": "scripts/upstream_parity.py --write-golden",
+        "cases": entries,
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    head = json.dumps({k: v for k, v in manifest.items() if k != "cases"}, indent=1)[:-2]
+    lines = ",\n  ".join(json.dumps(entry) for entry in entries)
+    (out_dir / "manifest.json").write_text(f'{head},\n "cases": [\n  {lines}\n ]\n}}\n')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -567,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         cases = [c for c in cases if re.search(args.only, c.name)]
 
-    rows, tensors = [], {}
+    rows, tensors, compat_diffs = [], {}, {}
     for case in cases:
         try:
             theirs = upstream.run(case)
@@ -582,7 +623,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((case.name, math.nan, f"ours error: {type(error).__name__}: {error}"[:120]))
             continue
         diff = compare(ours, theirs)
-        rows.append((case.name, diff, status_of(diff, case)))
+        compat_diff = None
+        if diff > TOLERANCE and case.deviation:
+            with torch.no_grad():
+                compat_diff = compat_diffs[case.name] = compare(run_ours(case, upstream_compat=True), theirs)
+        status = status_of(diff, case, compat_diff)
+        rows.append((case.name, diff, status if status != "DIFF" else f"DIFF ({known_cause(case.name)})"))
 
     width = max((len(r[0]) for r in rows), default=10)
     print(f"{'case':<{width}}  {'max abs diff':>12}  status")
@@ -597,7 +643,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(deviations)} documented deviations, {len(beyond) - len(deviations)} unexplained), {errors} errors; "
           f"upstream {upstream.commits}")
     if args.write_golden is not None:
-        write_golden(args.write_golden, cases, tensors, upstream.commits)
+        write_golden(args.write_golden, cases, tensors, upstream.commits, {r[0]: r[1] for r in compared},
+                     compat_diffs)
         print(f"wrote {len(tensors)} golden tensors to {args.write_golden}")
     return 1 if len(beyond) > len(deviations) or errors else 0
 
