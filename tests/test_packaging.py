@@ -69,7 +69,10 @@ def test_the_wheel_holds_the_code_the_configs_and_the_weights(wheel):
     configs = {"dualsampler/conf/" + "/".join(p.relative_to(REPO / "conf").parts)
                for p in source_files(REPO / "conf", "*.yaml")}
     weights = {"/".join(p.relative_to(REPO).parts) for p in (REPO / "dualsampler/models/weights").rglob("*.*")}
+    data = {"/".join(p.relative_to(REPO).parts) for suffix in ("json", "safetensors", "yaml", "txt")
+            for p in source_files(REPO / "dualsampler", f"*.{suffix}")}
     assert code - names == set()
+    assert data - names == set()
     assert configs - names == set()
     assert "dualsampler/conf/config.yaml" in configs and "dualsampler/conf/experiment/overlap_sweep.yaml" in configs
     assert weights and weights - names == set()
