@@ -3,7 +3,9 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from dualsampler.models import WEIGHTS_DIR, Judge, PromptEncoder, Upscaler2x, load_world, random_world
+from dualsampler.models import (
+    WEIGHTS_DIR, Judge, ModelSource, PromptEncoder, Upscaler2x, World, load_model, load_world, random_world, weights_fingerprint,
+)
 from dualsampler.sampling import KSampler, ModelSampling, UNetDenoiser
 from dualsampler.world import COLORS, PATTERNS
 
@@ -99,3 +101,35 @@ def test_load_world_names_the_missing_subfolder(tmp_path):
     (tmp_path / "vae").mkdir()
     with pytest.raises(ValueError, match="unet/"):
         load_world(tmp_path)
+
+
+def test_load_model_gives_the_world_with_the_common_surface():
+    w = load_model("world", dtype="bfloat16")
+    assert isinstance(w, World) and w.dtype == torch.bfloat16 and w.latent_channels == 4
+    assert next(w.judge.parameters()).dtype == torch.float32  # metrics read float32 images
+    out = KSampler(w.denoiser("red dots", cfg=3.0)).sample(torch.zeros(1, 4, 8, 8), seed=0, steps=2)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_world_codec_applies_the_vae_shift_factor():
+    w = random_world(seed=3)
+    images = torch.rand(1, 3, 32, 32)
+    raw = w.vae.encode(images * 2 - 1).latent_dist.mode()
+    scale = w.vae.config.scaling_factor
+    w.vae.register_to_config(shift_factor=0.2)
+    torch.testing.assert_close(w.encode(images), (raw - 0.2) * scale)
+    latents = torch.randn(1, 4, 8, 8)
+    expected = ((w.vae.decode(latents / scale + 0.2).sample + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(w.decode(latents), expected)
+
+
+def test_world_fingerprints_match_their_sources(tmp_path):
+    assert load_world().fingerprint() == ModelSource().fingerprint() == weights_fingerprint()
+    assert random_world(seed=4).fingerprint() == ModelSource(random_seed=4).fingerprint() == "random-4"
+    w = random_world(seed=2)
+    for name in ("vae", "unet", "prompt_encoder"):
+        getattr(w, name).save_pretrained(tmp_path / name)
+    before = ModelSource(str(tmp_path)).fingerprint()
+    assert load_world(tmp_path).fingerprint() == before
+    random_world(seed=5).unet.save_pretrained(tmp_path / "unet")
+    assert ModelSource(str(tmp_path)).fingerprint() != before
