@@ -1,5 +1,8 @@
-"""DPM-Solver++(2S) ancestral (Lu et al. 2022) with CFG++ (Chung et al. 2024), eta = 1: both stages integrate the
-unconditional prediction, and the guidance `D_cfg - D_uncond` of the step's first call is added at its end."""
+"""DPM-Solver++(2S) ancestral (Lu et al. 2022) with CFG++ (Chung et al. 2024), eta = 1, as upstream runs it at
+the pinned ComfyUI commit: both stages start from x moved by a guidance difference, the first by
+`D_cfg(x) - D_uncond(x)`, the second by `D_cfg(x) - D_uncond(x_2)` (upstream reads the unconditional prediction
+after the midpoint call has replaced it). So even without guidance (`D_uncond = D_cfg`) the second stage is shifted
+by `D(x) - D(x_2)` and the sampler does not reduce to DPM-Solver++(2S) ancestral."""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ from .guidance import denoise_with_uncond, require_uncond
 def sample_dpmpp_2s_ancestral_cfg_pp(
     denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
 ) -> Tensor:
-    """With `h = log(s / sigma_down)`, `s_mid = s exp(-h/2)`, `U` the unconditional x0:
-    `x_2 = (s_mid/s) x - expm1(-h/2) U(x)`, `x <- (sigma_down/s) x - expm1(-h) U(x_2) + sigma_up z
-    + (D_cfg(x) - U(x))`; the step to sigma 0 returns `D_cfg(x)`. Needs `denoiser.with_uncond`."""
+    """With `h = log(s / sigma_down)`, `s_mid = s exp(-h/2)`:
+    `x_2 = (s_mid/s) (x + D_cfg(x) - D_uncond(x)) - expm1(-h/2) D_cfg(x)`,
+    `x <- (sigma_down/s) (x + D_cfg(x) - D_uncond(x_2)) - expm1(-h) D_cfg(x_2) + sigma_up z`;
+    the step to sigma 0 returns `D_cfg(x)`. Needs `denoiser.with_uncond`."""
     require_uncond(denoiser, "dpmpp_2s_ancestral_cfg_pp")
     noise = require_noise(noise, "dpmpp_2s_ancestral_cfg_pp")
     s = sigma_list(sigmas)
@@ -28,11 +32,10 @@ def sample_dpmpp_2s_ancestral_cfg_pp(
         else:
             h = math.log(s[i]) - math.log(down)
             s_mid = s[i] * math.exp(-h / 2)
-            x_2 = (s_mid / s[i]) * x - math.expm1(-h / 2) * uncond
-            _, uncond_2 = denoise_with_uncond(denoiser, x_2, s_mid)
-            x = (down / s[i]) * x - math.expm1(-h) * uncond_2
-            if s[i + 1] > 0:
-                x = x + noise(x) * up
-            x = x + (denoised - uncond)
+            x_2 = (s_mid / s[i]) * (x + (denoised - uncond)) - math.expm1(-h / 2) * denoised
+            denoised_2, uncond_2 = denoise_with_uncond(denoiser, x_2, s_mid)
+            x = (down / s[i]) * (x + (denoised - uncond_2)) - math.expm1(-h) * denoised_2
+        if s[i + 1] > 0:
+            x = x + noise(x) * up
         report(callback, i, x, s[i], denoised)
     return x
