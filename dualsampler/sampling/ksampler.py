@@ -10,8 +10,12 @@ its final sigma 0.001 there), and uni_pc over a one-step sigma list takes a firs
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor
+
+from .brownian import BrownianTreeNoise
 
 from .model_sampling import ModelSampling
 from .noise import NoiseStream, Seed, check_seed
@@ -49,6 +53,19 @@ def denoise_to_steps(steps: int, denoise: float) -> tuple[int, int]:
     check_denoise(denoise)
     adv_steps = int(steps / denoise)
     return adv_steps, adv_steps - steps
+
+
+class SpannedNoise(NoiseStream):
+    """`NoiseStream(seed)` whose Brownian tree spans `span` (a longer schedule's sigmas) instead of the run's own
+    sigmas: the Impact Pack's sampler wrappers seed the SDE samplers' tree over the whole schedule a slice is cut
+    from, where ComfyUI's KSamplerAdvanced uses the slice."""
+
+    def __init__(self, seed: Seed, span: Sequence[float]) -> None:
+        super().__init__(seed)
+        self.span = list(span)
+
+    def brownian(self, like: Tensor, sigmas: Sequence[float], *, on_latent_device: bool = False) -> BrownianTreeNoise:
+        return super().brownian(like, self.span, on_latent_device=on_latent_device)
 
 
 def inpaint_seed(seed: Seed) -> Seed:
@@ -140,12 +157,15 @@ class KSampler:
         sigmas: Tensor,
         mask: Tensor | None = None,
         callback: Callback | None = None,
+        noise_span: Tensor | None = None,
     ) -> Tensor:
         """`sample_advanced` over an already sliced sigma list and a mask already at the latent's size, without
         checks: for inner loops (one call per step) whose public entry checked everything once.
 
         With a mask, every model call is masked (SPEC §4.4), so a run ending at sigma 0 returns
-        `D*m + latent*(1-m)`; where m is 0 the latent is then restored exactly (unless `upstream_compat`)."""
+        `D*m + latent*(1-m)`; where m is 0 the latent is then restored exactly (unless `upstream_compat`).
+        `noise_span`: the whole schedule `sigmas` was cut from, for SDE samplers whose Brownian tree should span
+        it as the Impact Pack's wrappers do (see `SpannedNoise`); by default the tree spans `sigmas`."""
         if len(sigmas) < 2:
             return latent.clone()
         sigmas = sigmas.to(latent.device)
@@ -160,7 +180,8 @@ class KSampler:
             report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
             out = upstream_one_step_uni_pc(counter, x, sigmas, callback=report)
         else:
-            out = integrate(denoiser, x, sigmas, self.sampler, seed, callback)
+            spanned = None if noise_span is None else SpannedNoise(seed, [float(s) for s in noise_span])
+            out = integrate(denoiser, x, sigmas, self.sampler, seed, callback, spanned)
         if mask is not None and float(sigmas[-1]) == 0 and not self.upstream_compat:
             out = torch.where(mask == 0, latent, out)
         return out

@@ -69,12 +69,20 @@ def recovered_step(
     recovery_sigmas: Tensor | None,
     mask: Tensor,
     callback: Callback | None = None,
+    noise_span: Tensor | None = None,
+    recovery_noise_span: Tensor | None = None,
 ) -> Tensor:
     """One step (sliced `sigmas` of the sampler's schedule, `recovery_sigmas` of the recovery sampler's) under `mask`
-    (at the latent's size), followed by the recovery pass when `recovery_sampler` is given."""
+    (at the latent's size), followed by the recovery pass when `recovery_sampler` is given. The spans are the
+    whole (unscaled) schedules the slices come from, over which the Impact Pack seeds an SDE sampler's Brownian
+    tree (`KSampler.run_slice`)."""
     scale = recovery.first_scale(sampler)
-    out = sampler.run_slice(add_noise, seed, latent, sigmas * scale, mask, callback) if scale > 0 else latent
+    if scale > 0:
+        out = sampler.run_slice(add_noise, seed, latent, sigmas * scale, mask, callback, noise_span)
+    else:
+        out = latent
     if recovery_sampler is None or recovery_sigmas is None:
         return out
     restored = latent * (1 - mask) + out * mask
-    return recovery_sampler.run_slice(add_noise, seed, restored, recovery_sigmas * recovery.ratio, mask, callback)
+    return recovery_sampler.run_slice(add_noise, seed, restored, recovery_sigmas * recovery.ratio, mask, callback,
+                                      recovery_noise_span)

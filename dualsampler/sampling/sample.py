@@ -103,10 +103,12 @@ def integrate(
     sampler: str,
     seed: Seed,
     callback: Callback | None = None,
+    noise: NoiseStream | None = None,
 ) -> Tensor:
-    """`sample` without its checks, for inner loops whose public entry checked the inputs once."""
+    """`sample` without its checks, for inner loops whose public entry checked the inputs once; `noise` replaces
+    `NoiseStream(seed)` (e.g. a Brownian tree over a longer schedule than `sigmas`)."""
     if len(sigmas) < 2:
         return x
     counter = counting(denoiser)
     report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
-    return SAMPLER_FUNCTIONS[sampler](counter, x, sigmas, noise=NoiseStream(seed), callback=report)
+    return SAMPLER_FUNCTIONS[sampler](counter, x, sigmas, noise=noise or NoiseStream(seed), callback=report)
