@@ -1,0 +1,146 @@
+"""Table and figure of the blending-methods sweep: `python experiments/blending_methods/report.py [runs/blending_methods]`.
+
+Reads every job's result.json, labels each job by its algorithm and the options that differ from the defaults
+(`multidiffusion (bootstrap 0)`, `mixture_of_diffusers (flat)`), and writes next to this file
+`blending_methods.md` (mean and 95% t-interval over seeds per metric; FID/KID are one value per job) and
+`blending_methods.png`. The model calls per image come from a `Trace` of each job's algorithm on the job's
+samplers and steps (calls of the analytic Gaussian denoiser: the count depends on the algorithm and the samplers,
+not on the model)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from dualsampler.dual import ALGORITHMS  # noqa: E402
+from dualsampler.masks import ellipse_mask  # noqa: E402
+from dualsampler.runner.results import read_results  # noqa: E402
+from dualsampler.sampling import KSampler  # noqa: E402
+from dualsampler.trace import Trace  # noqa: E402
+
+HERE = Path(__file__).parent
+METRICS = ["seam/gradient_ratio", "seam/color_jump", "seam/perceptual", "region_accuracy/inside",
+           "region_accuracy/outside", "fid/judge"]
+ORDER = ["whole_run", "alternate", "regional", "fused", "multidiffusion", "multidiffusion (bootstrap 0)",
+         "mixture_of_diffusers", "mixture_of_diffusers (flat)", "soft_inpainting", "differential_diffusion"]
+
+
+class Gaussian:
+    """`D(x, s) = mu + (x - mu) std^2 / (std^2 + s^2)`: a stand-in denoiser to count model calls."""
+
+    def __init__(self, mu: float) -> None:
+        self.mu = mu
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s2 = sigma.reshape(-1, 1, 1, 1) ** 2
+        return self.mu + (x - self.mu) * 0.01 / (0.01 + s2)
+
+
+def label(dual: dict[str, Any]) -> str:
+    """The algorithm's name, with the ablated option when it differs from the default."""
+    name = dual["algorithm"]
+    if name == "multidiffusion" and dual.get("bootstrap") == 0:
+        return "multidiffusion (bootstrap 0)"
+    if name == "mixture_of_diffusers" and dual.get("weights") == "flat":
+        return "mixture_of_diffusers (flat)"
+    return name
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def model_calls(result: dict[str, Any]) -> int:
+    """Model calls per image of the job's algorithm with its samplers and steps (counted by a Trace)."""
+    config = result["config"]
+    dual = dict(result["dual"])
+    cls = ALGORITHMS[dual.pop("algorithm")]
+    algorithm = instantiate({"_target_": f"{cls.__module__}.{cls.__name__}", **dual})
+    size = (config["height"] // 4, config["width"] // 4)
+    trace = Trace()
+    algorithm(torch.zeros(1, 4, *size), base_sampler=KSampler(Gaussian(-1.0), config["base_sampler"]["sampler"]),
+              mask_sampler=KSampler(Gaussian(1.0), config["mask_sampler"]["sampler"]),
+              mask=ellipse_mask(config["height"], config["width"]), seed=0, steps=config["steps"], callback=trace)
+    return trace.summary()["evals_total"]
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for result in results:
+        key = (label(result["dual"]), int(result["config"]["overlap_factor"]))
+        per_seed = defaultdict(list)
+        for row in result["per_seed"]:
+            for metric, value in row.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    per_seed[metric].append(float(value))
+        values = {m: interval(per_seed[m]) if per_seed.get(m) else (result["metrics"].get(m, float("nan")), 0.0)
+                  for m in METRICS}
+        images = len(result["seeds"])
+        rows[key] = {"values": values, "sample_s": result["timings"]["sample_s"] / images,
+                     "calls": model_calls(result)}
+    return rows
+
+
+def table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
+    head = "| method | overlap | " + " | ".join(METRICS) + " | model calls / image | sampling s / image |"
+    lines = [head, "|" + "---|" * (len(METRICS) + 4)]
+    for name in ORDER:
+        for overlap in sorted({o for n, o in rows if n == name}):
+            row = rows[(name, overlap)]
+            cells = [f"{m:.3g} ± {h:.2g}" if h else f"{m:.3g}" for m, h in (row["values"][k] for k in METRICS)]
+            lines.append(f"| {name} | {overlap} | " + " | ".join(cells) + f" | {row['calls']} | {row['sample_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
+    names = [n for n in ORDER if any(k[0] == n for k in rows)]
+    overlaps = sorted({o for _, o in rows})
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    width = 0.8 / len(overlaps)
+    for ax, metric in zip(axes.flat, METRICS):
+        for j, overlap in enumerate(overlaps):
+            xs, means, errs = [], [], []
+            for i, name in enumerate(names):
+                if (name, overlap) in rows:
+                    m, h = rows[(name, overlap)]["values"][metric]
+                    xs.append(i + (j - (len(overlaps) - 1) / 2) * width)
+                    means.append(m)
+                    errs.append(h)
+            ax.bar(xs, means, width, yerr=errs, capsize=2, label=f"overlap {overlap}")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Blending methods on the world (8 seeds, 20 steps, 128 px; bars: mean, whiskers: 95% t-interval)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    sweep = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/blending_methods")
+    rows = summarise(read_results(sweep))
+    (HERE / "blending_methods.md").write_text(table(rows))
+    figure(rows, HERE / "blending_methods.png")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
