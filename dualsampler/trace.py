@@ -17,14 +17,15 @@ at a pixel (1 without a mask):
           level is the one that holds either way.
 
 Use: `trace = Trace(); algorithm(..., callback=trace)`, then `trace.summary()` (JSON-ready, for result.json) and
-`trace.save_images(folder)` (PNG heatmaps). `Trace(callback)` passes every report on to `callback` too.
+`trace.save_images(folder)` (PNG heatmaps). `Trace(callback)` passes every report on to `callback` too. One trace
+per algorithm call (a batch of seeds); `Trace.stack(traces)` joins the calls of a job batch after batch.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -47,6 +48,32 @@ class Trace:
         self.evals_per_role: dict[str, int] = defaultdict(int)
         self.evals_per_member: dict[str, int] = defaultdict(int)
         self.reports = 0
+        self.runs = 1
+
+    @classmethod
+    def stack(cls, traces: Sequence[Trace]) -> Trace:
+        """One trace of several calls (batches): the per-pixel maps concatenated along the batch, the counts (per
+        step, role, member, reports) averaged over the calls, i.e. per call as in a single trace."""
+        traces = [t for t in traces if t.evals is not None]
+        if not traces:
+            raise ValueError("Trace.stack needs at least one trace with reports")
+        out = cls()
+        for t in traces:
+            for role in t.roles:
+                out._role(role)
+        out.evals = torch.cat([t.evals for t in traces])  # type: ignore[misc]
+        out.sigma = torch.cat([t.sigma for t in traces])  # type: ignore[misc]
+        out.writer = torch.cat([torch.tensor([-1] + [out.roles.index(r) for r in t.roles])[t.writer + 1]
+                                for t in traces])  # type: ignore[operator]
+        out.runs = sum(t.runs for t in traces)
+        for name in ("evals_per_step", "evals_per_role", "evals_per_member"):
+            total: dict[Any, int] = defaultdict(int)
+            for t in traces:
+                for key, value in getattr(t, name).items():
+                    total[key] += value * t.runs
+            setattr(out, name, defaultdict(int, {k: v / out.runs for k, v in total.items()}))
+        out.reports = sum(t.reports * t.runs for t in traces) / out.runs
+        return out
 
     @property
     def callback(self) -> Callable[[dict[str, Any]], None]:
@@ -112,14 +139,16 @@ class Trace:
             raise ValueError("the trace has no reports: pass it as the run's callback first")
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready: model calls in all, per step, per role (report) and per member (base/regions of a joint
-        trajectory), per-pixel evaluations (min/mean/max), skipped pixels, the share of pixels ending at sigma 0,
-        the largest final sigma, and each role's share of the pixels it wrote last."""
+        """JSON-ready: model calls per algorithm call (a batch of seeds, evaluated together) in all, per step, per
+        role (report) and per member (base/regions of a joint trajectory); per-pixel evaluations (min/mean/max),
+        skipped pixels, the share of pixels ending at sigma 0, the largest final sigma, and each role's share of
+        the pixels it wrote last (over every image)."""
         self._require()
         assert self.evals is not None and self.sigma is not None and self.writer is not None
         steps = sorted(self.evals_per_step)
         pixels = self.writer.numel()
         return {
+            "runs": self.runs,
             "reports": self.reports,
             "evals_total": sum(self.evals_per_step.values()),
             "evals_per_step": [self.evals_per_step[s] for s in steps],

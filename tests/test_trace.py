@@ -139,3 +139,16 @@ def test_n_regions_have_their_own_roles():
                                     callback=trace)
     writer = [trace.roles[k] for k in trace.writer[0, 0].tolist()]
     assert writer == ["region0"] * 4 + ["base"] * 8 + ["region1"] * 4
+
+
+def test_traces_of_batch_after_batch_stack_into_one_per_call_summary():
+    first, second = Trace(), Trace()
+    mask = rectangle_mask(8, 16, 0, 0.5, 1, 1)
+    for trace, batch in ((first, 2), (second, 1)):
+        Alternate(overlap_factor=3)(torch.zeros(batch, 4, 8, 16), base_sampler=samplers()[0],
+                                    mask_sampler=samplers()[1], mask=mask, seed=0, steps=STEPS, callback=trace)
+    stacked = Trace.stack([first, second])
+    assert stacked.evals.shape == (3, 8, 16) and torch.equal(stacked.writer[2], first.writer[0])
+    summary = stacked.summary()
+    assert summary["runs"] == 2 and summary["evals_per_step"] == first.summary()["evals_per_step"]
+    assert summary["evals_per_role"] == {"base": STEPS, "mask": STEPS}
