@@ -137,7 +137,8 @@ def region_weights(run: RegionRun, overlap_factor: int) -> list[Tensor]:
     for region in run.regions:
         grown = grow_mask(region.mask, *run.size, overlap_factor).to(device=run.latent.device, dtype=run.latent.dtype)
         warn_if_covering(grown, "overlap_factor")
-        out.append(torch.maximum(run.at_latent(region.mask), grown.expand_as(run.at_latent(region.mask))))
+        soft = run.at_latent(region.mask)
+        out.append(torch.maximum(soft, grown.expand_as(soft)))
     return out
 
 
