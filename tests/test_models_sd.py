@@ -183,6 +183,21 @@ def test_errors_name_the_missing_or_broken_file(sd_models, tmp_path):
         ModelSource(str(other)).check()
 
 
+def test_sharded_weights_load_and_a_missing_shard_is_named(sd_models, sd15, tmp_path):
+    folder = tmp_path / "sharded"
+    shutil.copytree(sd_models.sd15, folder)
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    sd15.unet.save_pretrained(folder / "unet", max_shard_size="100KB")
+    shards = sorted((folder / "unet").glob("diffusion_pytorch_model-*.safetensors"))
+    assert len(shards) > 1
+    loaded = load_model(folder)
+    torch.testing.assert_close(loaded.unet.conv_in.weight, sd15.unet.conv_in.weight)
+    assert ModelSource(str(folder)).fingerprint() == loaded.fingerprint()
+    shards[-1].unlink()
+    with pytest.raises(ValueError, match=f"lists missing shards: {shards[-1].name}"):
+        load_model(folder)
+
+
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu"])
 def test_unknown_devices_are_rejected_before_loading(sd_models, device):
     with pytest.raises(ValueError, match=r"device must be one of cpu \| cuda \| cuda:N \| mps"):

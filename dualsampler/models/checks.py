@@ -54,17 +54,29 @@ def check_safetensors(path: Path) -> None:
         raise ValueError(f"weights file {str(path)!r} is truncated: {size} bytes of the {8 + length + end} its header lists")
 
 
-def weights_file(folder: Path, stems: tuple[str, ...]) -> Path:
-    """The weights file of one component folder (`<stem>[.fp16].safetensors` or `.bin`), checked when safetensors;
-    raises ValueError naming the folder and the names looked for."""
+def weights_files(folder: Path, stems: tuple[str, ...]) -> list[Path]:
+    """The weights of one component folder: `<stem>[.fp16].safetensors` or `.bin`, or the shards a
+    `<name>.index.json` lists (then the index first, then the shards); safetensors files checked whole. Raises
+    ValueError naming the folder and the names looked for, or the missing shard."""
     names = [f"{stem}{variant}{ext}" for stem in stems for ext in (".safetensors", ".bin") for variant in ("", ".fp16")]
     for name in names:
-        path = folder / name
+        path, index = folder / name, folder / f"{name}.index.json"
         if path.is_file():
-            if path.suffix == ".safetensors":
-                check_safetensors(path)
-            return path
-    raise ValueError(f"model folder {str(folder)!r} has no weights file: expected one of {', '.join(names)}")
+            files = [path]
+        elif index.is_file():
+            shards = sorted(set(check_config_file(index).get("weight_map", {}).values()))
+            missing = [shard for shard in shards if not (folder / shard).is_file()]
+            if missing or not shards:
+                raise ValueError(f"weights index {str(index)!r} lists missing shards: {', '.join(missing) or 'none listed'}")
+            files = [index] + [folder / shard for shard in shards]
+        else:
+            continue
+        for file in files:
+            if file.name.endswith(".safetensors"):
+                check_safetensors(file)
+        return files
+    raise ValueError(f"model folder {str(folder)!r} has no weights file: expected one of {', '.join(names)} "
+                     "(or its .index.json with shards)")
 
 
 def check_config_file(path: Path) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import check_config_file, weights_file
+from .checks import check_config_file, weights_files
 
 KINDS = ("world", "sd1", "sd2", "sdxl")
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -74,9 +74,9 @@ def inspect_sd_folder(folder: str | Path, require_weights: bool = True) -> Folde
             check_config_file(sub / "config.json")
             if not require_weights:
                 continue
-            weights = weights_file(sub, WEIGHT_STEMS[component])
-            variant = "fp16" if ".fp16." in weights.name else variant
-            files[f"{component}/{weights.name}"] = weights
+            weights = weights_files(sub, WEIGHT_STEMS[component])
+            variant = "fp16" if ".fp16." in weights[0].name else variant
+            files.update({f"{component}/{file.name}": file for file in weights})
         elif component == "scheduler":
             files["scheduler/scheduler_config.json"] = sub / "scheduler_config.json"
         else:

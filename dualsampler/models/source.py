@@ -56,8 +56,7 @@ class ModelSource:
         if kind == "folder":
             return files_fingerprint(info.files.items())
         path, folder_info = info
-        configs = {k: v for k, v in folder_info.files.items() if not k.endswith((".safetensors", ".bin"))}
-        return files_fingerprint([*configs.items(), ("checkpoint", path)])
+        return files_fingerprint({**folder_info.files, "checkpoint": path}.items())
 
     def load(self, device: str | torch.device = "cpu"):
         """The model on `device` (see `load_model`)."""

@@ -144,5 +144,4 @@ def load_sd_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device
     tokenizers) from the local folder `info.folder`; nothing is downloaded."""
     kwargs = _pipeline_kwargs(info.kind, dtype)
     pipeline = pipeline_class(info.kind).from_single_file(str(path), config=str(info.folder), **kwargs)
-    config_files = {k: v for k, v in info.files.items() if not k.endswith((".safetensors", ".bin"))}
-    return finish(pipeline, info, dtype, device, compile_unet, {**config_files, "checkpoint": path})
+    return finish(pipeline, info, dtype, device, compile_unet, {**info.files, "checkpoint": path})
