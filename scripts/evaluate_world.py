@@ -23,7 +23,7 @@ from dualsampler.dual import two_samplers_for_mask
 from dualsampler.masks import half_mask
 from dualsampler.models import load_world
 from dualsampler.sampling import KSampler
-from dualsampler.world import COLORS, PATTERNS, PROMPTS, parse_prompt, render_composite
+from dualsampler.world import COLORS, PATTERNS, PROMPTS, render_composite
 from world_training import EVAL_SEED, downsample2x, eval_composites, eval_textures, labels, psnr
 
 DIAGONAL = [f"{c} {p}" for c, p in zip(COLORS, PATTERNS)]
