@@ -147,6 +147,11 @@ def test_single_file_checkpoint_loads_the_same_weights(sd_models, sd15):
         assert all(torch.equal(ours[k].reshape(theirs[k].shape), theirs[k]) for k in theirs)
 
 
+def test_compile_flag_wraps_the_unet_forward_in_torch_compile(sd_models):
+    assert load_model(sd_models.sd15, compile=True).unet._compiled_call_impl is not None
+    assert load_model(sd_models.sd15).unet._compiled_call_impl is None
+
+
 def test_single_file_without_config_asks_for_config(sd_models):
     with pytest.raises(ValueError, match="needs config="):
         load_model(sd_models.sd15_checkpoint)

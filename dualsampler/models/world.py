@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from . import architectures
 from .codec import decode_latents, encode_images
-from .fingerprint import files_fingerprint
+from .fingerprint import files_fingerprint, folder_files
 from .judge import Judge
 from .prompt_encoder import PromptEncoder
 from .upscaler import Upscaler2x
@@ -160,12 +160,7 @@ def world_folders(path: str | Path | None = None) -> dict[str, Path]:
 def weights_fingerprint(path: str | Path | None = None) -> str:
     """sha256 (16 hex digits) over every file `load_world(path)` reads: its name within its subfolder and its bytes
     (size and modification time for files over 64 MiB, so real checkpoints are not read in full)."""
-    files = [(f"{sub}/{rel}", file) for sub, folder in world_folders(path).items() for rel, file in folder_files(folder)]
-    return files_fingerprint(files)
-
-
-def folder_files(folder: Path) -> list[tuple[str, Path]]:
-    return [(file.relative_to(folder).as_posix(), file) for file in sorted(folder.rglob("*")) if file.is_file()]
+    return files_fingerprint([pair for sub, folder in world_folders(path).items() for pair in folder_files(folder, f"{sub}/")])
 
 
 def load_world(path: str | Path | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> World:
