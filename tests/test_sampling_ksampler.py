@@ -7,6 +7,7 @@ from helpers import GaussianData
 
 from dualsampler.masks import half_mask
 from dualsampler.sampling import KSampler, ModelSampling, NoiseStream, denoise_to_steps, get_sigmas, sample
+from dualsampler.sampling.ksampler import SpannedNoise, slice_schedule
 from dualsampler.sampling.noise_mask import latent_noise_mask, masked_denoiser
 
 
@@ -210,6 +211,19 @@ def test_masked_denoiser_passes_with_uncond_through_when_the_inner_denoiser_has_
     torch.testing.assert_close(x0, GaussianData()(x_in, sigma) * mask + latent * (1 - mask))
     torch.testing.assert_close(x0_uncond, x_in / 2)  # at the masked input, unmasked: what upstream's cfg_pp sees
     assert not hasattr(masked_denoiser(GaussianData(), mask, latent, noise), "with_uncond")
+
+
+def test_an_sde_slice_can_draw_from_the_brownian_tree_of_its_whole_schedule(gaussian, latent):
+    ks = KSampler(gaussian, "dpmpp_sde", "karras")
+    full = ks.sigmas(8)
+    sliced = slice_schedule(full, 3, 6, True)
+    spanned = SpannedNoise(5, full.tolist()).brownian(latent, sliced.tolist())
+    whole = NoiseStream(5).brownian(latent, full.tolist())
+    s, t = float(sliced[0]), float(sliced[1])
+    torch.testing.assert_close(spanned(s, t), whole(s, t))
+    by_slice = ks.run_slice(False, 5, latent, sliced)
+    torch.testing.assert_close(ks.run_slice(False, 5, latent, sliced, noise_span=sliced), by_slice)
+    assert (ks.run_slice(False, 5, latent, sliced, noise_span=full) - by_slice).abs().max() > 1e-3
 
 
 def test_noise_mask_at_image_resolution_is_resized_to_the_latent(gaussian, latent):
