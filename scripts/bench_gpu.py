@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -25,17 +25,16 @@ from dualsampler.masks import rectangle_mask
 from dualsampler.models.checks import check_device, check_dtype
 from dualsampler.sampling import KSampler, ModelSampling, UNetDenoiser
 
-SD15_UNET = dict(  # Stable Diffusion 1.5's UNet: 860M parameters
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    cross_attention_dim=768, attention_head_dim=8,
-)
-TINY_UNET = dict(
-    sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
-)
+SD15_UNET = {  # Stable Diffusion 1.5's UNet: 860M parameters
+    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280), "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, "cross_attention_dim": 768, "attention_head_dim": 8,
+}
+TINY_UNET = {
+    "sample_size": 16, "in_channels": 4, "out_channels": 4, "layers_per_block": 1, "block_out_channels": (16, 32),
+    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"), "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+    "cross_attention_dim": 32, "attention_head_dim": 4, "norm_num_groups": 8,
+}
 RUNS = ("single", "seed", "regional", "fused")
 
 

@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from helpers import GaussianData  # noqa: E402
+from sd_fixtures import sd_models  # noqa: E402, F401  (tiny Stable Diffusion folders, built once per run)
 
 torch.set_num_threads(1)
 

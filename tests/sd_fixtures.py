@@ -2,8 +2,8 @@
 zero-SNR scheduler, SDXL base) with hand-written tiny CLIP tokenizer files, saved as diffusers folders once per
 test run, plus a single-file checkpoint of the SD 1.5 one. Nothing is downloaded.
 
-Test modules import the `sd_models` fixture from here (`from sd_fixtures import sd_models`); the folders are
-built at most once per test run whichever modules use it.
+tests/conftest.py imports the `sd_models` fixture from here, so any test can ask for it; the folders are built at
+most once per test run, on first use.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def tiny_unet(cross_attention_dim: int, **kwargs):
     ).eval()
 
 
-SD_SCHEDULE = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
+SD_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "steps_offset": 1}
 
 
 def build_sd15(folder: Path) -> None:

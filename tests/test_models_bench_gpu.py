@@ -16,7 +16,7 @@ def test_bench_gpu_tiny_runs_every_mode_and_fused_batches_both_prompts_in_one_fo
     out = tmp_path / "bench.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_gpu.py"), "--tiny", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "x floor" in done.stdout and "fused" in done.stdout
     result = json.loads(out.read_text())

@@ -81,8 +81,15 @@ def test_a_region_too_small_for_a_crop_gives_nan_not_a_number_that_looks_measure
 
 def test_a_tiny_random_clip_folder_loads_offline_and_scores_in_range(tmp_path, monkeypatch):
     from sd_fixtures import write_tokenizer
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPTokenizer
-    from transformers import CLIPVisionConfig
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTextConfig,
+        CLIPTokenizer,
+        CLIPVisionConfig,
+    )
 
     folder = tmp_path / "clip"
     vocab = write_tokenizer(folder)

@@ -8,7 +8,6 @@ import shutil
 import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
-from sd_fixtures import sd_models  # noqa: F401  (session fixture: the tiny folders, built once per run)
 
 from dualsampler.models import ModelSource, StableDiffusion, World, load_model
 from dualsampler.sampling import KSampler, ModelSampling, sample

@@ -3,10 +3,15 @@
 import pytest
 import torch
 from diffusers import UNet2DConditionModel, UNet2DModel
-
-from dualsampler.sampling import JointDenoiser, KSampler, ModelSampling, UNetDenoiser, denoise_together
-
 from helpers import ForwardCounter, embeddings, tiny_cond_unet
+
+from dualsampler.sampling import (
+    JointDenoiser,
+    KSampler,
+    ModelSampling,
+    UNetDenoiser,
+    denoise_together,
+)
 
 
 @pytest.fixture(scope="module")

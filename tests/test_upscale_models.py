@@ -9,7 +9,11 @@ from torch import nn
 
 from dualsampler.models import random_world
 from dualsampler.upscale import load_upscale_model, upscale_with_model
-from dualsampler.upscale.upscale_models import check_upscale_model_choice, import_spandrel, resolve_upscale_model
+from dualsampler.upscale.upscale_models import (
+    check_upscale_model_choice,
+    import_spandrel,
+    resolve_upscale_model,
+)
 
 
 class CountingNearest(nn.Module):

@@ -4,7 +4,16 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from dualsampler.models import (
-    WEIGHTS_DIR, Judge, ModelSource, PromptEncoder, Upscaler2x, World, load_model, load_world, random_world, weights_fingerprint,
+    WEIGHTS_DIR,
+    Judge,
+    ModelSource,
+    PromptEncoder,
+    Upscaler2x,
+    World,
+    load_model,
+    load_world,
+    random_world,
+    weights_fingerprint,
 )
 from dualsampler.sampling import KSampler, ModelSampling, UNetDenoiser
 from dualsampler.world import COLORS, PATTERNS

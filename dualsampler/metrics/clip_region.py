@@ -18,7 +18,12 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from dualsampler.metrics.bands import dilate, erode
-from dualsampler.metrics.inputs import check_images, check_prompts, check_width, prepare_masks
+from dualsampler.metrics.inputs import (
+    check_images,
+    check_prompts,
+    check_width,
+    prepare_masks,
+)
 from dualsampler.metrics.region_accuracy import REGIONS, crop_patches, select_patches
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,28 @@ from .prompt_encoder import PromptEncoder
 from .source import ModelSource
 from .stable_diffusion import StableDiffusion
 from .upscaler import Upscaler2x
-from .world import WEIGHTS_DIR, World, load_world, random_world, weights_fingerprint, world_folders
+from .world import (
+    WEIGHTS_DIR,
+    World,
+    load_world,
+    random_world,
+    weights_fingerprint,
+    world_folders,
+)
 
 __all__ = [
-    "Judge", "ModelSource", "PromptEncoder", "StableDiffusion", "Upscaler2x", "World", "WEIGHTS_DIR", "decode_latents",
-    "encode_images", "load_model", "load_world", "random_world", "weights_fingerprint", "world_folders",
+    "WEIGHTS_DIR",
+    "Judge",
+    "ModelSource",
+    "PromptEncoder",
+    "StableDiffusion",
+    "Upscaler2x",
+    "World",
+    "decode_latents",
+    "encode_images",
+    "load_model",
+    "load_world",
+    "random_world",
+    "weights_fingerprint",
+    "world_folders",
 ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 HASHED_BYTES_LIMIT = 64 * 2**20  # bigger files are fingerprinted by size and modification time
 

@@ -59,7 +59,7 @@ class StableDiffusion:
         """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
         return files_fingerprint(self.files.items())
 
-    def to(self, device: str | torch.device) -> "StableDiffusion":
+    def to(self, device: str | torch.device) -> StableDiffusion:
         self.pipeline.to(device)
         return self
 

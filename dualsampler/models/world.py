@@ -66,7 +66,7 @@ class World:
                 digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def to(self, device: str | torch.device) -> "World":
+    def to(self, device: str | torch.device) -> World:
         """Move every model to `device` in place; returns self."""
         for model in (self.vae, self.unet, self.prompt_encoder, self.judge, self.upscaler):
             model.to(device)
@@ -172,8 +172,8 @@ def load_world(path: str | Path | None = None, device: str | torch.device = "cpu
     upscaler stay float32.
     """
     folders = world_folders(path)
-    kwargs = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
-    sampled = dict(kwargs, torch_dtype=dtype)
+    kwargs = {"torch_dtype": torch.float32, "low_cpu_mem_usage": False}
+    sampled = {**kwargs, "torch_dtype": dtype}
     world = World(
         vae=AutoencoderKL.from_pretrained(folders["vae"], **sampled),
         unet=UNet2DConditionModel.from_pretrained(folders["unet"], **sampled),

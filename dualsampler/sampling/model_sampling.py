@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -85,7 +86,7 @@ class ModelSampling:
         self.log_sigmas = sigmas.log().float()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "ModelSampling":
+    def from_config(cls, config: Mapping[str, Any]) -> ModelSampling:
         """Build from a diffusers scheduler config: every field that changes the training noise levels counts
         (`beta_schedule`, `beta_start`, `beta_end`, `num_train_timesteps`, `trained_betas`,
         `rescale_betas_zero_snr`; see `config_alphas_cumprod`) and `prediction_type`. `timestep_spacing` and
@@ -96,7 +97,7 @@ class ModelSampling:
         return cls(prediction_type=prediction_type, alphas_cumprod=config_alphas_cumprod(config))
 
     @classmethod
-    def from_scheduler(cls, scheduler) -> "ModelSampling":
+    def from_scheduler(cls, scheduler) -> ModelSampling:
         """From a diffusers scheduler object (its config, as `from_config`)."""
         return cls.from_config(scheduler.config)
 

@@ -6,8 +6,9 @@ float32: the denoiser casts at its boundary, so samplers always do their arithme
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +27,7 @@ class Conditioning:
     text_embeds: Tensor | None = None
     time_ids: Tensor | None = None
 
-    def same_as(self, other: "Conditioning") -> bool:
+    def same_as(self, other: Conditioning) -> bool:
         """Equal tensors field by field (a repeated negative prompt is evaluated once)."""
         return all(_same_tensor(a, b) for a, b in
                    ((self.hidden, other.hidden), (self.text_embeds, other.text_embeds), (self.time_ids, other.time_ids)))

@@ -5,8 +5,8 @@ spandrel (and the torchvision it imports) is an optional extra, imported only wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
