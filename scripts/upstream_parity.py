@@ -50,7 +50,7 @@ IMAGE_SCALE = 8
 DEVIATIONS = {
     "uni_pc_one_step": "uni_pc over a one-step sigma list: ours steps, upstream only rescales x",
     "held_latent": "latent held exactly outside the noise mask (upstream's uni_pc leaves its 0.001 residual)",
-    "grow_mask": "grow_mask on non-square latents (upstream transposes)",
+    "grow_mask": "region masks on non-square latents (upstream resizes them to the transposed size; no compat flag)",
 }
 
 
@@ -80,11 +80,11 @@ class GaussianDenoiser:
         return x0, x0
 
 
-def make_latent(seed: int = 1234) -> Tensor:
+def make_latent(shape: tuple[int, ...] = LATENT_SHAPE, seed: int = 1234) -> Tensor:
     """The input latent of img2img and masked cases: data-like values."""
     g = torch.Generator().manual_seed(seed)
     mu, std = channel_stats()
-    return mu + std * torch.randn(LATENT_SHAPE, generator=g)
+    return mu + std * torch.randn(shape, generator=g)
 
 
 def disc_mask(height: int, width: int, soft: bool) -> Tensor:
@@ -97,9 +97,9 @@ def disc_mask(height: int, width: int, soft: bool) -> Tensor:
     return ((0.3 + 0.15 - r) / 0.15).clamp(0, 1)
 
 
-def make_mask(kind: str, resolution: str) -> Tensor:
+def make_mask(kind: str, resolution: str, shape: tuple[int, ...] = LATENT_SHAPE) -> Tensor:
     """`kind` binary | soft, `resolution` latent | image (IMAGE_SCALE x the latent), as [1, H, W]."""
-    h, w = LATENT_SHAPE[-2:]
+    h, w = shape[-2:]
     scale = IMAGE_SCALE if resolution == "image" else 1
     return disc_mask(h * scale, w * scale, kind == "soft")[None]
 
@@ -129,16 +129,22 @@ class Case:
     mask_scheduler: str | None = None
     overlap: int = 0
     deviation: str | None = None      # a DEVIATIONS key when ours differs on purpose
+    batch: int = 1
+    width: int = LATENT_SHAPE[-1]     # latent width (height is LATENT_SHAPE's)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.batch, *LATENT_SHAPE[1:-1], self.width)
+
     def latent(self) -> Tensor:
-        return make_latent() if self.img2img or self.mask else torch.zeros(LATENT_SHAPE)
+        return make_latent(self.shape) if self.img2img or self.mask else torch.zeros(self.shape)
 
     def mask_tensor(self) -> Tensor | None:
         if self.mask is None:
             return None
         kind, resolution = self.mask.split("/")
-        return make_mask(kind, resolution)
+        return make_mask(kind, resolution, self.shape)
 
 
 def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: list[str], seed_loop: bool) -> list[Case]:
@@ -163,10 +169,21 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
             cases.append(Case(f"mask/{sampler}/{mask}", "ksampler_advanced", sampler, "karras", 6, mask=mask,
                               deviation="held_latent" if sampler in ends_above_zero else None))
     cases.append(Case("denoise/euler/14@0.56", "ksampler", "euler", "normal", 14, denoise=0.56, img2img=True))
+    for sampler in ("euler", "ddim", "dpmpp_2m_sde", "uni_pc"):
+        if sampler in samplers:
+            cases.append(Case(f"denoise/{sampler}/0.6/soft/image", "ksampler", sampler, "karras", 7, denoise=0.6,
+                              mask="soft/image", deviation="held_latent" if sampler in ends_above_zero else None))
     cases.append(Case("denoise/euler/ddim_uniform_7@0.5", "ksampler", "euler", "ddim_uniform", 7, denoise=0.5,
                       img2img=True))
     cases.append(Case("mask/ddim/no_noise", "ksampler_advanced", "ddim", "karras", 6, add_noise=False, start=2,
                       mask="soft/latent"))
+    for sampler in ("euler_ancestral", "dpmpp_2m_sde", "ddim", "dpmpp_2m"):
+        if sampler in samplers:
+            cases.append(Case(f"batch2/{sampler}", "ksampler_advanced", sampler, "karras", 6, batch=2))
+            cases.append(Case(f"batch2/{sampler}/soft/image", "ksampler_advanced", sampler, "karras", 6, batch=2,
+                              mask="soft/image"))
+            cases.append(Case(f"wide/{sampler}/soft/image", "ksampler_advanced", sampler, "karras", 6, width=12,
+                              mask="soft/image"))
     pairs = [("euler", "dpmpp_2m"), ("dpmpp_2m", "euler_ancestral"), ("heun", "ddim"), ("lms", "dpm_2"),
              ("euler", "uni_pc"), ("dpmpp_2m_sde", "euler"), ("dpmpp_sde", "dpmpp_2m")]
     pairs = [(a, b) for a, b in pairs if a in samplers and b in samplers]
@@ -185,6 +202,17 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
                     if seed_loop:
                         cases.append(Case(f"seed/{tag}/o{overlap}", "seed_loop", base, "karras", 6, overlap=overlap,
                                           deviation=per_step, **common))
+    for base, masked in pairs[:2]:
+        wide = dict(mask="soft/image", mask_sampler=masked, mask_scheduler="normal", width=12)
+        cases.append(Case(f"two/{base}+{masked}/wide", "two_samplers", base, "karras", 6, **wide))
+        cases.append(Case(f"two/{base}+{masked}/batch2", "two_samplers", base, "karras", 6, batch=2,
+                          mask="soft/image", mask_sampler=masked, mask_scheduler="normal"))
+        for overlap in (0, 3):  # upstream resizes a non-square region mask to its transposed size, any overlap
+            cases.append(Case(f"regional/{base}+{masked}/wide/o{overlap}", "regional", base, "karras", 6,
+                              overlap=overlap, deviation="grow_mask", **wide))
+            if seed_loop:
+                cases.append(Case(f"seed/{base}+{masked}/wide/o{overlap}", "seed_loop", base, "karras", 6,
+                                  overlap=overlap, deviation="grow_mask", **wide))
     return cases
 
 
@@ -569,7 +597,7 @@ def write_golden(out_dir: Path, cases: list[Case], tensors: dict[str, Tensor], c
             status = "known_difference"
         entry = {**asdict(c), "status": status, "max_abs_diff": float(f"{diff:.3e}")}
         if status == "known_difference":
-            entry["cause"] = known_cause(c.name)
+            entry["cause"] = DEVIATIONS[c.deviation] if c.deviation else known_cause(c.name)
         entries.append(entry)
     manifest = {
         "upstream": commits,
