@@ -32,7 +32,7 @@ import types
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -193,8 +193,8 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
         for mask in ("binary/latent", "soft/image"):
             for denoise in (1.0, 0.7):
                 tag = f"{base}+{masked}/{mask}/d{denoise}"
-                common = dict(mask=mask, mask_sampler=masked, mask_scheduler="normal", denoise=denoise,
-                              img2img=denoise < 1)
+                common = {"mask": mask, "mask_sampler": masked, "mask_scheduler": "normal", "denoise": denoise,
+                          "img2img": denoise < 1}
                 cases.append(Case(f"two/{tag}", "two_samplers", base, "karras", 6, deviation=held, **common))
                 for overlap in (0, 3):
                     cases.append(Case(f"regional/{tag}/o{overlap}", "regional", base, "karras", 6, overlap=overlap,
@@ -203,7 +203,7 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
                         cases.append(Case(f"seed/{tag}/o{overlap}", "seed_loop", base, "karras", 6, overlap=overlap,
                                           deviation=per_step, **common))
     for base, masked in pairs[:2]:
-        wide = dict(mask="soft/image", mask_sampler=masked, mask_scheduler="normal", width=12)
+        wide = {"mask": "soft/image", "mask_sampler": masked, "mask_scheduler": "normal", "width": 12}
         cases.append(Case(f"two/{base}+{masked}/wide", "two_samplers", base, "karras", 6, **wide))
         cases.append(Case(f"two/{base}+{masked}/batch2", "two_samplers", base, "karras", 6, batch=2,
                           mask="soft/image", mask_sampler=masked, mask_scheduler="normal"))
@@ -251,10 +251,10 @@ class _Anything:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "_Anything":
+    def __call__(self, *args: Any, **kwargs: Any) -> _Anything:
         return _Anything()
 
-    def __getattr__(self, name: str) -> "_Anything":
+    def __getattr__(self, name: str) -> _Anything:
         return _Anything()
 
     def __mro_entries__(self, bases: tuple) -> tuple:
@@ -312,7 +312,8 @@ def _missing(root: str) -> bool:
 
 def _git_commit(path: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=30, check=False)
         if out.returncode == 0:
             return out.stdout.strip()
     except OSError:
@@ -330,7 +331,7 @@ class Upstream:
         stubbed = {root for root in OPTIONAL_IMPORTS if _missing(root)}
         try:
             importlib.import_module("torchvision.transforms")
-        except Exception:  # missing, or built for another torch: sampling never uses it
+        except Exception:  # noqa: BLE001 (missing, or built for another torch: sampling never uses it)
             for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
                 del sys.modules[name]
             stubbed.add("torchvision")
@@ -356,7 +357,6 @@ class Upstream:
         import comfy.model_patcher
         import comfy.model_sampling
         import comfy.samplers
-
         import comfy.utils
 
         comfy.utils.PROGRESS_BAR_ENABLED = False
@@ -563,15 +563,15 @@ def status_of(diff: float, case: Case, compat_diff: float | None) -> str:
 
 # Causes of the differences known when the goldens were last written (first match by case name).
 KNOWN_CAUSES = [
-    (r"^(regional|two)/.*sde", "the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
-                               "sigma range; ours over the slice's"),
+    (r"^(regional|two)/.*sde", ("the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
+                                "sigma range; ours over the slice's")),
     (r"sde", "SDE Brownian-tree noise (issue 12 cause 1)"),
     (r"^slice/sa_solver", "sa_solver over a partial slice"),
     (r"dpmpp_2s_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp update"),
     (r"dpm_adaptive", "dpm_adaptive step-size control"),
     (r"ipndm_v", "ipndm_v variable-step coefficients"),
-    (r"uni_pc", "upstream's UniPC runs in float32 and drifts up to ~1e-4 from its own float64 result, which ours "
-                "matches to 1e-13"),
+    (r"uni_pc", ("upstream's UniPC runs in float32 and drifts up to ~1e-4 from its own float64 result, which ours "
+                 "matches to 1e-13")),
 ]
 
 

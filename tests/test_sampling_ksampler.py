@@ -2,11 +2,17 @@
 
 import pytest
 import torch
-
 from helpers import GaussianData
 
 from dualsampler.masks import half_mask
-from dualsampler.sampling import KSampler, ModelSampling, NoiseStream, denoise_to_steps, get_sigmas, sample
+from dualsampler.sampling import (
+    KSampler,
+    ModelSampling,
+    NoiseStream,
+    denoise_to_steps,
+    get_sigmas,
+    sample,
+)
 from dualsampler.sampling.ksampler import SpannedNoise, slice_schedule
 from dualsampler.sampling.noise_mask import latent_noise_mask, masked_denoiser
 
@@ -145,8 +151,8 @@ def test_ddim_noises_the_held_region_with_randn_from_seed_plus_one(gaussian, lat
     mask = half_mask(8, 12, "right").expand(2, 1, 8, 12)
     inputs = {}
     for sampler in ("ddim", "euler"):
-        seen = []
-        spy = lambda x, s: seen.append(x.clone()) or gaussian(x, s)  # noqa: E731
+        seen: list[torch.Tensor] = []
+        spy = lambda x, s, seen=seen: seen.append(x.clone()) or gaussian(x, s)
         KSampler(spy, sampler, "karras").sample_advanced(add_noise, 7, 6, latent, 2, 6, False, mask)
         inputs[sampler] = seen[0]
     sigma = float(KSampler(gaussian, "euler", "karras").sigmas(6)[2])

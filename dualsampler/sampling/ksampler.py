@@ -10,13 +10,12 @@ its final sigma 0.001 there), and uni_pc over a one-step sigma list takes a firs
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from .brownian import BrownianTreeNoise
-
 from .model_sampling import ModelSampling
 from .noise import NoiseStream, Seed, check_seed
 from .noise_mask import latent_noise_mask, masked_denoiser

@@ -6,8 +6,8 @@ Names as users know them: ComfyUI's nine, then the Impact Pack's `AYS SDXL`, `AY
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
-from typing import Callable
 
 from torch import Tensor
 
@@ -61,4 +61,4 @@ def get_sigmas(scheduler: str, steps: int, model_sampling: ModelSampling | None 
     return SCHEDULE_FUNCTIONS[scheduler](model_sampling or ModelSampling(), steps).float()
 
 
-__all__ = ["SCHEDULERS", "SCHEDULE_FUNCTIONS", "get_sigmas", "karras_sigmas", "check_scheduler", "check_steps"]
+__all__ = ["SCHEDULERS", "SCHEDULE_FUNCTIONS", "check_scheduler", "check_steps", "get_sigmas", "karras_sigmas"]

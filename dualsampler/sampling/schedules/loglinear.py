@@ -1,6 +1,6 @@
 """Log-linear resampling of a published sigma table to another number of points (the Align Your Steps recipe)."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
