@@ -98,11 +98,11 @@ def run_in(folder: Path, *command: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_the_installed_package_is_imported_from_the_venv_not_the_checkout(installed, tmp_path):
     done = run_in(tmp_path, str(installed / "bin" / "python"), "-c",
-                  "import dualsampler.conf, dualsampler.run as r; print(dualsampler.conf.__file__); print(r.CONF_DIR)")
+                  "import importlib.resources as r, dualsampler; print(dualsampler.__file__, r.files('dualsampler.conf'))")
     assert done.returncode == 0, done.stderr
-    conf_init, conf_dir = done.stdout.split()
-    assert Path(conf_init).is_relative_to(installed) and Path(conf_dir).is_relative_to(installed)
-    assert (Path(conf_dir) / "config.yaml").is_file()
+    package, conf_dir = map(Path, done.stdout.split())
+    assert package.is_relative_to(installed) and conf_dir.is_relative_to(installed)
+    assert (conf_dir / "config.yaml").is_file() and (conf_dir / "experiment" / "overlap_sweep.yaml").is_file()
 
 
 @pytest.mark.slow
@@ -124,3 +124,6 @@ def test_the_installed_cli_runs_a_job_from_a_folder_outside_the_checkout(install
     result = json.loads(result_file.read_text())
     assert result["seeds"] == [0] and result["config"]["steps"] == 2
     assert {"seam/gradient_ratio", "seam/color_jump"} <= set(result["metrics"])
+    figures = run_in(tmp_path, str(installed / "bin" / "dualsampler-figures"), "runs/tiny")
+    assert figures.returncode == 0, figures.stderr[-3000:]
+    assert (tmp_path / "runs" / "tiny" / "figures" / "tiny.png").stat().st_size > 0
