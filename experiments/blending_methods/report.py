@@ -3,9 +3,9 @@
 Reads every job's result.json, labels each job by its algorithm and the options that differ from the defaults
 (`multidiffusion (bootstrap 0)`, `mixture_of_diffusers (flat)`), and writes next to this file
 `blending_methods.md` (mean and 95% t-interval over seeds per metric; FID/KID are one value per job) and
-`blending_methods.png`. The model calls per image come from a `Trace` of each job's algorithm on the job's
-samplers and steps (calls of the analytic Gaussian denoiser: the count depends on the algorithm and the samplers,
-not on the model)."""
+`blending_methods.png`. The model calls per image come from the job's trace (result.json), or, for a result
+without one, from a `Trace` of the job's algorithm on its samplers and steps over an analytic Gaussian denoiser
+(the count depends on the algorithm and the samplers, not on the model)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from dualsampler.dual import ALGORITHMS  # noqa: E402
 from dualsampler.masks import ellipse_mask  # noqa: E402
 from dualsampler.runner.results import read_results  # noqa: E402
 from dualsampler.sampling import KSampler  # noqa: E402
@@ -68,11 +67,11 @@ def interval(values: list[float]) -> tuple[float, float]:
 
 
 def model_calls(result: dict[str, Any]) -> int:
-    """Model calls per image of the job's algorithm with its samplers and steps (counted by a Trace)."""
+    """Model calls per image: the job's own trace, or a Trace of the job's algorithm with its samplers and steps."""
+    if "trace" in result:
+        return result["trace"]["evals_total"]
     config = result["config"]
-    dual = dict(result["dual"])
-    cls = ALGORITHMS[dual.pop("algorithm")]
-    algorithm = instantiate({"_target_": f"{cls.__module__}.{cls.__name__}", **dual})
+    algorithm = instantiate(config["dual"])
     size = (config["height"] // 4, config["width"] // 4)
     trace = Trace()
     algorithm(torch.zeros(1, 4, *size), base_sampler=KSampler(Gaussian(-1.0), config["base_sampler"]["sampler"]),
