@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     impact_schedulers = [s for s in SCHEDULERS if s not in theirs_schedulers] if upstream.impact else []
     cases = build_cases(samplers, schedulers, impact_schedulers, args.impact_seed_loop is not None)
     if upstream.impact is None:
-        cases = [c for c in cases if c.route in ("ksampler_advanced", "ksampler")]
+        cases = [c for c in cases if c.route in ("ksampler_advanced", "ksampler", "seed_loop")]
     if args.only:
         cases = [c for c in cases if re.search(args.only, c.name)]
 

@@ -132,6 +132,11 @@ def test_denoise_steps_are_pythons_int_of_the_quotient_as_upstream():
     assert denoise_to_steps(20, 1.0) == (20, 0)
 
 
+def test_a_denoise_above_0_9999_is_a_full_run_as_upstream(gaussian, latent):
+    ks = KSampler(gaussian, "euler", "normal")
+    torch.testing.assert_close(ks.sample(latent, 3, 5, denoise=0.99995), ks.sample(latent, 3, 5))
+
+
 def test_sample_with_denoise_runs_the_tail_of_the_int_rounded_schedule(gaussian, latent):
     seen = []
     KSampler(gaussian, "euler", "normal").sample(latent, 0, 14, denoise=0.56, callback=lambda i: seen.append(i["sigma"]))
