@@ -134,7 +134,10 @@ def cell(results: list[dict[str, Any]], metric: str) -> Summary:
     return summarize([v for r in results for v in metric_values(r, metric)], is_proportion(metric))
 
 
-def _error_bars(points: list[Summary]) -> np.ndarray:
+def _error_bars(points: list[Summary]) -> np.ndarray | None:
+    """Distances below and above each mean; None when every point has a single value (no bar to draw)."""
+    if all(p.n <= 1 for p in points):
+        return None
     return np.array([[max(p.mean - p.low, 0.0) for p in points], [max(p.high - p.mean, 0.0) for p in points]])
 
 
