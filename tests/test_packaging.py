@@ -127,3 +127,15 @@ def test_the_installed_cli_runs_a_job_from_a_folder_outside_the_checkout(install
     figures = run_in(tmp_path, str(installed / "bin" / "dualsampler-figures"), "runs/tiny")
     assert figures.returncode == 0, figures.stderr[-3000:]
     assert (tmp_path / "runs" / "tiny" / "figures" / "tiny.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_checkout_install_takes_a_config_dir_of_ones_own_too(tmp_path):
+    experiment = tmp_path / "my_conf" / "experiment" / "tiny.yaml"
+    experiment.parent.mkdir(parents=True)
+    experiment.write_text("# @package _global_\nname: tiny\nsteps: 3\n")
+    done = run_in(tmp_path, sys.executable, "-m", "dualsampler.run", "--config-dir", "my_conf", "experiment=tiny",
+                  "--cfg", "job")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "name: tiny" in lines and "steps: 3" in lines
