@@ -87,6 +87,7 @@ def test_the_objective_penalises_metrics_below_their_floors():
     assert Objective("region_accuracy/inside", direction="maximize").value({}) == -math.inf
 
 
+@pytest.mark.slow  # each case starts the CLI in a fresh process
 @pytest.mark.parametrize("override, message", [
     ("sampler@mask_sampler=unknown_sampler", "sampler/unknown_sampler"),
     ("overlap_factor=-1", "overlap_factor=-1 is invalid"),
