@@ -153,7 +153,9 @@ class ModelSampling:
         return x / (s**2 + 1) - model_output * s / (s**2 + 1) ** 0.5
 
     def noise_scaling(self, sigma: float, noise: Tensor, latent: Tensor) -> Tensor:
-        """Start of sampling: `latent + noise*sigma`, or `noise*sqrt(1+sigma^2)` scaling at/above sigma_max."""
+        """Start of sampling: `latent + noise*sigma`, or `noise*sqrt(1+sigma^2)` scaling at/above sigma_max (the
+        factor in the noise's dtype as upstream computes it: dpm_adaptive's first error estimates are rounding
+        noise, so a 1-ulp difference in x moves its whole step sequence)."""
         if math.isclose(sigma, self.sigma_max, rel_tol=1e-5) or sigma > self.sigma_max:
-            return latent + noise * (1.0 + sigma**2) ** 0.5
+            return latent + noise * torch.sqrt(1.0 + torch.tensor(sigma, dtype=noise.dtype) ** 2.0)
         return latent + noise * sigma

@@ -13,12 +13,14 @@ import math
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, require_noise, sigma_list
+from .common import Callback, Denoiser, NoiseFn, denoise, require_noise
 from .dpm_solver import (
+    ancestral_target,
     check_eta,
     eps_function,
     first_order,
     intermediate,
+    lambda_of,
     report_step,
     second_order,
     sigma_of,
@@ -94,25 +96,21 @@ def sample_dpm_adaptive(
     check_adaptive(order, rtol, atol, h_init, accept_safety, eta)
     if eta > 0:
         noise = require_noise(noise, "dpm_adaptive")
-    s = sigma_list(sigmas)
-    sigma_min = s[-1] if s[-1] > 0 else s[-2]
-    lam, lam_end = -math.log(s[0]), -math.log(sigma_min)
+    ends = sigmas.detach().cpu()
+    lam, lam_end = lambda_of(ends[0]), lambda_of(ends[-1] if ends[-1] > 0 else ends[-2])
     eps_at = eps_function(denoiser)
     controller = StepSizeController(h_init, pcoeff, icoeff, dcoeff, 1.5 if eta > 0 else order, accept_safety)
     x_prev = x
     denoised = eps = None
     accepted = 0
     while lam < lam_end - 1e-5:
-        lam_next = min(lam_end, lam + controller.h)
+        lam_next = torch.minimum(lam_end, lam + controller.h)
         lam_target, renoise = lam_next, 0.0
         if eta > 0:
-            down, _ = ancestral_step(sigma_of(lam), sigma_of(lam_next), eta)
-            lam_target = lam_end if down == 0 else min(lam_end, -math.log(down))
-            renoise = math.sqrt(max(sigma_of(lam_next) ** 2 - sigma_of(lam_target) ** 2, 0.0))
-        sigma = sigma_of(lam)
+            lam_target, renoise = ancestral_target(lam, lam_next, lam_end, eta)
         if eps is None:
-            denoised = denoise(denoiser, x, sigma)
-            eps = (x - denoised) / sigma
+            denoised = denoise(denoiser, x, float(sigma_of(lam)))
+            eps = (x - denoised) / sigma_of(lam)
         h = lam_target - lam
         if order == 2:
             low = first_order(x, eps, lam, lam_target)
@@ -125,12 +123,12 @@ def sample_dpm_adaptive(
             eps_2 = eps_at(third_order_intermediate(x, eps, eps_1, lam, h, r1, r2), lam + r2 * h)
             high = third_order(x, eps, eps_2, lam, lam_target, r2)
         delta = torch.clamp(rtol * torch.maximum(low.abs(), x_prev.abs()), min=atol)
-        error = float(torch.linalg.vector_norm((low - high) / delta)) / math.sqrt(x.numel())
+        error = float(torch.linalg.vector_norm((low - high) / delta) / x.numel() ** 0.5)
         if controller.propose(error):
             x_prev = low
             x = high + noise(x) * renoise if renoise > 0 else high
+            report_step(callback, accepted, x, float(sigma_of(lam)), float(sigma_of(lam_next)), denoised)
             lam = lam_next
-            report_step(callback, accepted, x, sigma, sigma_of(lam), denoised)
             accepted += 1
             denoised = eps = None
     return x

@@ -7,13 +7,11 @@ sigma, or the one before it when the list ends at 0) and returns x at `sigma_min
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from .common import Callback, Denoiser, NoiseFn, ancestral_step, denoise, require_noise, sigma_list
-from .dpm_solver import check_eta, dpm_solver_step, eps_function, report_step, sigma_of
+from .common import Callback, Denoiser, NoiseFn, denoise, require_noise
+from .dpm_solver import ancestral_target, check_eta, dpm_solver_step, eps_function, lambda_of, report_step, sigma_of
 
 
 def fast_orders(nfe: int) -> list[int]:
@@ -40,23 +38,20 @@ def sample_dpm_fast(
     check_eta(eta)
     if eta > 0:
         noise = require_noise(noise, "dpm_fast")
-    s = sigma_list(sigmas)
-    sigma_min = s[-1] if s[-1] > 0 else s[-2]
-    lam_start, lam_end = -math.log(s[0]), -math.log(sigma_min)
-    orders = fast_orders(len(s) - 1)
-    lams = torch.linspace(lam_start, lam_end, len(orders) + 1, dtype=torch.float64).tolist()
+    ends = sigmas.detach().cpu()
+    lam_end = lambda_of(ends[-1] if ends[-1] > 0 else ends[-2])
+    orders = fast_orders(len(ends) - 1)
+    lams = torch.linspace(float(lambda_of(ends[0])), float(lam_end), len(orders) + 1, dtype=ends.dtype)
     eps_at = eps_function(denoiser)
     for i, order in enumerate(orders):
         lam, lam_next = lams[i], lams[i + 1]
         lam_target, renoise = lam_next, 0.0
         if eta > 0:
-            down, _ = ancestral_step(sigma_of(lam), sigma_of(lam_next), eta)
-            lam_target = lam_end if down == 0 else min(lam_end, -math.log(down))
-            renoise = math.sqrt(max(sigma_of(lam_next) ** 2 - sigma_of(lam_target) ** 2, 0.0))
-        sigma = sigma_of(lam)
+            lam_target, renoise = ancestral_target(lam, lam_next, lam_end, eta)
+        sigma = float(sigma_of(lam))
         denoised = denoise(denoiser, x, sigma)
-        x = dpm_solver_step(eps_at, x, (x - denoised) / sigma, lam, lam_target, order)
+        x = dpm_solver_step(eps_at, x, (x - denoised) / sigma_of(lam), lam, lam_target, order)
         if renoise > 0:
             x = x + noise(x) * renoise
-        report_step(callback, i, x, sigma, sigma_of(lam_next), denoised)
+        report_step(callback, i, x, sigma, float(sigma_of(lam_next)), denoised)
     return x
