@@ -155,3 +155,16 @@ def test_an_old_failure_in_the_folder_does_not_fail_a_relaunch_with_other_values
     assert again.returncode == 0, again.stderr[-3000:]
     assert "FAILED" not in again.stdout + again.stderr
     assert len(list(sweep.rglob("failure.json"))) == 1  # the old record stays, only not counted
+
+
+def test_two_launches_of_one_sweep_compute_each_job_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "dualsampler.run", "-m", *TINY, "overlap_factor=1,2", f"hydra.sweep.dir={sweep}"]
+    launches = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path))
+                for _ in range(2)]
+    said = "".join(launch.communicate(timeout=600)[0] for launch in launches)
+    assert [launch.returncode for launch in launches] == [0, 0], said[-3000:]
+    assert len(list(sweep.rglob("result.json"))) == 2
+    assert len(re.findall(r": done in ", said)) == 2, said[-3000:]  # each job computed by one launch
+    assert said.count("matches the config and weights, skipping") == 2  # and returned by the other
+    assert list(sweep.rglob(".claim.json")) == []
