@@ -4,6 +4,8 @@ accepts or rejects the step and sets the next step size in lambda = -log(sigma).
 
 Like upstream it integrates from `sigmas[0]` to `sigma_min` (the last sigma, or the one before it when the list
 ends at 0), ignores the sigmas in between, returns x at `sigma_min`, and measures the error over the whole batch.
+A rejected try keeps the model call at the step's start for the next try (upstream repeats it): the same tensor
+with fewer model calls.
 """
 
 from __future__ import annotations
