@@ -169,6 +169,19 @@ def test_dpm_adaptive_rejects_bad_settings_before_any_model_call(gaussian, kwarg
     assert gaussian.calls == 0
 
 
+@pytest.mark.parametrize("name", ["ipndm", "ipndm_v", "deis"])
+def test_multistep_sampler_rejects_an_order_outside_1_to_4_before_any_model_call(gaussian, name):
+    with pytest.raises(ValueError, match="max_order must be 1, 2, 3 or 4"):
+        SAMPLER_FUNCTIONS[name](gaussian, start(gaussian), log_uniform(10.0, 0.5, 4), max_order=5)
+    assert gaussian.calls == 0
+
+
+def test_dpm_fast_rejects_a_negative_eta_before_any_model_call(gaussian):
+    with pytest.raises(ValueError, match="eta must be a finite number >= 0"):
+        sample_dpm_fast(gaussian, start(gaussian), log_uniform(10.0, 0.5, 4), eta=-1.0)
+    assert gaussian.calls == 0
+
+
 def test_dpm_fast_with_eta_draws_seeded_noise(gaussian):
     x = start(gaussian)
     sigmas = log_uniform(10.0, 0.5, 9)
