@@ -267,6 +267,7 @@ def test_per_element_masks_and_seeds(gaussian, latent):
         ({"steps": 0}, "steps must be an integer >= 1"),
         ({"denoise": 0.0}, r"denoise must be in \(0, 1\]"),
         ({"denoise": 1.5}, r"denoise must be in \(0, 1\]"),
+        ({"denoise": 1e-9}, r"denoise must be >= steps / 10000 = 0.0004 for 4 steps"),
         ({"noise_mask": torch.ones(3, 8, 12)}, "noise_mask batch must be 1 or 2"),
         ({"noise_mask": torch.ones(1, 2, 3, 8, 12)}, "noise_mask must have shape"),
         ({"noise_mask": torch.full((8, 12), 2.0)}, r"noise_mask values must lie in \[0, 1\]"),

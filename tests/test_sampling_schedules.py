@@ -126,6 +126,12 @@ def test_second_order_and_unipc_samplers_drop_the_penultimate_sigma(ms, sampler)
     assert KSampler(lambda x, s: x, "euler", "karras", ms).sigmas(5).shape == (6,)
 
 
+def test_steps_are_bounded_by_upstreams_maximum_and_samplers_that_drop_a_sigma_still_reach_it(ms):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1 and <= 10000, got 10001"):
+        get_sigmas("karras", 10_001, ms)
+    assert KSampler(lambda x, s: x, "dpm_2", "karras", ms).sigmas(10_000).shape == (10_001,)
+
+
 def test_unknown_schedule_and_bad_steps_are_rejected(ms):
     with pytest.raises(ValueError, match="scheduler must be one of normal, karras"):
         get_sigmas("cosine", 10, ms)

@@ -22,7 +22,7 @@ from .noise_mask import latent_noise_mask, masked_denoiser
 from .sample import check_latent, counting, integrate, with_counts
 from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampler
 from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
-from .schedules import check_scheduler, check_steps, get_sigmas
+from .schedules import MAX_STEPS, check_scheduler, check_steps, schedule_sigmas
 
 # Samplers whose noise-masked held region is noised with a separate draw from seed + 1 (upstream runs `ddim` as
 # euler with "random" inpainting noise), whatever the run's own added noise is.
@@ -47,10 +47,14 @@ def check_denoise(denoise: float) -> None:
 
 def denoise_to_steps(steps: int, denoise: float) -> tuple[int, int]:
     """`denoise < 1` runs the last `steps` of a longer schedule: `(adv_steps, start) = (int(steps/denoise),
-    adv_steps - steps)`, Python's int of the float quotient as upstream (14 steps at 0.56 give 24, not 25)."""
+    adv_steps - steps)`, Python's int of the float quotient as upstream (14 steps at 0.56 give 24, not 25).
+    The longer schedule is bounded like `steps` (`MAX_STEPS`), so a tiny denoise is refused before any work."""
     check_steps(steps)
     check_denoise(denoise)
     adv_steps = int(steps / denoise)
+    if adv_steps > MAX_STEPS:
+        raise ValueError(f"denoise must be >= steps / {MAX_STEPS} = {steps / MAX_STEPS:g} for {steps} steps "
+                         f"(it would run a {adv_steps}-step schedule), got {denoise!r}")
     return adv_steps, adv_steps - steps
 
 
@@ -110,10 +114,11 @@ class KSampler:
 
     def sigmas(self, steps: int) -> Tensor:
         """`steps + 1` sigmas; for dpm_2, dpm_2_ancestral and uni_pc*, those of `steps + 1` less the penultimate."""
+        check_steps(steps)
         if self.sampler in DISCARD_PENULTIMATE_SIGMA:
-            full = get_sigmas(self.scheduler, steps + 1, self.model_sampling)
+            full = schedule_sigmas(self.scheduler, steps + 1, self.model_sampling)
             return torch.cat([full[:-2], full[-1:]])
-        return get_sigmas(self.scheduler, steps, self.model_sampling)
+        return schedule_sigmas(self.scheduler, steps, self.model_sampling)
 
     def slice_sigmas(self, steps: int, start_at_step: int, end_at_step: int, return_with_leftover_noise: bool) -> Tensor:
         """SPEC §4.1 over this sampler's `steps`-step schedule (see `slice_schedule`)."""

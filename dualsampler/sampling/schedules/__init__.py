@@ -42,6 +42,7 @@ SCHEDULE_FUNCTIONS: dict[str, Callable[[ModelSampling, int], Tensor]] = {
     "GITS[coeff=1.2]": gits,
 }
 SCHEDULERS: tuple[str, ...] = tuple(SCHEDULE_FUNCTIONS)
+MAX_STEPS = 10_000  # upstream's KSampler widget maximum; bounds the memory a schedule and a run ask for
 
 
 def check_scheduler(scheduler: str) -> None:
@@ -50,15 +51,21 @@ def check_scheduler(scheduler: str) -> None:
 
 
 def check_steps(steps: int, name: str = "steps") -> None:
-    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_STEPS}, got {steps!r}")
+
+
+def schedule_sigmas(scheduler: str, steps: int, model_sampling: ModelSampling) -> Tensor:
+    """`get_sigmas` without its checks (callers checked the name and `steps`)."""
+    return SCHEDULE_FUNCTIONS[scheduler](model_sampling, steps).float()
 
 
 def get_sigmas(scheduler: str, steps: int, model_sampling: ModelSampling | None = None) -> Tensor:
     """`steps + 1` sigmas of the named schedule, descending, the last 0 (float32)."""
     check_scheduler(scheduler)
     check_steps(steps)
-    return SCHEDULE_FUNCTIONS[scheduler](model_sampling or ModelSampling(), steps).float()
+    return schedule_sigmas(scheduler, steps, model_sampling or ModelSampling())
 
 
-__all__ = ["SCHEDULERS", "SCHEDULE_FUNCTIONS", "check_scheduler", "check_steps", "get_sigmas", "karras_sigmas"]
+__all__ = ["MAX_STEPS", "SCHEDULERS", "SCHEDULE_FUNCTIONS", "check_scheduler", "check_steps", "get_sigmas",
+           "karras_sigmas", "schedule_sigmas"]
