@@ -26,6 +26,8 @@ from dualsampler.metrics import compute_metrics
 from dualsampler.models.judge import Judge
 from dualsampler.runner.claim import claim_job
 from dualsampler.runner.devices import check_device
+from dualsampler.runner.specs import SamplerSpec
+from dualsampler.runner.upscaling import UpscaleSpec
 from dualsampler.sampling import KSampler
 from dualsampler.tracking import WandbTracker
 from dualsampler.upscale import (
@@ -207,6 +209,11 @@ ROWS = [
     ("combined hook not a hook", lambda m: CombinedHook(CfgScheduleHook(3.0), "denoise"), r"hook2 must be an UpscaleHook"),
     ("resize height 0 px", lambda m: resize_images(m.images(), 0, 16, "bilinear"), r"height must be an integer >= 1"),
     ("resize width NaN", lambda m: resize_images(m.images(), 16, NAN, "bilinear"), r"width must be an integer >= 1"),
+    ("upscaler config factor NaN", lambda m: UpscaleSpec(factor=NAN), r"upscale_factor \(upscaler.factor\) .* \[1, 16\]"),
+    ("upscaler config tile_size inf", lambda m: UpscaleSpec(tile_size=INF), r"tile_size must be an integer >= 64"),
+    ("upscaler config steps 10**6", lambda m: UpscaleSpec(steps=10**6), r"steps must be an integer in \[1, 10000\]"),
+    ("upscaler config denoise 1e-9", lambda m: UpscaleSpec(denoise=1e-9), r"denoise=1e-09 .* must be <= 100000"),
+    ("upscaler config iterations 0", lambda m: UpscaleSpec(iterations=0), r"steps \(upscaler.iterations\) .* \[1, 64\]"),
     # metrics: prompts the judge cannot read, canvases too small for it, bad settings
     ("metrics unknown prompt word", lambda m: m.metrics(mask_prompts="purple unicorns"), r"mask_prompts: .*'unicorns' is unknown"),
     ("metrics prompt without pattern", lambda m: m.metrics(base_prompts="red"), r"base_prompts: .*must name one color and one pattern"),
@@ -236,6 +243,9 @@ ROWS = [
     ("overlap_factor NaN", lambda m: Alternate(overlap_factor=NAN), r"overlap_factor must be an integer >= 0"),
     ("overlap_factor inf", lambda m: Fused(overlap_factor=INF), r"overlap_factor must be an integer >= 0"),
     ("feather NaN in fused", lambda m: Fused(feather=NAN), r"feather must be a number in \[0, 64\]"),
+    ("sampler config cfg NaN", lambda m: SamplerSpec("euler", "karras", NAN, "red dots"), r"cfg must be a finite number in \[0, 100\]"),
+    ("sampler config cfg inf", lambda m: SamplerSpec("euler", "karras", INF, "red dots"), r"cfg must be a finite number in \[0, 100\]"),
+    ("sampler config name unknown", lambda m: SamplerSpec("eulerr", "karras", 3.0, "red dots"), r"sampler must be one of"),
     ("seed negative", lambda m: m.two(Alternate(), seed=-1), r"seed must be an int in \[0, 2\*\*64\)"),
     ("seed 2**64", lambda m: m.two(Alternate(), seed=2**64), r"seed must be an int in \[0, 2\*\*64\)"),
     ("steps 0", lambda m: m.two(Alternate(), steps=0), r"steps must be an integer >= 1"),

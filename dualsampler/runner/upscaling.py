@@ -7,9 +7,8 @@ from typing import Callable
 
 from torch import Tensor
 
-from ..sampling.ksampler import check_denoise
-from ..sampling.schedules import check_steps
 from ..upscale import TwoSamplersForMaskUpscaler, UpscaleHook, UpscaleSampler, iterative_upscale
+from ..upscale.sampler_spec import check_pass_settings
 from ..upscale.scale_methods import check_scale_method
 from ..upscale.schedules import check_full_sample_schedule
 from ..upscale.step_plan import check_upscale_args
@@ -45,8 +44,7 @@ class UpscaleSpec:
         check_upscale_args(self.factor, self.iterations, self.step_mode)
         check_scale_method(self.scale_method)
         check_full_sample_schedule(self.full_sample_schedule)
-        check_steps(self.steps)
-        check_denoise(self.denoise)
+        check_pass_settings(self.steps, self.denoise)
         check_tile_size(self.tile_size, 8)
         check_upscale_model_choice(self.upscale_model)
 

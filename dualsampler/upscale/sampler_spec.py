@@ -13,6 +13,19 @@ from dualsampler.sampling.noise import Seed
 from dualsampler.upscale.limits import MAX_CFG, MAX_SCHEDULE, MAX_STEPS, check_count, check_real
 
 
+def check_pass_settings(steps: int, denoise: float, cfg: float | None = None) -> None:
+    """Raise ValueError unless `steps` is an integer in [1, MAX_STEPS], `denoise` in (0, 1] with the schedule it is cut
+    from (`steps / denoise` steps) at most MAX_SCHEDULE long, and `cfg` None or a finite number in [0, MAX_CFG]."""
+    check_count(steps, "steps", 1, MAX_STEPS)
+    check_denoise(denoise)
+    if steps / denoise > MAX_SCHEDULE:
+        raise ValueError(f"denoise={denoise!r} with steps={steps} cuts {steps} steps from a schedule of "
+                         f"steps / denoise = {steps / denoise:.3g} steps; it must be <= {MAX_SCHEDULE} "
+                         f"(denoise >= steps / {MAX_SCHEDULE})")
+    if cfg is not None:
+        check_real(cfg, "cfg", 0.0, MAX_CFG)
+
+
 @dataclass(frozen=True)
 class UpscaleSampler:
     """`ksampler.sample(latent, seed, steps, denoise)` with the denoiser's guidance set to `cfg` (None: keep it).
@@ -29,14 +42,7 @@ class UpscaleSampler:
     def __post_init__(self) -> None:
         if not isinstance(self.ksampler, KSampler):
             raise ValueError(f"ksampler must be a dualsampler.sampling.KSampler, got {type(self.ksampler).__name__}")
-        check_count(self.steps, "steps", 1, MAX_STEPS)
-        check_denoise(self.denoise)
-        if self.steps / self.denoise > MAX_SCHEDULE:
-            raise ValueError(f"denoise={self.denoise!r} with steps={self.steps} cuts {self.steps} steps from a schedule of "
-                             f"steps / denoise = {self.steps / self.denoise:.3g} steps; it must be <= {MAX_SCHEDULE} "
-                             f"(denoise >= steps / {MAX_SCHEDULE})")
-        if self.cfg is not None:
-            check_real(self.cfg, "cfg", 0.0, MAX_CFG)
+        check_pass_settings(self.steps, self.denoise, self.cfg)
         if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):
             raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (UNetDenoiser)")
 
