@@ -109,8 +109,11 @@ def check_judge_prompts(prompts: list[str], name: str, vocabulary: tuple[list[st
     return out
 
 
+MAX_WIDTH = 4096  # band widths, patch sizes, strides and batch sizes: a band of 4096 px already spans any canvas
+
+
 def check_width(width: int, name: str = "band_width") -> int:
-    """Return `width` after checking it is an int >= 1."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {width!r}")
+    """Return `width` after checking it is an int in [1, MAX_WIDTH] (a wider band would pad the masks by as much)."""
+    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_WIDTH}, got {width!r}")
     return width
