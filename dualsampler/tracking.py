@@ -48,9 +48,13 @@ def quiet_wandb(mode: str):
     the module. Call before `wandb.init`: the telemetry exporter reads the global settings, not the run's."""
     os.environ["WANDB_ERROR_REPORTING"] = "false"
     import wandb
-    from wandb.analytics.opentelemetry import opentelemetry_proxy
 
-    opentelemetry_proxy.disable()
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+    except ImportError:  # wandb before 0.31 has no telemetry exporter to disable
+        opentelemetry_proxy = None
+    if opentelemetry_proxy is not None:
+        opentelemetry_proxy.disable()
     wandb.setup(settings=wandb.Settings(mode=mode, x_disable_stats=True, silent=True))
     return wandb
 
