@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +170,20 @@ def test_two_launches_of_one_sweep_compute_each_job_once(tmp_path):
     assert len(re.findall(r": done in ", said)) == 2, said[-3000:]  # each job computed by one launch
     assert said.count("matches the config and weights, skipping") == 2  # and returned by the other
     assert list(sweep.rglob(".claim.json")) == []
+
+
+def test_a_sweep_killed_while_holding_a_claim_resumes_on_relaunch(tmp_path):
+    """SIGKILL leaves the job's claim behind; the relaunch takes the dead process's claim over and finishes."""
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "dualsampler.run", "-m", *TINY, "overlap_factor=1,2", f"hydra.sweep.dir={sweep}"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(tmp_path))
+    deadline = time.monotonic() + 300
+    while not list(sweep.rglob(".claim.json")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    assert list(sweep.rglob(".claim.json")), "the launch was killed before it claimed a job"
+    again = run_cli(*TINY, "overlap_factor=1,2", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "taking over the stale claim" in again.stdout + again.stderr
+    assert len(list(sweep.rglob("result.json"))) == 2 and list(sweep.rglob(".claim.json")) == []
