@@ -19,6 +19,7 @@ from dualsampler.sampling.samplers import SAMPLER_FUNCTIONS
 from dualsampler.sampling.samplers.deis import deis_weights, sigma_to_vp_time, vp_fit
 from dualsampler.sampling.samplers.dpm_adaptive import sample_dpm_adaptive
 from dualsampler.sampling.samplers.dpm_fast import fast_orders, sample_dpm_fast
+from dualsampler.sampling.samplers.guidance import CFG_PP_SAMPLERS
 from dualsampler.sampling.samplers.ipndm_v import variable_step_weights
 
 # name: (observed global order on a log-uniform schedule, coarse step count; the fine run takes twice as many).
@@ -266,6 +267,14 @@ def test_same_seed_same_tensor_other_seed_other_tensor(gaussian, name):
     c = sample(denoiser, x, sigmas, name, seed=2)
     assert torch.equal(a, b)
     assert (a - c).abs().max() > 1e-3
+
+
+def test_ksampler_with_a_cfg_pp_sampler_rejects_a_denoiser_without_with_uncond_when_built(gaussian):
+    assert CFG_PP_SAMPLERS == {name for name in SAMPLERS if name.endswith("_cfg_pp")} == set(CFG_PP)
+    for name in CFG_PP:
+        with pytest.raises(ValueError, match=rf"{name}.*with_uncond"):
+            KSampler(gaussian, name, "karras")
+        KSampler(GuidedGaussian(gaussian), name, "karras")
 
 
 @pytest.mark.parametrize("name", STOCHASTIC)

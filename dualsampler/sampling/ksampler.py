@@ -21,6 +21,7 @@ from .noise import NoiseStream, Seed, check_seed
 from .noise_mask import latent_noise_mask, masked_denoiser
 from .sample import check_latent, counting, integrate, with_counts
 from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampler
+from .samplers.guidance import CFG_PP_SAMPLERS, require_uncond
 from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
 from .schedules import MAX_STEPS, check_scheduler, check_steps, schedule_sigmas
 
@@ -101,6 +102,8 @@ class KSampler:
     ) -> None:
         check_sampler(sampler)
         check_scheduler(scheduler)
+        if sampler in CFG_PP_SAMPLERS:
+            require_uncond(denoiser, sampler)
         if not isinstance(upstream_compat, bool):
             raise ValueError(f"upstream_compat must be a bool, got {upstream_compat!r}")
         self.denoiser = denoiser

@@ -6,6 +6,12 @@ from torch import Tensor
 
 from .common import Denoiser
 
+# The samplers that call `with_uncond` (their names end in `_cfg_pp`, as upstream's do).
+CFG_PP_SAMPLERS = frozenset({
+    "euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_2m_cfg_pp", "res_multistep_cfg_pp",
+    "res_multistep_ancestral_cfg_pp", "gradient_estimation_cfg_pp",
+})
+
 
 def require_uncond(denoiser: Denoiser, name: str) -> None:
     """Reject, before any model call, a denoiser that cannot give its unconditional prediction."""
