@@ -188,7 +188,7 @@ def test_a_per_step_run_checks_its_inputs_once_and_builds_each_schedule_once(sam
         return wrapper
 
     monkeypatch.setattr(checks, "check_latent", counted("check_latent", checks.check_latent))
-    monkeypatch.setattr(ksampler, "get_sigmas", counted("get_sigmas", ksampler.get_sigmas))
+    monkeypatch.setattr(ksampler, "schedule_sigmas", counted("get_sigmas", ksampler.schedule_sigmas))
     two_advanced_samplers_for_mask(0, 12, 1.0, latent, *samplers, mask, 3, "seed")
     assert calls == {"check_latent": 1, "get_sigmas": 2}  # one schedule per sampler, not one per step
 

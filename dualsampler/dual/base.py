@@ -164,11 +164,13 @@ def run_slice_x0(
     mask: Tensor | None,
     callback: Callback | None,
     return_x0: bool,
+    noise_span: Tensor | None = None,
 ) -> Tensor:
     """`sampler.run_slice` with seeded noise added; with `return_x0` the last step's (masked) x0 prediction instead
-    of the final x, as the Impact Pack's sampler wrapper returns from a call that ends at sigma 0."""
+    of the final x, as the Impact Pack's sampler wrapper returns from a call that ends at sigma 0. `noise_span`:
+    the whole schedule `sigmas` was cut from (the wrapper's SDE Brownian tree spans it)."""
     if not return_x0:
-        return sampler.run_slice(True, seed, latent, sigmas, mask, callback)
+        return sampler.run_slice(True, seed, latent, sigmas, mask, callback, noise_span)
     last: dict[str, Tensor] = {}
 
     def keep(info: dict[str, Any]) -> None:
@@ -176,5 +178,5 @@ def run_slice_x0(
         if callback is not None:
             callback(info)
 
-    out = sampler.run_slice(True, seed, latent, sigmas, mask, keep)
+    out = sampler.run_slice(True, seed, latent, sigmas, mask, keep, noise_span)
     return last.get("x0", out)

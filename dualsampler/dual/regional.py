@@ -46,7 +46,8 @@ class StepSchedule:
         """Step `i -> i+1` (leftover noise kept) under `mask`, with the recovery pass where it applies."""
         recovery_sigmas = None if self.recovery_sigmas is None else slice_schedule(self.recovery_sigmas, i, i + 1, True)
         return recovered_step(self.sampler, self.recovery, self.recovery_sampler, add_noise, seed, x,
-                              slice_schedule(self.sigmas, i, i + 1, True), recovery_sigmas, mask, callback)
+                              slice_schedule(self.sigmas, i, i + 1, True), recovery_sigmas, mask, callback,
+                              self.sigmas, self.recovery_sigmas)
 
 
 @dataclass
@@ -110,5 +111,7 @@ class Regional(RegionSampler):
 
     def _base_only(self, run: RegionRun, x: Tensor, leftover: bool) -> Tensor:
         """The first `base_only_steps` steps of the base sampler alone, over the whole latent."""
-        sigmas = slice_schedule(run.base.sigmas(run.adv_steps), run.start, run.start + self.base_only_steps, leftover)
-        return run_slice_x0(run.base, x, run.seed, sigmas, None, run.report(None, "base", None, run.start), not leftover)
+        full = run.base.sigmas(run.adv_steps)
+        sigmas = slice_schedule(full, run.start, run.start + self.base_only_steps, leftover)
+        return run_slice_x0(run.base, x, run.seed, sigmas, None, run.report(None, "base", None, run.start), not leftover,
+                            full)

@@ -26,8 +26,9 @@ def run_to_zero(
 ) -> Tensor:
     """`sampler.sample(latent, seed, steps, denoise, mask)` without its checks (see `run_slice_x0`)."""
     adv_steps, start = denoise_to_steps(steps, denoise)
-    sigmas = slice_schedule(sampler.sigmas(adv_steps), start, adv_steps, False)
-    return run_slice_x0(sampler, latent, seed, sigmas, mask, callback, return_x0)
+    full = sampler.sigmas(adv_steps)
+    return run_slice_x0(sampler, latent, seed, slice_schedule(full, start, adv_steps, False), mask, callback, return_x0,
+                        full)
 
 
 @dataclass
