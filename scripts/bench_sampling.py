@@ -6,16 +6,19 @@ Every name in SAMPLERS by default; the cfg_pp samplers get their unconditional p
 UNetDenoiser (`with_uncond`, one batched forward of cond + uncond like every other sampler here).
 
 ratio = loop time / time of the same number of bare forwards of the same batch, both timed as back-to-back
-runs (best of `--repeats`), so that a single lucky forward does not set the reference.
+runs (best of `--repeats`), so that a single lucky forward does not set the reference. Loop and bare runs
+alternate (ABBA...), so a load change on a shared machine reaches both sides alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from typing import Callable
 
 import torch
 
-from bench_common import best_time, denoiser, small_unet
+from bench_common import denoiser, small_unet
 from dualsampler.sampling import SAMPLERS, KSampler
 
 
@@ -33,6 +36,18 @@ def count_forwards(module: torch.nn.Module, fn) -> int:
     finally:
         handle.remove()
     return count
+
+
+def interleaved_best(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Minimum wall times of `a` and `b` over `repeats` rounds run in alternating order (after one warm-up each)."""
+    a(), b()
+    best = {a: float("inf"), b: float("inf")}
+    for round_ in range(repeats):
+        for fn in ((a, b) if round_ % 2 == 0 else (b, a)):
+            start = time.perf_counter()
+            fn()
+            best[fn] = min(best[fn], time.perf_counter() - start)
+    return best[a], best[b]
 
 
 def main() -> None:
@@ -60,8 +75,8 @@ def main() -> None:
     for name in names:
         ks = KSampler(den, name, "karras")
         evals = count_forwards(unet, lambda: ks.sample(latent, 0, args.steps))
-        loop = best_time(lambda: ks.sample(latent, 0, args.steps), args.repeats)
-        bare = best_time(lambda: bare_forwards(evals), args.repeats)
+        loop, bare = interleaved_best(lambda: ks.sample(latent, 0, args.steps), lambda: bare_forwards(evals),
+                                      args.repeats)
         print(f"{name:<32}{evals:>6}{loop:>9.3f}{bare:>13.3f}{loop / bare:>8.3f}")
 
 
