@@ -63,6 +63,14 @@ def test_the_goldens_cover_every_route_and_both_mask_kinds_at_both_resolutions()
     assert masks >= {"binary/latent", "soft/latent", "binary/image", "soft/image"}
 
 
+def test_every_sampler_and_scheduler_offered_has_goldens():
+    from dualsampler.sampling import SAMPLERS, SCHEDULERS
+
+    plain = [e for e in MANIFEST["cases"] if e["route"] in ("ksampler_advanced", "impact_advanced")]
+    assert {e["sampler"] for e in plain} == set(SAMPLERS)
+    assert {e["scheduler"] for e in plain} == set(SCHEDULERS)
+
+
 @pytest.mark.parametrize("entry", case_params())
 def test_ours_gives_upstreams_tensor(entry):
     case = as_case(entry)
