@@ -1,7 +1,9 @@
-"""Table and figure of the blending-methods sweep: `python experiments/blending_methods/report.py [runs/blending_methods]`.
+"""Table and figure of the blending-methods sweep:
+`python experiments/blending_methods/report.py [runs/blending_methods]`.
 
 Reads every job's result.json, labels each job by its algorithm and the options that differ from the defaults
-(`multidiffusion (bootstrap 0)`, `mixture_of_diffusers (flat)`), and writes next to this file
+(`multidiffusion (bootstrap 0)`, `mixture_of_diffusers (flat)`,
+`mixture_of_diffusers (sigma_scale 0.3)`), and writes next to this file
 `blending_methods.md` (mean and 95% t-interval over seeds per metric; FID/KID are one value per job) and
 `blending_methods.png`. The model calls per image come from the job's trace (result.json), or, for a result
 without one, from a `Trace` of the job's algorithm on its samplers and steps over an analytic Gaussian denoiser
@@ -23,7 +25,6 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from dualsampler.masks import ellipse_mask  # noqa: E402
 from dualsampler.runner.results import read_results  # noqa: E402
 from dualsampler.sampling import KSampler  # noqa: E402
 from dualsampler.trace import Trace  # noqa: E402
@@ -32,7 +33,8 @@ HERE = Path(__file__).parent
 METRICS = ["seam/gradient_ratio", "seam/color_jump", "seam/perceptual", "region_accuracy/inside",
            "region_accuracy/outside", "fid/judge"]
 ORDER = ["whole_run", "alternate", "regional", "fused", "multidiffusion", "multidiffusion (bootstrap 0)",
-         "mixture_of_diffusers", "mixture_of_diffusers (flat)", "soft_inpainting", "differential_diffusion"]
+         "mixture_of_diffusers", "mixture_of_diffusers (sigma_scale 0.3)", "mixture_of_diffusers (flat)",
+         "soft_inpainting", "differential_diffusion"]
 
 
 class Gaussian:
@@ -53,6 +55,8 @@ def label(dual: dict[str, Any]) -> str:
         return "multidiffusion (bootstrap 0)"
     if name == "mixture_of_diffusers" and dual.get("weights") == "flat":
         return "mixture_of_diffusers (flat)"
+    if name == "mixture_of_diffusers" and dual.get("sigma_scale") != 0.1:
+        return f"mixture_of_diffusers (sigma_scale {dual['sigma_scale']:g})"
     return name
 
 
@@ -76,7 +80,7 @@ def model_calls(result: dict[str, Any]) -> int:
     trace = Trace()
     algorithm(torch.zeros(1, 4, *size), base_sampler=KSampler(Gaussian(-1.0), config["base_sampler"]["sampler"]),
               mask_sampler=KSampler(Gaussian(1.0), config["mask_sampler"]["sampler"]),
-              mask=ellipse_mask(config["height"], config["width"]), seed=0, steps=config["steps"], callback=trace)
+              mask=instantiate(config["mask"]), seed=0, steps=config["steps"], callback=trace)
     return trace.summary()["evals_total"]
 
 
@@ -104,7 +108,8 @@ def table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
         for overlap in sorted({o for n, o in rows if n == name}):
             row = rows[(name, overlap)]
             cells = [f"{m:.3g} ± {h:.2g}" if h else f"{m:.3g}" for m, h in (row["values"][k] for k in METRICS)]
-            lines.append(f"| {name} | {overlap} | " + " | ".join(cells) + f" | {row['calls']} | {row['sample_s']:.2f} |")
+            lines.append(f"| {name} | {overlap} | " + " | ".join(cells)
+                         + f" | {row['calls']} | {row['sample_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

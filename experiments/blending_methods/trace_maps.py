@@ -1,4 +1,5 @@
-"""The trace of every algorithm on the experiment's mask and canvas: `python experiments/blending_methods/trace_maps.py`.
+"""The trace of every algorithm on the experiment's mask and canvas:
+`python experiments/blending_methods/trace_maps.py`.
 
 For each algorithm at `overlap_factor` 4 (the config's default), 20 steps, base euler and mask dpmpp_2m as in
 the sweep: model evaluations per latent pixel and the sampler that wrote each pixel last (blue base, red mask,
@@ -34,8 +35,8 @@ def main() -> None:
         algorithm = cls(overlap_factor=4) if "overlap_factor" in cls.__dataclass_fields__ else cls()
         trace = Trace()
         algorithm(torch.zeros(1, 4, 32, 32), base_sampler=KSampler(Gaussian(-1.0), "euler"),
-                  mask_sampler=KSampler(Gaussian(1.0), "dpmpp_2m"), mask=ellipse_mask(128, 128), seed=0, steps=20,
-                  callback=trace)
+                  mask_sampler=KSampler(Gaussian(1.0), "dpmpp_2m"), mask=ellipse_mask(128, 128, ry=0.3, rx=0.3),
+                  seed=0, steps=20, callback=trace)
         summary = trace.summary()
         image = axes[0, column].imshow(trace.evals[0].numpy(), cmap="viridis", vmin=0, vmax=40)
         axes[0, column].set_title(f"{name}\nevals per pixel {summary['pixel_evals']['min']:.0f}-"
