@@ -169,6 +169,11 @@ def test_ddim_noises_the_held_region_with_randn_from_seed_plus_one(gaussian, lat
     torch.testing.assert_close(inputs["ddim"][~held], inputs["euler"][~held])
 
 
+def test_ddim_under_a_mask_runs_with_the_largest_seed(gaussian, latent):
+    out = KSampler(gaussian, "ddim", "karras").sample(latent, 2**64 - 1, 3, noise_mask=half_mask(8, 12, "right"))
+    assert torch.isfinite(out).all()
+
+
 def test_the_latent_is_held_exactly_outside_the_mask_unless_upstream_compat(gaussian, latent):
     mask = half_mask(8, 12, "right")
     outside = mask.expand_as(latent) == 0

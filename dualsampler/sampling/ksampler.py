@@ -3,8 +3,8 @@
 Upstream fidelity (SPEC §10): `denoise` maps to `int(steps / denoise)` steps; under a noise mask `ddim` noises the
 held region with upstream's separate draw (`randn` seeded with seed + 1); a fractional mask value m gives
 `D*m + latent*(1-m)` once. Two deliberate deviations, both switched to upstream's behaviour by
-`upstream_compat=True`: the latent is held exactly where the mask is 0 (upstream's uni_pc leaves the residual of
-its final sigma 0.001 there), and uni_pc over a one-step sigma list takes a first-order step (upstream's order
+`upstream_compat=True`: the latent is held exactly where the mask is 0 (upstream's uni_pc, dpm_fast and
+dpm_adaptive stop above sigma 0 and leave that residual noise there), and uni_pc over a one-step sigma list takes a first-order step (upstream's order
 `min(3, len(sigmas) - 2)` is 0 there and it only rescales x).
 """
 
@@ -73,8 +73,9 @@ class SpannedNoise(NoiseStream):
 
 
 def inpaint_seed(seed: Seed) -> Seed:
-    """The seed of upstream's separate inpainting noise: seed + 1 (per element for a list of seeds)."""
-    return seed + 1 if isinstance(seed, int) else [s + 1 for s in seed]
+    """The seed of upstream's separate inpainting noise: seed + 1 (per element for a list of seeds), wrapped to 0
+    after the largest seed 2**64 - 1 (where upstream's generator overflows)."""
+    return (seed + 1) % 2**64 if isinstance(seed, int) else [(s + 1) % 2**64 for s in seed]
 
 
 def slice_schedule(sigmas: Tensor, start_at_step: int, end_at_step: int, return_with_leftover_noise: bool) -> Tensor:
