@@ -22,7 +22,7 @@ from PIL import Image
 
 from dualsampler.dual import Alternate, Fused, Regional, WholeRun, two_samplers_for_mask
 from dualsampler.masks import as_mask_batch, ellipse_mask, feather_mask, grow_mask, half_mask, load_mask, rectangle_mask, resize_mask
-from dualsampler.metrics import compute_metrics
+from dualsampler.metrics import compute_metrics, kernel_distance
 from dualsampler.models.judge import Judge
 from dualsampler.runner.claim import claim_job
 from dualsampler.runner.devices import check_device
@@ -130,7 +130,8 @@ def judge() -> Judge:
 @pytest.fixture
 def models(vae, judge, tmp_path) -> Models:
     m = Models(vae, judge, tmp_path)
-    hooks = [module.register_forward_hook(lambda *_: m.count()) for module in (vae.encoder, vae.decoder, judge)]
+    # the judge's stem is the first layer of each of its entry points (features, feature_maps, forward)
+    hooks = [module.register_forward_hook(lambda *_: m.count()) for module in (vae.encoder, vae.decoder, judge.stem)]
     yield m
     for hook in hooks:
         hook.remove()
@@ -225,6 +226,8 @@ ROWS = [
     ("metrics images NaN", lambda m: m.metrics(images=m.images(value=NAN)), r"images values must lie in \[0, 1\]"),
     ("metrics fid_features unknown", lambda m: m.metrics(fid_features="clip"), r"fid_features must be one of"),
     ("metrics mask size mismatch", lambda m: m.metrics(masks=ellipse_mask(48, 48)), r"masks size must be the image size"),
+    ("kid subsets 10**9", lambda m: kernel_distance("judge", m.judge, subsets=10**9), r"subsets must be an integer >= 1 and <= 10000"),
+    ("kid subsets 0", lambda m: kernel_distance("judge", m.judge, subsets=0), r"subsets must be an integer >= 1"),
     # devices, tracker, job claim
     ("device gpu", lambda m: check_device("gpu"), r"device='gpu' is invalid: use cpu, cuda, cuda:N \(N a GPU index\) or mps"),
     ("device cuda:", lambda m: check_device("cuda:"), r"device='cuda:' is invalid: use cpu, cuda, cuda:N"),
@@ -263,6 +266,15 @@ def test_a_bad_value_is_refused_before_any_model_call_naming_the_parameter(model
         call(models)
     assert re.search(message, str(error.value)), str(error.value)
     assert models.calls == 0
+
+
+def test_the_counting_models_count_a_valid_call_of_each(models):
+    models.two(Alternate(overlap_factor=1), steps=1)
+    sampled = models.calls
+    models.upscaler().decode(models.latent())
+    decoded = models.calls
+    models.metrics(references=models.images())
+    assert 0 < sampled < decoded < models.calls
 
 
 def test_the_table_holds_at_least_sixty_bad_values():

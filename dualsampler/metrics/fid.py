@@ -18,6 +18,8 @@ from dualsampler.metrics.features import JudgeFeatures
 from dualsampler.metrics.optional import inception_weights
 
 EXTRACTORS = ("judge", "inception")
+MAX_SUBSETS = 10_000  # KID subsets: one polynomial-kernel MMD each
+MAX_SUBSET_SIZE = 100_000  # samples per KID subset: its kernel matrices are subset_size^2
 
 
 class InceptionFeatures(nn.Module):
@@ -59,6 +61,13 @@ def frechet_distance(extractor: str = "judge", judge: nn.Module | None = None,
     return FrechetInceptionDistance(feature=feature_module(extractor, judge, weights_path))
 
 
+def check_kid_settings(subsets: int, subset_size: int = 1000) -> None:
+    """Raise ValueError unless `subsets` is an integer in [1, MAX_SUBSETS] and `subset_size` in [2, MAX_SUBSET_SIZE]."""
+    for name, value, low, high in (("subsets", subsets, 1, MAX_SUBSETS), ("subset_size", subset_size, 2, MAX_SUBSET_SIZE)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer >= {low} and <= {high}, got {value!r}")
+
+
 class KernelDistance(KernelInceptionDistance):
     """KID = unbiased MMD^2 with kernel k(x, y) = (x.y / D + 1)^3, averaged over `subsets` random subsets.
 
@@ -67,6 +76,7 @@ class KernelDistance(KernelInceptionDistance):
     """
 
     def __init__(self, feature: nn.Module, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> None:
+        check_kid_settings(subsets, subset_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
             super().__init__(feature=feature, subsets=subsets, subset_size=subset_size)
@@ -94,4 +104,5 @@ class KernelDistance(KernelInceptionDistance):
 def kernel_distance(extractor: str = "judge", judge: nn.Module | None = None,
                     weights_path: str | None = None, subsets: int = 100) -> KernelDistance:
     """KID over `extractor` features (see KernelDistance); update(images, real=bool)."""
+    check_kid_settings(subsets)
     return KernelDistance(feature_module(extractor, judge, weights_path), subsets=subsets)
