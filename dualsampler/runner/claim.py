@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CLAIM_FILE = ".claim.json"
 TAKEOVER_LOCK = ".claim.lock"
 POLL_SECONDS = 0.5
+NOTE_SECONDS = 60.0  # how often a waiting process repeats whom it waits for
 
 
 class JobClaimed(RuntimeError):
@@ -123,7 +124,7 @@ def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = No
     pid = os.getpid()
     mine = {"pid": pid, "host": socket.gethostname(), "started": process_start(pid), "token": uuid.uuid4().hex, "since": time.time()}
     deadline = None if timeout is None else time.monotonic() + timeout
-    told = False
+    next_note = time.monotonic()
     while (held := try_claim(out_dir, mine)) is not None:
         if not wait:
             log.info("%s: claimed by pid %s on %s, skipping", out_dir, held.get("pid"), held.get("host"))
@@ -131,9 +132,10 @@ def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = No
             return
         if deadline is not None and time.monotonic() >= deadline:
             raise JobClaimed(f"{out_dir} is still claimed by pid {held.get('pid')} on {held.get('host')} after {timeout} s")
-        if not told:
-            log.info("%s: claimed by pid %s on %s, waiting", out_dir, held.get("pid"), held.get("host"))
-            told = True
+        if time.monotonic() >= next_note:  # a claim from another host is never taken over: say how to release it
+            log.info("%s: claimed by pid %s on %s, waiting (if that process is gone, remove %s)", out_dir,
+                     held.get("pid"), held.get("host"), out_dir / CLAIM_FILE)
+            next_note = time.monotonic() + NOTE_SECONDS
         time.sleep(poll)
     try:
         yield True
