@@ -215,3 +215,19 @@ def test_bad_inputs_are_rejected_before_any_model_call(method):
         method(torch.zeros(1, 4, H, W), base_sampler=KSampler(base), mask_sampler=KSampler(inside),
                mask=torch.ones(H + 1, W), seed=0, steps=4)
     assert base.calls == inside.calls == 0
+
+
+@pytest.mark.parametrize("folder", ["sd15", "sdxl"])
+def test_members_at_their_own_inputs_stack_stable_diffusion_conditionings_into_one_forward(sd_models, folder):
+    """SDXL's conditioning (pooled text embeddings, size time ids) stacks as SD 1.5's hidden states do."""
+    from dualsampler.models import load_model
+
+    model = load_model(getattr(sd_models, folder))
+    denoisers = [model.denoiser(prompt, cfg=4.0) for prompt in ("blue", "red dots", "green")]
+    xs = [torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    sigma = torch.full((1,), 2.0)
+    counter = ForwardCounter(model.unet)
+    together = denoise_each(JointDenoiser(denoisers), xs, sigma)
+    assert counter.batches == [6]
+    for d, x, out in zip(denoisers, xs, together):
+        torch.testing.assert_close(out, d(x, sigma), atol=1e-4, rtol=1e-4)
