@@ -105,7 +105,7 @@ def test_a_bad_value_fails_its_job_naming_the_key_before_any_work(tmp_path, over
         assert len(failures) == bad_values(overrides), done.stderr[-3000:]
         for failure in failures:
             assert re.search(key, failure["error"]), failure["error"]
-            assert "Traceback" not in failure["error"]
+            assert failure["error"].startswith("ConfigError: "), failure["error"]  # refused before the model loads
     else:  # Hydra refused the sweep while composing it
         assert re.search(key, done.stderr) and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert list(sweep.rglob("result.json")) == [] and list(sweep.rglob("*.png")) == []
@@ -119,6 +119,7 @@ def test_a_truncated_mask_file_is_named_and_nothing_is_written(tmp_path):
     assert done.returncode == 1
     failure = json.loads(next(sweep.rglob("failure.json")).read_text())
     assert re.search(r"mask(\.|: )path", failure["error"]) and "cut.png" in failure["error"]
+    assert failure["error"].startswith("ConfigError: ")
     assert list(sweep.rglob("result.json")) == [] and list(sweep.rglob("seed*.png")) == []
 
 
@@ -187,3 +188,9 @@ def test_a_sweep_killed_while_holding_a_claim_resumes_on_relaunch(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "taking over the stale claim" in again.stdout + again.stderr
     assert len(list(sweep.rglob("result.json"))) == 2 and list(sweep.rglob(".claim.json")) == []
+
+
+def test_an_overlap_covering_the_whole_canvas_is_warned_about(tmp_path):
+    done = run_cli(*TINY, "overlap_factor=1000", f"hydra.sweep.dir={tmp_path / 'sweep'}", env=cli_env(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "overlap_factor: the grown mask covers the whole canvas" in done.stdout + done.stderr
