@@ -231,3 +231,17 @@ def test_members_at_their_own_inputs_stack_stable_diffusion_conditionings_into_o
     assert counter.batches == [6]
     for d, x, out in zip(denoisers, xs, together):
         torch.testing.assert_close(out, d(x, sigma), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", [MultiDiffusion(bootstrap=0.5), MixtureOfDiffusers(), SoftInpainting(),
+                                    DifferentialDiffusion()], ids=lambda m: m.name)
+def test_cfg_pp_samplers_get_the_blended_unconditional_prediction(method):
+    _, base, regions = shared_unet_samplers()
+    out = method.sample_regions(torch.zeros(1, 4, 8, 8), base_sampler=KSampler(base.denoiser, "dpmpp_2m_cfg_pp"),
+                                regions=regions, seed=0, steps=4)
+    assert torch.isfinite(out).all()
+    gaussian = GaussianData()
+    with pytest.raises(ValueError, match="CFG\\+\\+ sampler"):
+        method.sample_regions(torch.zeros(1, 4, 8, 8), base_sampler=KSampler(gaussian, "euler_cfg_pp"),
+                              regions=[Region(regions[0].mask, KSampler(gaussian))], seed=0, steps=4)
+    assert gaussian.calls == 0
