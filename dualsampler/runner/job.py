@@ -122,16 +122,14 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
             upscale = parts.upscaler.build(model, {"base": (parts.base_spec, base), "mask": (parts.mask_spec, inside)}, mask)
         evaluation = parts.evaluator.start(model, mask, (parts.base_spec.prompt, parts.mask_spec.prompt), device)
         lap("load_s")
-        saved, decoded = [], []
+        saved, decoded, traces = [], [], []
         with tqdm(total=len(parts.seeds), desc=name, unit="image") as bar:
             for begin in range(0, len(parts.seeds), s.batch_size):
                 batch = parts.seeds[begin:begin + s.batch_size]
                 latent = torch.zeros(len(batch), model.latent_channels, s.height // f, s.width // f, device=device)
-                trace = Trace() if begin == 0 else None  # the first batch's trace stands for the job's
+                traces.append(Trace())
                 latent = parts.dual(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=batch,
-                                    steps=s.steps, denoise=s.denoise, callback=trace)
-                if trace is not None:
-                    traced = trace
+                                    steps=s.steps, denoise=s.denoise, callback=traces[-1])
                 if upscale is not None:
                     latent = upscale(latent, batch)
                 lap("sample_s")
@@ -145,6 +143,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
                 bar.update(len(batch))
         metrics, per_seed = evaluation.compute()
         lap("metrics_s")
+    traced = Trace.stack(traces)
     trace_images = traced.save_images(out_dir / "trace")
     grid = out_dir / "grid.png"
     image_files.labelled_grid(torch.cat(decoded), [f"seed {k}" for k in parts.seeds], name).save(grid)
@@ -159,7 +158,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         "images": [str(p.relative_to(out_dir)) for p in saved],
         "grid": grid.name,
         "trace": {**traced.summary(), "images": [str(p.relative_to(out_dir)) for p in trace_images],
-                  "seed": parts.seeds[0]},
+                  "images_seed": parts.seeds[0]},
         "timings": timings,
         "device": str(device),
         "threads": torch.get_num_threads(),
