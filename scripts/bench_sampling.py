@@ -6,8 +6,9 @@ Every name in SAMPLERS by default; the cfg_pp samplers get their unconditional p
 UNetDenoiser (`with_uncond`, one batched forward of cond + uncond like every other sampler here).
 
 ratio = loop time / time of the same number of bare forwards of the same batch, both timed as back-to-back
-runs (best of `--repeats`), so that a single lucky forward does not set the reference. Loop and bare runs
-alternate (ABBA...), so a load change on a shared machine reaches both sides alike.
+runs (best of `--repeats`), so that a single lucky forward does not set the reference. Times are this process's
+CPU time (`--clock cpu`, the default: other jobs on a shared machine do not count) or wall time (`--clock wall`);
+loop and bare runs alternate (ABBA...), so a load change reaches both sides alike.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ def count_forwards(module: torch.nn.Module, fn) -> int:
     return count
 
 
-def interleaved_best(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Minimum wall times of `a` and `b` over `repeats` rounds run in alternating order (after one warm-up each)."""
+def interleaved_best(
+    a: Callable[[], object], b: Callable[[], object], repeats: int, clock: Callable[[], float] = time.process_time
+) -> tuple[float, float]:
+    """Minimum times of `a` and `b` on `clock` over `repeats` rounds in alternating order (after one warm-up each)."""
     a(), b()
     best = {a: float("inf"), b: float("inf")}
     for round_ in range(repeats):
         for fn in ((a, b) if round_ % 2 == 0 else (b, a)):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            best[fn] = min(best[fn], time.perf_counter() - start)
+            best[fn] = min(best[fn], clock() - start)
     return best[a], best[b]
 
 
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samplers", default="all", help="comma-separated names, or 'all' (every name in SAMPLERS)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared 2-core CPU)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="process CPU time or wall time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     unet = small_unet()
@@ -69,14 +73,15 @@ def main() -> None:
         for _ in range(count):
             unet(x_in, t_in, encoder_hidden_states=hidden).sample
 
-    print(f"bare forward: batch 2 (cond + uncond) x 4x32x32, threads={torch.get_num_threads()}")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"bare forward: batch 2 (cond + uncond) x 4x32x32, threads={torch.get_num_threads()}, {args.clock} time")
     print(f"{'sampler':<32}{'evals':>6}{'loop s':>9}{'bare fwds s':>13}{'ratio':>8}")
     names = SAMPLERS if args.samplers == "all" else args.samplers.split(",")
     for name in names:
         ks = KSampler(den, name, "karras")
         evals = count_forwards(unet, lambda: ks.sample(latent, 0, args.steps))
         loop, bare = interleaved_best(lambda: ks.sample(latent, 0, args.steps), lambda: bare_forwards(evals),
-                                      args.repeats)
+                                      args.repeats, clock)
         print(f"{name:<32}{evals:>6}{loop:>9.3f}{bare:>13.3f}{loop / bare:>8.3f}")
 
 
