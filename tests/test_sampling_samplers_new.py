@@ -1,5 +1,5 @@
 """The samplers ComfyUI offers beyond k-diffusion's (issue 12), on the Gaussian data distribution whose exact
-denoiser and probability-flow solution are known (tests/conftest.py)."""
+denoiser and probability-flow solution are known (the `gaussian` fixture, tests/helpers.py's GaussianData)."""
 
 import math
 
