@@ -228,14 +228,16 @@ def test_dpmpp_2s_ancestral_cfg_pp_shifts_its_second_stage_by_the_midpoints_unco
     torch.testing.assert_close(out, (down / s) * (x + d - u_2) - math.expm1(-h) * d_2, rtol=0, atol=1e-12)
 
 
-def test_euler_cfg_pp_renoises_with_the_unconditional_noise_estimate(gaussian):
-    """One step s -> s': CFG++ gives `D_cfg + s' (x - D_uncond) / s`, Euler on the guided denoiser
-    `D_cfg + s' (x - D_cfg) / s`: they differ by the guidance times `s' / s`."""
+@pytest.mark.parametrize("name", sorted(name for name, plain in CFG_PP.items() if plain))
+def test_one_cfg_pp_step_renoises_with_the_unconditional_noise_estimate(gaussian, name):
+    """One step s -> s' (sigma_down for the ancestral ones): CFG++ gives `D_cfg + s' (x - D_uncond) / s`, the plain
+    sampler on the guided denoiser `D_cfg + s' (x - D_cfg) / s`: they differ by the guidance times `s' / s`."""
     guided = GuidedGaussian(gaussian, guidance=0.3)
     x = start(gaussian, sigma=4.0)
     sigmas = torch.tensor([4.0, 1.0], dtype=torch.float64)
-    difference = sample(guided, x, sigmas, "euler_cfg_pp") - sample(guided, x, sigmas, "euler")
-    torch.testing.assert_close(difference, torch.full_like(x, 0.3 * 1.0 / 4.0), rtol=0, atol=1e-12)
+    target = 1.0**2 / 4.0 if "ancestral" in name else 1.0  # sigma_down = s'^2 / s for eta = 1
+    difference = sample(guided, x, sigmas, name, seed=5) - sample(guided, x, sigmas, CFG_PP[name], seed=5)
+    torch.testing.assert_close(difference, torch.full_like(x, 0.3 * target / 4.0), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(CFG_PP))
