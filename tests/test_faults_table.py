@@ -316,6 +316,7 @@ CAPPED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # each case starts a child process
 @pytest.mark.parametrize(
     "call, message",
     [("sampler.sample(torch.zeros(1, 4, 8, 8), 0, 20, denoise=1e-9)", r"denoise"),
