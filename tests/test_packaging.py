@@ -46,6 +46,20 @@ def test_conf_ships_as_a_package_hydra_finds():
     assert CONF_DIR.resolve() == (REPO / "conf").resolve()  # the editable install maps the package to conf/
 
 
+def test_the_declared_dependencies_hold_in_this_environment():
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    requirements = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
+    unmet = [str(r) for r in requirements if not r.specifier.contains(version(r.name), prereleases=True)]
+    assert unmet == []
+    names = {r.name for r in requirements}
+    assert {"torch", "torchsde", "transformers"} <= names
+    (torch,) = [r for r in requirements if r.name == "torch"]
+    assert all(torch.specifier.contains(v) for v in ("2.9.1", "2.13.0", "2.14.1"))  # a range, not a pin
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The wheel built offline from a copy of the working tree (no build isolation: setuptools of this venv)."""
