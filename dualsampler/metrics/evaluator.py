@@ -121,7 +121,9 @@ class Evaluation:
     def update(self, images: Tensor, seeds: Sequence[int]) -> None:
         """Add a batch of images [B,3,H,W] in [0,1], one seed each: every metric updated once per image."""
         images = images.to(self.device)
-        masks = prepare_masks(self.mask.reshape(1, 1, *self.mask.shape[-2:]), images[:1])
+        if self.mask.shape[-2:] != images.shape[-2:]:  # upscaled images: the mask follows them, once
+            self.mask = prepare_masks(self.mask.reshape(1, 1, *self.mask.shape[-2:]), images[:1])[0, 0]
+        masks = self.mask.reshape(1, 1, *self.mask.shape[-2:])
         references = None
         if "seam/perceptual" in self.per_image:
             references = self.reference_images(*self.prompts, self.mask, list(seeds)).to(self.device)
