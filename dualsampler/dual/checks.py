@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..masks import as_mask_batch
+from ..masks import MAX_GROW, as_mask_batch
 from ..sampling.ksampler import KSampler, check_denoise
 from ..sampling.noise import Seed, check_seed
 from ..sampling.sample import check_latent
@@ -28,11 +28,11 @@ def check_region_mask(mask: Tensor, latent: Tensor, name: str = "mask") -> Tenso
 
 
 def check_overlap(overlap_factor: Any, name: str = "overlap_factor") -> int:
-    """An integer >= 0 (a float holding an integer is accepted) -> int."""
+    """An integer in [0, MAX_GROW] (a float holding an integer is accepted) -> int."""
     if (isinstance(overlap_factor, bool) or not isinstance(overlap_factor, (int, float))
             or (isinstance(overlap_factor, float) and not math.isfinite(overlap_factor))
-            or overlap_factor < 0 or overlap_factor != int(overlap_factor)):
-        raise ValueError(f"{name} must be an integer >= 0, got {overlap_factor!r}")
+            or not 0 <= overlap_factor <= MAX_GROW or overlap_factor != int(overlap_factor)):
+        raise ValueError(f"{name} must be an integer >= 0 and <= {MAX_GROW}, got {overlap_factor!r}")
     return int(overlap_factor)
 
 
