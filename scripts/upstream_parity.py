@@ -566,7 +566,8 @@ KNOWN_CAUSES = [
     (r"^(regional|two)/.*sde", ("the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
                                 "sigma range; ours over the slice's")),
     (r"sde", "SDE Brownian-tree noise (issue 12 cause 1)"),
-    (r"^slice/sa_solver", "sa_solver over a partial slice"),
+    (r"^slice/sa_solver", ("upstream's sa_solver returns the state before its last predictor step when the slice "
+                           "ends above sigma 0 (a one-step leftover slice returns its input)")),
     (r"dpmpp_2s_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp update"),
     (r"dpm_adaptive", "dpm_adaptive step-size control"),
     (r"ipndm_v", "ipndm_v variable-step coefficients"),
