@@ -136,6 +136,9 @@ class RegionSampler:
         adv_steps, start = denoise_to_steps(steps, denoise)
         return RegionRun(latent, base_sampler, tuple(checked), seed, steps, denoise, adv_steps, start, callback)
 
+    def check_schedule(self, steps: int) -> None:
+        """Raise ValueError when the algorithm's settings cannot run a `steps`-step schedule (none by default)."""
+
     def _sample(self, run: RegionRun) -> Tensor:
         raise NotImplementedError
 

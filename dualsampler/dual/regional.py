@@ -80,10 +80,13 @@ class Regional(RegionSampler):
         if isinstance(self.second_seed, bool) or not isinstance(self.second_seed, int) or not 0 <= self.second_seed < 2**64:
             raise ValueError(f"second_seed must be an integer in [0, 2**64), got {self.second_seed!r}")
 
-    def _sample(self, run: RegionRun) -> Tensor:
-        if self.base_only_steps >= run.steps:
-            raise ValueError(f"base_only_steps must be < steps ({run.steps}) so that the regions are sampled, "
+    def check_schedule(self, steps: int) -> None:
+        if self.base_only_steps >= steps:
+            raise ValueError(f"base_only_steps must be < steps ({steps}) so that the regions are sampled, "
                              f"got {self.base_only_steps}")
+
+    def _sample(self, run: RegionRun) -> Tensor:
+        self.check_schedule(run.steps)
         covered = union_mask(run).ceil()
         inverse = run.at_latent((covered == 0).to(run.latent.dtype))
         grown = []

@@ -51,16 +51,21 @@ class Evaluator:
         if self.clip is not None and not isinstance(self.clip, str):
             raise ValueError(f"metrics.clip must be a path to a local CLIP folder or null, got {self.clip!r}")
 
-    def check(self, height: int, width: int, prompts: Sequence[str]) -> None:
-        """Before any model loads: a canvas the judge can read and prompts in the world's vocabulary."""
+    def check(self, height: int, width: int, prompts: dict[str, str]) -> None:
+        """Before any model loads: a canvas the judge can read and prompts (`{key: prompt}`, the key named in the
+        error) in the world's vocabulary."""
         if self.judge:
             if min(height, width) < JUDGE_PATCH:
                 raise ValueError(f"height and width must be >= {JUDGE_PATCH} px for the judge's metrics "
                                  f"(metrics.judge=true), got {height}x{width}; use metrics=seams for smaller canvases")
             from ..world.prompts import parse_prompt
 
-            for prompt in prompts:
-                parse_prompt(prompt)
+            for key, prompt in prompts.items():
+                try:
+                    parse_prompt(prompt)
+                except ValueError as error:
+                    raise ValueError(f"{key}: {error} (the judge's metrics read the world's prompts; use "
+                                     f"metrics=seams for other prompts)") from None
 
     def start(self, model: Any, mask: Tensor, prompts: tuple[str, str], device: torch.device | str) -> Evaluation:
         """An evaluation of images sampled on `model` with `mask` (image size), base and mask prompts."""

@@ -4,6 +4,7 @@ sample every seed batch by batch, decode, save, evaluate, write result.json, log
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from .claim import claim_job
 from .devices import claim_device, job_threads
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, versions, write_json_atomic
 from ..trace import Trace
+from ..upscale.step_plan import check_final_size
 from .settings import ConfigError, JobSettings, job_settings, seed_list
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ def build(config: DictConfig, key: str) -> Any:
         return instantiate(config[key]) if config.get(key) else None
     except InstantiationException as error:
         cause = error.__cause__ or error
-        raise ConfigError(f"{key}: {cause}") from None
+        full_key = re.search(r"full_key: (\S+)", str(error))  # the nested object that refused, e.g. upscaler.hook_mask
+        raise ConfigError(f"{full_key.group(1) if full_key else key}: {cause}") from None
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{key}: {error}") from None
 
@@ -57,12 +60,16 @@ class JobParts:
         settings = job_settings(config)
         parts = {key: build(config, key) for key in GROUPS}
         source = parts["model"]
-        try:
-            source.check()
-            parts["metrics"].check(settings.height, settings.width,
-                                   (parts["base_sampler"].prompt, parts["mask_sampler"].prompt))
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        prompts = {f"{key}.prompt": parts[key].prompt for key in ("base_sampler", "mask_sampler")}
+        for key, check in (("model", source.check),
+                           ("metrics", lambda: parts["metrics"].check(settings.height, settings.width, prompts)),
+                           ("dual", lambda: parts["dual"].check_schedule(settings.steps)),
+                           ("upscaler", lambda: parts["upscaler"] is None or check_final_size(
+                               settings.height, settings.width, parts["upscaler"].factor))):
+            try:
+                check()
+            except ValueError as error:
+                raise ConfigError(f"{key}: {error}") from None
         return cls(settings, seed_list(settings.seeds), parts["base_sampler"], parts["mask_sampler"], parts["mask"],
                    parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source)
 

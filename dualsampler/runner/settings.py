@@ -109,7 +109,10 @@ class JobSettings:
             try:
                 check(getattr(self, key))
             except (ValueError, TypeError) as error:
-                raise ConfigError(f"{key}={getattr(self, key)!r} is invalid: {error}") from None
+                message = str(error)
+                if not message.startswith(f"{key}="):  # device checks name their key already
+                    message = f"{key}={getattr(self, key)!r} is invalid: {message}"
+                raise ConfigError(message) from None
         seed_list(self.seeds)
 
 
