@@ -1,5 +1,5 @@
-"""VAE decode/encode between latents (times the VAE scaling factor) and images `[B, 3, H, W]` in `[0, 1]`,
-plain or tiled with tiles of `tile_size` pixels.
+"""VAE decode/encode between latents and images `[B, 3, H, W]` in `[0, 1]`, plain (the models' one codec,
+`dualsampler.models.codec`) or tiled with tiles of `tile_size` pixels (the same scaling and shift per tile).
 
 Tiling uses `tiling.tiled_apply` rather than diffusers' `AutoencoderKL.enable_tiling()`: diffusers' tiler is
 configured by mutating the shared model (`tile_sample_min_size`, `tile_latent_min_size`), and its `int()`
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from dualsampler.models.codec import decode_latents, encode_images, vae_scaling
 from dualsampler.upscale.limits import MAX_TILE_SIZE, check_count
 from dualsampler.upscale.tiling import tiled_apply
 
@@ -38,11 +39,6 @@ def tile_overlap(tile_size: int, factor: int) -> int:
     return max(tile_size // 4 // factor, 1) * factor
 
 
-def _scaling(vae) -> tuple[float, float]:
-    shift = vae.config.shift_factor
-    return float(vae.config.scaling_factor), float(shift) if shift is not None else 0.0
-
-
 def _param(vae) -> torch.Tensor:
     return next(vae.parameters())
 
@@ -52,7 +48,9 @@ def vae_decode(vae, latents: torch.Tensor, tile_size: int | None = None) -> torc
     factor = vae_factor(vae)
     if tile_size is not None:
         check_tile_size(tile_size, factor)
-    scaling, shift = _scaling(vae)
+    if tile_size is None:
+        return decode_latents(vae, latents).to(latents.dtype)
+    scaling, shift = vae_scaling(vae)
     p = _param(vae)
     z = latents.to(device=p.device, dtype=p.dtype) / scaling + shift
 
@@ -60,10 +58,7 @@ def vae_decode(vae, latents: torch.Tensor, tile_size: int | None = None) -> torc
         return vae.decode(tile).sample
 
     with torch.no_grad():
-        if tile_size is None:
-            images = decode(z)
-        else:
-            images = tiled_apply(decode, z, tile_size // factor, tile_overlap(tile_size, factor) // factor, factor)
+        images = tiled_apply(decode, z, tile_size // factor, tile_overlap(tile_size, factor) // factor, factor)
     return ((images + 1) / 2).clamp(0, 1).to(latents.dtype)
 
 
@@ -78,7 +73,9 @@ def vae_encode(vae, images: torch.Tensor, tile_size: int | None = None) -> torch
         check_tile_size(tile_size, factor)
     if images.shape[-2] % factor or images.shape[-1] % factor:
         raise ValueError(f"image height and width must be multiples of the VAE factor {factor}; got {tuple(images.shape)}")
-    scaling, shift = _scaling(vae)
+    if tile_size is None:
+        return encode_images(vae, images).to(images.dtype)
+    scaling, shift = vae_scaling(vae)
     p = _param(vae)
     x = images.to(device=p.device, dtype=p.dtype) * 2 - 1
 
@@ -86,8 +83,5 @@ def vae_encode(vae, images: torch.Tensor, tile_size: int | None = None) -> torch
         return vae.encode(tile).latent_dist.mode()
 
     with torch.no_grad():
-        if tile_size is None:
-            z = encode(x)
-        else:
-            z = tiled_apply(encode, x, tile_size, tile_overlap(tile_size, factor), 1 / factor)
+        z = tiled_apply(encode, x, tile_size, tile_overlap(tile_size, factor), 1 / factor)
     return ((z - shift) * scaling).to(images.dtype)
