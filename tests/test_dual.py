@@ -252,3 +252,19 @@ def test_a_latent_with_the_wrong_channel_count_is_rejected_before_the_unet_runs(
     with pytest.raises(ValueError, match="latent has 3 channels but base_sampler's model expects 4"):
         Fused()(torch.zeros(1, 3, 8, 8), base_sampler=base, mask_sampler=base, mask=torch.ones(8, 8), seed=0, steps=2)
     assert counter.batches == []
+
+
+@pytest.mark.parametrize("algorithm", [Alternate(2), Fused(2)])
+def test_a_seed_list_gives_each_image_its_own_result_to_float_rounding(algorithm):
+    """Each element draws the noise it draws alone; batched convolutions only round differently (README)."""
+    from dualsampler.models import random_world
+
+    world = random_world(0)
+    base = KSampler(world.denoiser("blue stripes", cfg=3.0), "euler")
+    inside = KSampler(world.denoiser("red dots", cfg=3.0), "dpmpp_2m")
+    mask = ellipse_mask(64, 64, 0.5, 0.5, 0.3, 0.3)
+    run = lambda n, seed: algorithm(torch.zeros(n, 4, 16, 16), base_sampler=base, mask_sampler=inside, mask=mask,
+                                    seed=seed, steps=4)
+    batched = run(3, [4, 5, 6])
+    for k, seed in enumerate([4, 5, 6]):
+        torch.testing.assert_close(batched[k:k + 1], run(1, [seed]), atol=2e-4, rtol=0)
