@@ -9,7 +9,7 @@ from dualsampler.dual import (ALGORITHMS, DifferentialDiffusion, MixtureOfDiffus
                               SoftInpainting)
 from dualsampler.dual.differential_diffusion import Threshold, active
 from dualsampler.dual.mixture_of_diffusers import gaussian_weight
-from dualsampler.dual.multidiffusion import denoise_each
+from dualsampler.dual.joint import denoise_each
 from dualsampler.dual.soft_inpainting import magnitude_blend, scheduled_mask
 from dualsampler.masks import rectangle_mask
 from dualsampler.sampling import KSampler, UNetDenoiser

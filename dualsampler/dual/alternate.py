@@ -30,7 +30,7 @@ class Alternate(RegionSampler):
         height, width = run.size
         inverse = union_inverse(run)
         grown = []
-        for k, region in enumerate(run.regions):
+        for region in run.regions:
             g = grow_mask(region.mask, height, width, self.overlap_factor).to(run.latent.dtype)
             warn_if_covering(g, "overlap_factor")
             grown.append(g.expand(run.latent.shape[0], 1, height, width))
@@ -41,8 +41,7 @@ class Alternate(RegionSampler):
             last = i + 1 == run.adv_steps
             x = run.base.run_slice(i == run.start, run.seed, x, slice_schedule(base_sigmas, i, i + 1, True), inverse,
                                    run.report(i, "base", inverse))
-            for k, (region, g, sigmas) in enumerate(zip(run.regions, grown, region_sigmas)):
-                role = "mask" if len(run.regions) == 1 else f"region{k}"
+            for region, g, sigmas, role in zip(run.regions, grown, region_sigmas, run.roles()[1:]):
                 x = region.sampler.run_slice(False, run.seed, x, slice_schedule(sigmas, i, i + 1, not last), g,
                                              run.report(i, role, g))
         return x

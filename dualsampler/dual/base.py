@@ -5,7 +5,7 @@ algorithms' inner loops call unchecked sampler paths with schedules computed onc
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -43,6 +43,10 @@ class RegionRun:
     @property
     def size(self) -> tuple[int, int]:
         return self.latent.shape[-2], self.latent.shape[-1]
+
+    def roles(self) -> list[str]:
+        """The roles reports name: `base`, then `mask` (one region) or `region<k>`."""
+        return ["base"] + (["mask"] if len(self.regions) == 1 else [f"region{k}" for k in range(len(self.regions))])
 
     def at_latent(self, mask: Tensor) -> Tensor:
         """A mask resized bilinearly to the latent's H x W, `[B,1,H,W]` on the latent's device and dtype."""
@@ -144,7 +148,7 @@ class RegionSampler:
 
     def settings(self) -> dict[str, Any]:
         """The algorithm's name and hyper-parameters (what results record)."""
-        return {"algorithm": self.name, **asdict(self)} if fields(self) else {"algorithm": self.name}  # type: ignore[arg-type]
+        return {"algorithm": self.name, **asdict(self)}  # type: ignore[call-overload]
 
 
 def union_mask(run: RegionRun) -> Tensor:

@@ -66,3 +66,11 @@ def check_settings(latent: Tensor, seed: Seed, steps: int, denoise: float, prefi
 def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None:
     check_latent(latent)
     check_settings(latent, seed, steps, denoise)
+
+
+def check_fraction(value: Any, name: str, low: float = 0.0, high: float = 1.0) -> float:
+    """A real number in [low, high] -> float; the error names the parameter and the range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)

@@ -16,8 +16,9 @@ from ..sampling.sample import integrate
 from ..sampling.samplers import Callback
 from ..sampling.unet_denoiser import JointDenoiser
 from .base import RegionRun, RegionSampler
-from .checks import check_overlap
-from .multidiffusion import check_fraction, denoise_each, member_roles, region_weights
+from .checks import check_fraction, check_overlap
+from .joint import denoise_each, trajectory_sigmas
+from .multidiffusion import region_weights
 
 
 class Threshold:
@@ -116,7 +117,7 @@ class DifferentialDiffusion(RegionSampler):
         return [feather_mask(w, self.feather) for w in region_weights(run, self.overlap_factor)]
 
     def _sample(self, run: RegionRun) -> Tensor:
-        sigmas = run.base.sigmas(run.adv_steps)[run.start:].to(run.latent.device)
+        sigmas = trajectory_sigmas(run)
         denoiser = DifferentialDenoiser([run.base.denoiser] + [r.sampler.denoiser for r in run.regions],
                                         self.changes(run), Threshold(run.base.model_sampling, sigmas))
         x = run.base.model_sampling.noise_scaling(float(sigmas[0]), NoiseStream(run.seed)(run.latent), run.latent)
@@ -130,7 +131,7 @@ class DifferentialDiffusion(RegionSampler):
         report = run.report(None, self.name, None, run.start)
         if report is None:
             return None
-        roles = member_roles(run)
+        roles = run.roles()
 
         def edited(info: dict[str, Any]) -> None:
             masks = denoiser.masks(float(info["sigma"]))

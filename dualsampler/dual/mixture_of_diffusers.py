@@ -9,12 +9,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..sampling.noise import NoiseStream
-from ..sampling.sample import integrate
 from .base import RegionRun, RegionSampler
-from .checks import check_overlap
-from .multidiffusion import (background_weight, check_fraction, combined_denoiser, joint_report, normalized,
-                             region_weights, weighted_average)
+from .checks import check_fraction, check_overlap
+from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
+from .multidiffusion import background_weight, normalized, region_weights, weighted_average
 
 WEIGHTS = ("gaussian", "flat")
 WEIGHT_FLOOR = 1e-12  # a region alone at a pixel keeps it however far from its centre
@@ -72,10 +70,7 @@ class MixtureOfDiffusers(RegionSampler):
     def _sample(self, run: RegionRun) -> Tensor:
         weights = self.mixing_weights(run)
         shares = normalized(weights)
-        sigmas = run.base.sigmas(run.adv_steps)[run.start:].to(run.latent.device)
         denoiser = combined_denoiser([run.base.denoiser] + [r.sampler.denoiser for r in run.regions],
                                      lambda predictions, sigma: weighted_average(predictions, weights))
-        x = run.base.model_sampling.noise_scaling(float(sigmas[0]), NoiseStream(run.seed)(run.latent), run.latent)
-        return integrate(denoiser, x, sigmas, run.base.sampler, run.seed,
-                         joint_report(run, self.name, lambda sigma: shares))
+        return run_trajectory(run, denoiser, trajectory_sigmas(run), joint_report(run, self.name, lambda sigma: shares))
 

@@ -105,8 +105,7 @@ class Regional(RegionSampler):
         add_noise = not (self.base_only_steps > 0 and leftover)
         for i in range(run.start + self.base_only_steps, run.adv_steps):
             x = base.step(add_noise, later_seed, x, i, inverse, run.report(i, "base", inverse))
-            for k, (region, g) in enumerate(zip(regions, grown)):
-                role = "mask" if len(regions) == 1 else f"region{k}"
+            for region, g, role in zip(regions, grown, run.roles()[1:]):
                 out = region.step(False, later_seed, x, i, g, run.report(i, role, g))
                 x = x * (1 - g) + out * g if self.restore_latent else out
             add_noise = False

@@ -10,11 +10,10 @@ import torch
 from torch import Tensor
 
 from ..masks import feather_mask
-from ..sampling.noise import NoiseStream
-from ..sampling.sample import integrate
 from .base import RegionRun, RegionSampler
-from .checks import check_overlap
-from .multidiffusion import check_fraction, combined_denoiser, joint_report, region_weights
+from .checks import check_fraction, check_overlap
+from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
+from .multidiffusion import region_weights
 
 
 def scheduled_mask(mask: Tensor, sigma: Tensor | float, schedule_bias: float, preservation_strength: float) -> Tensor:
@@ -92,7 +91,6 @@ class SoftInpainting(RegionSampler):
 
     def _sample(self, run: RegionRun) -> Tensor:
         masks = self.masks(run)
-        sigmas = run.base.sigmas(run.adv_steps)[run.start:].to(run.latent.device)
         denoiser = combined_denoiser([run.base.denoiser] + [r.sampler.denoiser for r in run.regions],
                                      lambda predictions, sigma: self.blend(predictions, masks, sigma))
 
@@ -100,5 +98,4 @@ class SoftInpainting(RegionSampler):
             return region_shares([scheduled_mask(m, sigma, self.schedule_bias, self.preservation_strength)
                                   for m in masks])
 
-        x = run.base.model_sampling.noise_scaling(float(sigmas[0]), NoiseStream(run.seed)(run.latent), run.latent)
-        return integrate(denoiser, x, sigmas, run.base.sampler, run.seed, joint_report(run, self.name, shares))
+        return run_trajectory(run, denoiser, trajectory_sigmas(run), joint_report(run, self.name, shares))

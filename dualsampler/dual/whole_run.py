@@ -59,9 +59,8 @@ class WholeRun(RegionSampler):
         inverse = union_inverse(run)
         x = run_to_zero(run.base, run.latent, run.seed, run.steps, run.denoise, inverse,
                         run.report(None, "base", inverse, run.start), self.return_x0)
-        for k, region in enumerate(run.regions):
+        for region, role in zip(run.regions, run.roles()[1:]):
             m = run.at_latent(region.mask)
-            role = "mask" if len(run.regions) == 1 else f"region{k}"
             offset = denoise_to_steps(steps, denoise)[1]
             x = run_to_zero(region.sampler, x, seed, steps, denoise, m, run.report(None, role, m, offset), self.return_x0)
         return x
