@@ -158,7 +158,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
     timings["total_s"] = round(time.perf_counter() - started, 3)
     return {
         "seeds": parts.seeds,
-        "dual": parts.dual.settings() if hasattr(parts.dual, "settings") else None,
+        "dual": parts.dual.settings(),
         "metrics": metrics,
         "absent": dict(evaluation.absent),
         "per_seed": per_seed,

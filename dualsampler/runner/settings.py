@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..dual.checks import check_overlap
 from ..sampling.ksampler import check_denoise
 from ..sampling.schedules import check_steps
+from ..upscale.limits import check_count
 from .devices import check_device
 
 MAX_SEED = 2**64  # seeds are unsigned 64-bit, as upstream
@@ -100,10 +101,10 @@ class JobSettings:
             "denoise": lambda v: check_denoise(v),
             "overlap_factor": lambda v: check_overlap(v),
             "device": lambda v: check_device(v),
-            "batch_size": lambda v: _integer(v, 1, 4096),
-            "threads": lambda v: v is None or _integer(v, 1, 1024),
-            "height": lambda v: _integer(v, 8, MAX_CANVAS),
-            "width": lambda v: _integer(v, 8, MAX_CANVAS),
+            "batch_size": lambda v: check_count(v, "batch_size", 1, 4096),
+            "threads": lambda v: v is None or check_count(v, "threads", 1, 1024),
+            "height": lambda v: check_count(v, "height", 8, MAX_CANVAS),
+            "width": lambda v: check_count(v, "width", 8, MAX_CANVAS),
         }
         for key, check in checks.items():
             try:
@@ -114,11 +115,6 @@ class JobSettings:
                     message = f"{key}={getattr(self, key)!r} is invalid: {message}"
                 raise ConfigError(message) from None
         seed_list(self.seeds)
-
-
-def _integer(value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"must be an integer in [{low}, {high}]")
 
 
 def job_settings(config: DictConfig) -> JobSettings:
