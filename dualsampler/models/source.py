@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,25 +31,26 @@ class ModelSource:
     compile: bool = False
     random_seed: int | None = None
 
-    def check(self) -> None:
-        """Raise ValueError unless dtype is allowed and the files `path` (and `config`) name exist and are whole."""
+    def check(self) -> tuple[str, Any] | None:
+        """Raise ValueError unless dtype is allowed and the files `path` (and `config`) name exist and are whole;
+        returns what `check_source` found (None for random weights)."""
         check_dtype(self.dtype)
         if self.random_seed is not None:
             if self.path is not None or int(self.random_seed) != self.random_seed or self.random_seed < 0:
                 raise ValueError(f"random_seed must be an integer >= 0 with path null; got random_seed="
                                  f"{self.random_seed!r}, path={self.path!r}")
-            return
+            return None
         if self.config is not None and not Path(self.config).is_dir():
             raise ValueError(f"config must be an existing local diffusers folder; got {self.config!r}")
-        check_source(self.path, self.config)
+        return check_source(self.path, self.config)
 
     def fingerprint(self) -> str:
         """sha256 (16 hex digits) of the files the model loads from (size and mtime for files over 64 MiB), without
         loading them; `random-<seed>` for random weights (fixed by the seed)."""
-        self.check()
-        if self.random_seed is not None:
+        resolved = self.check()
+        if resolved is None:
             return f"random-{self.random_seed}"
-        kind, info = check_source(self.path, self.config)
+        kind, info = resolved
         if kind == "world":
             from .world import weights_fingerprint
 

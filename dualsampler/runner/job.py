@@ -42,7 +42,8 @@ def build(config: DictConfig, key: str) -> Any:
 
 @dataclass
 class JobParts:
-    """Every group of a job's config as the object it instantiates to, checked, nothing loaded yet."""
+    """Every group of a job's config as the object it instantiates to, checked, nothing loaded yet; `weights` is
+    the model source's fingerprint (its files checked on the way)."""
 
     settings: JobSettings
     seeds: list[int]
@@ -54,6 +55,7 @@ class JobParts:
     evaluator: Any
     tracker: Any
     source: Any
+    weights: str
 
     @classmethod
     def from_config(cls, config: DictConfig) -> JobParts:
@@ -61,7 +63,8 @@ class JobParts:
         parts = {key: build(config, key) for key in GROUPS}
         source = parts["model"]
         prompts = {f"{key}.prompt": parts[key].prompt for key in ("base_sampler", "mask_sampler")}
-        for key, check in (("model", source.check),
+        found = {}
+        for key, check in (("model", lambda: found.setdefault("weights", source.fingerprint())),
                            ("metrics", lambda: parts["metrics"].check(settings.height, settings.width, prompts)),
                            ("dual", lambda: parts["dual"].check_schedule(settings.steps)),
                            ("upscaler", lambda: parts["upscaler"] is None or check_final_size(
@@ -71,7 +74,7 @@ class JobParts:
             except ValueError as error:
                 raise ConfigError(f"{key}: {error}") from None
         return cls(settings, seed_list(settings.seeds), parts["base_sampler"], parts["mask_sampler"], parts["mask"],
-                   parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source)
+                   parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source, found["weights"])
 
 
 def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parallel_jobs: int | None = None,
@@ -85,7 +88,7 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
     if threads is not None:
         torch.set_num_threads(threads)
     plain = job_config(config, neutral_keys)
-    weights = parts.source.fingerprint()
+    weights = parts.weights
     with claim_job(out_dir):
         done = finished_result(out_dir, plain, weights)
         if done is not None:
