@@ -101,7 +101,7 @@ class Regional(RegionSampler):
         x = run.latent
         leftover = self.second_seed_mode == "none"
         if self.base_only_steps > 0:
-            x = self._base_only(run, x, leftover)
+            x = self._base_only(run, x, leftover, base.sigmas)
         add_noise = not (self.base_only_steps > 0 and leftover)
         for i in range(run.start + self.base_only_steps, run.adv_steps):
             x = base.step(add_noise, later_seed, x, i, inverse, run.report(i, "base", inverse))
@@ -111,9 +111,8 @@ class Regional(RegionSampler):
             add_noise = False
         return x
 
-    def _base_only(self, run: RegionRun, x: Tensor, leftover: bool) -> Tensor:
-        """The first `base_only_steps` steps of the base sampler alone, over the whole latent."""
-        full = run.base.sigmas(run.adv_steps)
+    def _base_only(self, run: RegionRun, x: Tensor, leftover: bool, full: Tensor) -> Tensor:
+        """The first `base_only_steps` steps of the base sampler alone, over the whole latent (`full`: its schedule)."""
         sigmas = slice_schedule(full, run.start, run.start + self.base_only_steps, leftover)
         return run_slice_x0(run.base, x, run.seed, sigmas, None, run.report(None, "base", None, run.start), not leftover,
                             full)
