@@ -104,3 +104,18 @@ def test_dualsampler_run_on_a_single_file_checkpoint_with_a_config_folder(sd_mod
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "job" / "images" / "seed0.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_args", [["model=random_world"], ["model=diffusers", "model.path=SD15"]],
+                         ids=["world", "sd15"])
+def test_dual_selects_each_blending_method_on_the_command_line(sd_models, tmp_path, model_args):
+    methods = ["multidiffusion", "mixture_of_diffusers", "soft_inpainting", "differential_diffusion"]
+    model_args = [a.replace("SD15", str(sd_models.sd15)) for a in model_args]
+    done = run_cli("-m", *model_args, f"dual={','.join(methods)}", "overlap_factor=1", "seeds=1", "steps=2",
+                   "height=32", "width=32", "metrics=seams", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in (tmp_path / "sweep").rglob("result.json")]
+    assert sorted(r["dual"]["algorithm"] for r in results) == sorted(methods)
+    assert all(r["trace"]["share_at_sigma0"] == 1.0 and r["trace"]["skipped_pixels"] == 0 for r in results)
