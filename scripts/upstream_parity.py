@@ -220,12 +220,14 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
 # Ours
 # --------------------------------------------------------------------------------------------------------------
 
-def run_ours(case: Case, upstream_compat: bool = False) -> Tensor:
-    """The case through this toolkit's public API; `upstream_compat` switches its deliberate deviations off."""
+def run_ours(case: Case, upstream_compat: bool = False, denoiser: Any = None) -> Tensor:
+    """The case through this toolkit's public API; `upstream_compat` switches its deliberate deviations off.
+    `denoiser` replaces the analytic one (the sensitivity probe perturbs its output); every model call of every
+    route goes through it."""
     from dualsampler import dual
     from dualsampler.sampling import KSampler
 
-    den = GaussianDenoiser()
+    den = GaussianDenoiser() if denoiser is None else denoiser
     latent, mask = case.latent(), case.mask_tensor()
     ks = KSampler(den, case.sampler, case.scheduler, upstream_compat=upstream_compat)
     if case.route in ("ksampler_advanced", "impact_advanced"):
