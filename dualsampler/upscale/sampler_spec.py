@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from dualsampler.dual.whole_run import run_to_zero
 from dualsampler.sampling import KSampler
 from dualsampler.sampling.ksampler import check_denoise
-from dualsampler.sampling.noise import Seed
+from dualsampler.sampling.noise import Seed, check_seed
+from dualsampler.sampling.sample import check_latent
 from dualsampler.upscale.limits import MAX_CFG, MAX_SCHEDULE, MAX_STEPS, check_count, check_real
 
 
@@ -63,6 +65,11 @@ class UpscaleSampler:
         denoiser.cfg = self.cfg
         return KSampler(denoiser, self.ksampler.sampler, self.ksampler.scheduler, self.ksampler.model_sampling)
 
-    def sample(self, latent: Tensor, noise_mask: Tensor | None = None) -> Tensor:
-        """Re-noise `latent` to `denoise` and sample it to sigma 0 (SPEC §4.5)."""
-        return self.resolved().sample(latent, self.seed, self.steps, self.denoise, noise_mask)
+    def sample(self, latent: Tensor) -> Tensor:
+        """Re-noise `latent` and sample the last `steps` of the `int(steps / denoise)`-step schedule to sigma 0, as
+        the Impact Pack's KSamplerWrapper does: an SDE sampler's Brownian tree spans that whole schedule (not the
+        slice), and the result is the last step's x0 prediction (not the final x; they differ for samplers whose
+        last step does not land on the prediction: dpm_fast, dpm_adaptive, uni_pc, uni_pc_bh2)."""
+        check_latent(latent)
+        check_seed(self.seed, latent.shape[0])
+        return run_to_zero(self.resolved(), latent, self.seed, self.steps, self.denoise, None, None, True)

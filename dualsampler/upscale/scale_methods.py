@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,12 +42,27 @@ def _lanczos(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.einsum("oh,bchw,pw->bcop", rows, images, cols)
 
 
-def resize_images(images: torch.Tensor, height: int, width: int, method: str) -> torch.Tensor:
+def lanczos_8bit(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """ComfyUI's lanczos: each channel quantised to `uint8(clip(255 x, 0, 255))` (truncated, not rounded), resized
+    by Pillow's 8-bit Lanczos filter (its fixed-point weights, result rounded to 8 bits), then divided by 255."""
+    from PIL import Image
+
+    codes = np.clip(images.detach().cpu().float().numpy() * 255.0, 0, 255).astype(np.uint8)
+    planes = [[np.asarray(Image.fromarray(plane).resize((width, height), Image.Resampling.LANCZOS)) for plane in image]
+              for image in codes]
+    return torch.from_numpy(np.asarray(planes, dtype=np.float32) / 255.0).to(images)
+
+
+def resize_images(
+    images: torch.Tensor, height: int, width: int, method: str, upstream_compat: bool = False
+) -> torch.Tensor:
     """Resize `images[B, C, H, W]` to `[B, C, height, width]` with `method` (see SCALE_METHODS).
 
     `bilinear`/`bicubic` use half-pixel centres (align_corners=False) without antialiasing, `area` averages
-    the covered source pixels, `lanczos` is the separable Lanczos-3 filter; `bicubic` and `lanczos` overshoot,
-    so their result is clamped to [0, 1].
+    the covered source pixels, `lanczos` is the separable Lanczos-3 filter in the images' float precision (equal to
+    Pillow's resize of a float image); `bicubic` and `lanczos` overshoot, so their result is clamped to [0, 1].
+    `upstream_compat=True` resizes as ComfyUI does: `lanczos` through 8-bit images (`lanczos_8bit`, 1-3e-2 from the
+    float filter) and `bicubic` without the clamp.
     """
     check_scale_method(method)
     if images.ndim != 4:
@@ -55,9 +71,10 @@ def resize_images(images: torch.Tensor, height: int, width: int, method: str) ->
     if (height, width) == tuple(images.shape[-2:]):
         return images
     if method == "lanczos":
-        return _lanczos(images, height, width).clamp(0.0, 1.0)
+        return lanczos_8bit(images, height, width) if upstream_compat else _lanczos(images, height, width).clamp(0, 1)
     if method == "bicubic":
-        return F.interpolate(images, size=(height, width), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+        out = F.interpolate(images, size=(height, width), mode="bicubic", align_corners=False)
+        return out if upstream_compat else out.clamp(0.0, 1.0)
     if method == "bilinear":
         return F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
     return F.interpolate(images, size=(height, width), mode=method)

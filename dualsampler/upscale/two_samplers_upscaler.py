@@ -43,9 +43,11 @@ def mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
 class TwoSamplersForMaskUpscaler:
     """Upscaler for `iterative_upscale`: pixel-space upscale, then two-sampler (or full) re-sampling.
 
-    `upstream_compat=True` reproduces upstream's `full_sample_schedule` arithmetic (see `schedules`) and its
-    choice of the pixel-stage hook (`hook_mask` when an upscale model is given); by default the pixel stages
-    (post_decode, post_upscale, post_encode: noise injection) always use `hook_base`.
+    `upstream_compat=True` reproduces upstream's `full_sample_schedule` arithmetic (see `schedules`), its
+    choice of the pixel-stage hook (`hook_mask` when an upscale model is given; by default the pixel stages
+    post_decode, post_upscale, post_encode: noise injection always use `hook_base`), its resize to the floored
+    size and crop (`PixelUpscaler`) and ComfyUI's 8-bit lanczos and unclamped bicubic (`resize_images`).
+    Every sampling pass runs as the Impact Pack's wrapper does (`UpscaleSampler.sample`, `WholeRun`).
     """
 
     def __init__(
@@ -74,7 +76,8 @@ class TwoSamplersForMaskUpscaler:
         if upscale_model is not None and not callable(upscale_model):
             raise ValueError(f"upscale_model must be callable on images or None, got {type(upscale_model).__name__}")
         check_tile_size(tile_size, vae_factor(vae))
-        self.pixels = PixelUpscaler(vae, scale_method, upscale_model, tile_size if use_tiled_vae else None)
+        self.pixels = PixelUpscaler(vae, scale_method, upscale_model, tile_size if use_tiled_vae else None,
+                                    upstream_compat)
         self.full_sample_schedule = full_sample_schedule
         self.use_tiled_vae = use_tiled_vae
         self.tile_size = tile_size

@@ -101,14 +101,21 @@ def apply_upscale_model(model: UpscaleModel, images: torch.Tensor) -> torch.Tens
 
 
 def upscale_with_model(
-    model: UpscaleModel, images: torch.Tensor, height: int, width: int, scale_method: str
+    model: UpscaleModel,
+    images: torch.Tensor,
+    height: int,
+    width: int,
+    scale_method: str,
+    reach_width: float | None = None,
+    upstream_compat: bool = False,
 ) -> torch.Tensor:
-    """Apply `model` until the width reaches `width` (or the model stops enlarging), then resize to exactly
-    `(height, width)` with `scale_method`."""
+    """Apply `model` while the width is below `reach_width` (default `width`; it stops early if the model does not
+    enlarge), then resize to exactly `(height, width)` with `scale_method` (`resize_images`, `upstream_compat`)."""
     check_scale_method(scale_method)
-    while images.shape[-1] < width:
+    reach_width = width if reach_width is None else reach_width
+    while images.shape[-1] < reach_width:
         before = images.shape[-1]
         images = apply_upscale_model(model, images)
         if images.shape[-1] <= before:
             break
-    return resize_images(images, height, width, scale_method)
+    return resize_images(images, height, width, scale_method, upstream_compat)
