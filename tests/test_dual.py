@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from dualsampler.dual import MODES, Alternate, Fused, Region, Regional, WholeRun, two_advanced_samplers_for_mask, two_samplers_for_mask
+from dualsampler.dual import (MODES, Alternate, Fused, Region, Regional, WholeRun, inverse_mask,
+                             two_advanced_samplers_for_mask, two_samplers_for_mask)
 from dualsampler.masks import ellipse_mask, grow_mask, rectangle_mask
 from dualsampler.sampling import KSampler, UNetDenoiser
 
@@ -218,11 +219,63 @@ def test_whole_runs_return_the_last_x0_prediction_as_upstream(samplers, latent, 
     assert not torch.equal(upstream, final_x) and (upstream - final_x).abs().max() < 0.1
 
 
-def test_regional_rejects_base_only_steps_that_leave_the_regions_nothing(samplers, latent, mask):
+def test_regional_rejects_more_base_only_steps_than_steps(samplers, latent, mask):
     base, inside = samplers
-    with pytest.raises(ValueError, match="base_only_steps must be < steps"):
-        Regional(base_only_steps=4)(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=0, steps=4)
+    with pytest.raises(ValueError, match=r"base_only_steps must be in \[0, steps\] = \[0, 4\]"):
+        Regional(base_only_steps=5)(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=0, steps=4)
     assert base.denoiser.calls == 0
+
+
+@pytest.mark.parametrize("seed_2nd_mode", ["ignore", "fixed"])
+def test_regional_with_base_only_steps_equal_to_steps_is_a_base_only_run(samplers, latent, mask, seed_2nd_mode):
+    """Upstream runs the whole schedule with the base sampler and never calls a region's sampler."""
+    base, inside = (KSampler(s.denoiser, "uni_pc") for s in samplers)
+    out = two_advanced_samplers_for_mask(3, 5, 1.0, latent, base, inside, mask, 2, "regional", base_only_steps=5,
+                                         seed_2nd=9, seed_2nd_mode=seed_2nd_mode)
+    assert inside.denoiser.calls == 0
+    last = []
+    alone = base.sample(latent, 3, 5, callback=lambda info: last.append(info["denoised"]))
+    # with leftover noise kept (ignore) the final x, else the last x0 prediction, as upstream's wrapper returns
+    torch.testing.assert_close(out, alone if seed_2nd_mode == "ignore" else last[-1], atol=0, rtol=0)
+
+
+def test_the_second_seed_wraps_once_at_2_to_the_50_as_upstream():
+    from dualsampler.dual.regional import second_seed
+
+    top = 2**50
+    assert second_seed(top - 1, 5, "add") == 4 and second_seed(top, 0, "add") == top  # > 2**50 only
+    assert second_seed(2**60, 3, "add") == 2**60 + 3 - top  # once, not mod 2**50
+    assert second_seed(3, 5, "subtract") == top - 2 and second_seed([3, 9], 5, "subtract") == [top - 2, 4]
+    assert second_seed(3, 7, "fixed") == 7 and second_seed(3, 7, "none") == 3
+    with pytest.raises(ValueError, match=r"second_seed: .* must be in \[0, 2\*\*64\)"):
+        second_seed(0, 2**51, "subtract")
+    with pytest.raises(ValueError, match="second_seed"):
+        second_seed(2**64 - 1, 2**64 - 1, "add")
+
+
+def test_a_mask_within_rounding_of_1_gives_the_base_sampler_nothing(samplers, latent):
+    """A constant-1 mask resized with aligned corners holds 0.99999994 at some pixels: still fully on."""
+    ones = torch.nn.functional.interpolate(torch.ones(1, 1, 3, 7), size=(H, W), mode="bilinear", align_corners=True)
+    assert bool((ones < 1).any())
+    assert inverse_mask(ones).sum() == 0 and inverse_mask(torch.full((1, 1, 2, 2), 0.9999)).sum() == 4
+    start = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
+    rounded = two_samplers_for_mask(start, *samplers, ones, 0, 4, 0.5)
+    exact = two_samplers_for_mask(start, *samplers, torch.ones(H, W), 0, 4, 0.5)
+    torch.testing.assert_close(rounded, exact, atol=1e-6, rtol=0)  # (mask != 1) gave the base sampler 0.096
+
+
+@pytest.mark.parametrize("options", [{"base_only_steps": 0}, {"seed_2nd": 7, "seed_2nd_mode": "fixed"}])
+def test_upstream_compat_re_noises_every_regional_base_step_where_upstream_does(samplers, latent, mask, options):
+    """Upstream's RegionalSampler hands its noise to every base step once it added noise after the base-only
+    steps; ours adds it once, and reproduces upstream with the base sampler's upstream_compat."""
+    base, inside = samplers
+    compat = KSampler(base.denoiser, "euler", upstream_compat=True)
+    run = lambda b, **kw: two_advanced_samplers_for_mask(1, 6, 1.0, latent, b, inside, mask, 0, "regional", **kw)
+    once, renoised = run(base, **options), run(compat, **options)
+    assert (once - renoised).abs().max() > 0.1
+    outside = (1 - mask).bool().expand_as(once)
+    assert renoised[outside].std() > 2 * once[outside].std()  # the same noise added again at every step
+    torch.testing.assert_close(run(compat), run(base))  # leftover noise kept: nothing re-noised
 
 
 def test_an_overlap_covering_the_whole_canvas_warns(samplers, latent, mask):

@@ -87,7 +87,7 @@ CASES = [
     ("logger mode", ["logger=wandb", "logger.mode=sometimes"], r"logger(\.|: )mode"),
     ("logger init_timeout", ["logger=wandb", "logger.init_timeout=0,nan"], r"logger(\.|: )init_timeout"),
     ("fused feather", ["dual=fused", "dual.feather=nan,-1"], r"dual(\.|: )feather"),
-    ("regional base-only steps", ["dual=regional", "steps=4", "dual.base_only_steps=4,9"], r"dual(\.|: )base_only_steps"),
+    ("regional base-only steps", ["dual=regional", "steps=4", "dual.base_only_steps=5,9"], r"dual(\.|: )base_only_steps"),
 ]
 
 

@@ -244,7 +244,7 @@ ROWS = [
     ("mask_steps 0", lambda m: two_samplers_for_mask(m.latent(), m.ksampler(), m.ksampler(), m.mask(), 0, 4, mask_steps=0),
      r"mask_steps: steps must be an integer >= 1"),
     ("mask_denoise NaN", lambda m: m.two(WholeRun(), mask_denoise=NAN), r"mask_denoise: denoise must be in \(0, 1\]"),
-    ("base_only_steps >= steps", lambda m: m.two(Regional(base_only_steps=4), steps=4), r"base_only_steps"),
+    ("base_only_steps > steps", lambda m: m.two(Regional(base_only_steps=5), steps=4), r"base_only_steps"),
     ("overlap_factor NaN", lambda m: Alternate(overlap_factor=NAN), r"overlap_factor must be an integer >= 0"),
     ("overlap_factor inf", lambda m: Fused(overlap_factor=INF), r"overlap_factor must be an integer >= 0"),
     ("feather NaN in fused", lambda m: Fused(feather=NAN), r"feather must be a number in \[0, 64\]"),

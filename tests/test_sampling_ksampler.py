@@ -8,6 +8,7 @@ from dualsampler.masks import half_mask
 from dualsampler.sampling import (
     KSampler,
     ModelSampling,
+    SAMPLERS,
     NoiseStream,
     denoise_to_steps,
     get_sigmas,
@@ -319,3 +320,42 @@ def test_cuda_sampling_matches_cpu_for_the_same_seed(gaussian, latent, sampler):
     cpu = KSampler(gaussian, sampler, "karras").sample(latent, 11, 6, noise_mask=mask)
     gpu = KSampler(gaussian, sampler, "karras").sample(latent.cuda(), 11, 6, noise_mask=mask.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_2m_sde", "dpmpp_3m_sde_gpu"])
+def test_only_the_impact_packs_six_sde_samplers_span_the_tree_over_the_whole_schedule(gaussian, latent, sampler):
+    """The Impact Pack's wrapper replaces the noise sampler of dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde (and _gpu);
+    dpmpp_2m_sde_heun(_gpu) keep ComfyUI's tree over the slice (issue 18, bug 3)."""
+    ks = KSampler(gaussian, sampler, "karras")
+    full = ks.sigmas(8)
+    sliced = slice_schedule(full, 3, 6, True)
+    by_slice = ks.run_slice(False, 5, latent, sliced)
+    spanned = ks.run_slice(False, 5, latent, sliced, noise_span=full)
+    if "heun" in sampler:
+        assert torch.equal(spanned, by_slice)
+    else:
+        assert (spanned - by_slice).abs().max() > 1e-3
+
+
+class GaussianWithUncond(GaussianData):
+    """GaussianData whose unconditional prediction is the data mean's pull towards 0 (for the cfg_pp samplers)."""
+
+    def with_uncond(self, x, sigma):
+        return self(x, sigma), GaussianData(0.0, self.std)(x, sigma)
+
+
+# dpm_adaptive's step-size controller takes the error norm over the whole batch, so a batch's elements share
+# their accepted steps and each differs from its run alone (README, seed lists).
+BATCH_COUPLED = {"dpm_adaptive"}
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_a_seed_list_gives_each_element_its_run_alone(latent, sampler):
+    ks = KSampler(GaussianWithUncond(), sampler, "karras")
+    both = ks.sample(latent, [4, 5], 5, noise_mask=half_mask(8, 12, "left"))
+    alone = torch.cat([ks.sample(latent[b : b + 1], [seed], 5, noise_mask=half_mask(8, 12, "left"))
+                       for b, seed in enumerate([4, 5])])
+    if sampler in BATCH_COUPLED:
+        assert 1e-6 < (both - alone).abs().max() < 1e-2
+    else:
+        torch.testing.assert_close(both, alone, atol=1e-6, rtol=0)

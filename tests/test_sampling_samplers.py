@@ -225,3 +225,14 @@ class NoiseLike:
 
     def __call__(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, dtype=like.dtype)
+
+
+@pytest.mark.parametrize("sampler", ["sa_solver", "sa_solver_pece"])
+def test_sa_solver_reports_the_prediction_before_its_corrector_as_upstream(gaussian, sampler):
+    """Each report's x0 is D of the state it reports (upstream's callback), not the PECE re-evaluation of the
+    corrected state, so the last report is what the Impact Pack's wrappers return (issue 18, bug 4)."""
+    seen = []
+    sample(gaussian, torch.randn(1, 4, 8, 8) * 14.6, get_sigmas("karras", 6), sampler, seed=3, callback=seen.append)
+    for info in seen:
+        torch.testing.assert_close(info["denoised"], gaussian(info["x"], torch.tensor([info["sigma"]])))
+    assert sum(info["evals"] for info in seen) == (11 if sampler == "sa_solver_pece" else 6)

@@ -63,9 +63,15 @@ class RegionRun:
                                       "mask": weight})
 
 
+# A mask value this close to 1 counts as fully on: a constant-1 mask resized bilinearly with aligned corners
+# comes back as 0.99999994 (1 - 2^-24) at some pixels, which upstream's exact `mask != 1` hands to the base sampler.
+MASK_ON_TOLERANCE = 1e-6
+
+
 def inverse_mask(mask: Tensor) -> Tensor:
-    """`(mask != 1)`: 1 wherever the mask is not fully on."""
-    return (mask != 1).to(mask.dtype)
+    """`(mask < 1 - MASK_ON_TOLERANCE)`: 1 wherever the mask is not fully on (upstream's `mask != 1`, with float
+    rounding of a resized 1 counted as on)."""
+    return (mask < 1 - MASK_ON_TOLERANCE).to(mask.dtype)
 
 
 def warn_if_covering(grown: Tensor, name: str) -> None:

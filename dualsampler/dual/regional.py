@@ -15,21 +15,36 @@ from .base import RegionRun, RegionSampler, run_slice_x0, union_mask, warn_if_co
 from .checks import check_overlap
 
 SECOND_SEED_MODES = ("none", "fixed", "add", "subtract")
-SEED_MODULUS = 1125899906842624  # 2**50, upstream's seed range for seed +/- second seed
+SEED_WRAP = 1125899906842624  # 2**50, where upstream wraps seed +/- second seed (once)
+SEED_LIMIT = 2**64
 
 
 def second_seed(seed: Seed, value: int, mode: str) -> Seed:
-    """The seed of the steps after the base-only ones: unchanged (`none`), `value` (`fixed`), or
-    `seed +/- value` mod 2^50 (`add`, `subtract`)."""
+    """The seed of the steps after the base-only ones, per element of a seed list: unchanged (`none`), `value`
+    (`fixed`), `seed + value` less 2^50 when that exceeds 2^50 (`add`), or `seed - value` plus 2^50 when that is
+    below 0 (`subtract`): upstream's arithmetic, which wraps once (2^50 + 1 stays 2^50 + 1; 2^50 + 5 gives 5).
+    A result outside [0, 2^64), which no generator takes, raises ValueError naming second_seed."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if mode == "none":
         out = seeds
     elif mode == "fixed":
         out = [value] * len(seeds)
     else:
-        sign = 1 if mode == "add" else -1
-        out = [(s + sign * value) % SEED_MODULUS for s in seeds]
+        out = [wrap_once(s + value if mode == "add" else s - value) for s in seeds]
+        bad = [s for s in out if not 0 <= s < SEED_LIMIT]
+        if bad:
+            raise ValueError(f"second_seed: seed {'+' if mode == 'add' else '-'} second_seed wrapped once at 2**50 "
+                             f"must be in [0, 2**64), got {bad[0]} (second_seed={value})")
     return out[0] if isinstance(seed, int) else out
+
+
+def wrap_once(value: int) -> int:
+    """Upstream's single wrap: `value - 2^50` above 2^50, `value + 2^50` below 0, else `value`."""
+    if value > SEED_WRAP:
+        return value - SEED_WRAP
+    if value < 0:
+        return value + SEED_WRAP
+    return value
 
 
 class StepSchedule:
@@ -42,12 +57,14 @@ class StepSchedule:
         self.recovery_sampler = recovery.recovery_sampler(sampler)
         self.recovery_sigmas = None if self.recovery_sampler is None else self.recovery_sampler.sigmas(adv_steps)
 
-    def step(self, add_noise: bool, seed: Seed, x: Tensor, i: int, mask: Tensor, callback) -> Tensor:
-        """Step `i -> i+1` (leftover noise kept) under `mask`, with the recovery pass where it applies."""
+    def step(self, add_noise: bool, seed: Seed, x: Tensor, i: int, mask: Tensor, callback,
+             recovery_add_noise: bool | None = None) -> Tensor:
+        """Step `i -> i+1` (leftover noise kept) under `mask`, with the recovery pass where it applies
+        (`recovery_add_noise`: its own add_noise, default `add_noise`)."""
         recovery_sigmas = None if self.recovery_sigmas is None else slice_schedule(self.recovery_sigmas, i, i + 1, True)
         return recovered_step(self.sampler, self.recovery, self.recovery_sampler, add_noise, seed, x,
                               slice_schedule(self.sigmas, i, i + 1, True), recovery_sigmas, mask, callback,
-                              self.sigmas, self.recovery_sigmas)
+                              self.sigmas, self.recovery_sigmas, recovery_add_noise)
 
 
 @dataclass
@@ -59,7 +76,11 @@ class Regional(RegionSampler):
     sampler inside its mask grown by `overlap_factor` pixels at the mask's own resolution; masks reach the latent
     by a bilinear (soft) resize, so every latent pixel is denoised by some sampler at every step. With
     `restore_latent` each region's result is composited into the running latent with its grown mask.
-    Samplers that lose state between per-step calls (SDE, UniPC) get the `recovery` pass."""
+    Samplers that lose state between per-step calls (SDE, UniPC) get the `recovery` pass.
+    `base_only_steps == steps` is a base-only run (as upstream). Noise is added once, at the first step after the
+    base-only ones; with the base sampler's `upstream_compat` the base sampler re-adds that same noise at every
+    step when it was added there (`base_only_steps == 0` or a second seed), as upstream's RegionalSampler does
+    (it hands its custom noise to every base step, a bug)."""
 
     overlap_factor: int = 10
     base_only_steps: int = 1
@@ -81,8 +102,8 @@ class Regional(RegionSampler):
             raise ValueError(f"second_seed must be an integer in [0, 2**64), got {self.second_seed!r}")
 
     def check_schedule(self, steps: int) -> None:
-        if self.base_only_steps >= steps:
-            raise ValueError(f"base_only_steps must be < steps ({steps}) so that the regions are sampled, "
+        if self.base_only_steps > steps:
+            raise ValueError(f"base_only_steps must be in [0, steps] = [0, {steps}] (steps a base-only run), "
                              f"got {self.base_only_steps}")
 
     def _sample(self, run: RegionRun) -> Tensor:
@@ -103,8 +124,9 @@ class Regional(RegionSampler):
         if self.base_only_steps > 0:
             x = self._base_only(run, x, leftover, base.sigmas)
         add_noise = not (self.base_only_steps > 0 and leftover)
+        renoise = add_noise and run.base.upstream_compat
         for i in range(run.start + self.base_only_steps, run.adv_steps):
-            x = base.step(add_noise, later_seed, x, i, inverse, run.report(i, "base", inverse))
+            x = base.step(add_noise or renoise, later_seed, x, i, inverse, run.report(i, "base", inverse), add_noise)
             for region, g, role in zip(regions, grown, run.roles()[1:]):
                 out = region.step(False, later_seed, x, i, g, run.report(i, role, g))
                 x = x * (1 - g) + out * g if self.restore_latent else out

@@ -30,6 +30,11 @@ from .schedules import MAX_STEPS, check_scheduler, check_steps, schedule_sigmas
 RANDOM_INPAINT_NOISE = frozenset({"ddim"})
 # Upstream's KSampler treats a denoise above this as a full run.
 FULL_DENOISE = 0.9999
+# The samplers whose Brownian tree the Impact Pack's wrappers (`impact_sampling.ksampler`) span over the whole
+# schedule a slice is cut from; every other SDE sampler (dpmpp_2m_sde_heun, its _gpu variant) goes through
+# ComfyUI's own sampler object, whose tree spans the slice.
+SPANNED_TREE_SAMPLERS = frozenset({"dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde",
+                                   "dpmpp_3m_sde_gpu"})
 
 
 def as_flag(value: bool | str, name: str) -> bool:
@@ -172,8 +177,9 @@ class KSampler:
 
         With a mask, every model call is masked (SPEC §4.4), so a run ending at sigma 0 returns
         `D*m + latent*(1-m)`; where m is 0 the latent is then restored exactly (unless `upstream_compat`).
-        `noise_span`: the whole schedule `sigmas` was cut from, for SDE samplers whose Brownian tree should span
-        it as the Impact Pack's wrappers do (see `SpannedNoise`); by default the tree spans `sigmas`."""
+        `noise_span`: the whole schedule `sigmas` was cut from, over which the Impact Pack's wrappers span the
+        Brownian tree of the `SPANNED_TREE_SAMPLERS` (see `SpannedNoise`); it is ignored for every other sampler,
+        and by default the tree spans `sigmas`."""
         if len(sigmas) < 2:
             return latent.clone()
         sigmas = sigmas.to(latent.device)
@@ -188,7 +194,9 @@ class KSampler:
             report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
             out = upstream_one_step_uni_pc(counter, x, sigmas, callback=report)
         else:
-            spanned = None if noise_span is None else SpannedNoise(seed, [float(s) for s in noise_span])
+            spanned = None
+            if noise_span is not None and self.sampler in SPANNED_TREE_SAMPLERS:
+                spanned = SpannedNoise(seed, [float(s) for s in noise_span])
             out = integrate(denoiser, x, sigmas, self.sampler, seed, callback, spanned)
         if mask is not None and float(sigmas[-1]) == 0 and not self.upstream_compat:
             out = torch.where(mask == 0, latent, out)

@@ -71,11 +71,13 @@ def recovered_step(
     callback: Callback | None = None,
     noise_span: Tensor | None = None,
     recovery_noise_span: Tensor | None = None,
+    recovery_add_noise: bool | None = None,
 ) -> Tensor:
     """One step (sliced `sigmas` of the sampler's schedule, `recovery_sigmas` of the recovery sampler's) under `mask`
     (at the latent's size), followed by the recovery pass when `recovery_sampler` is given. The spans are the
     whole (unscaled) schedules the slices come from, over which the Impact Pack seeds an SDE sampler's Brownian
-    tree (`KSampler.run_slice`)."""
+    tree (`KSampler.run_slice`). `recovery_add_noise` (default: `add_noise`) adds seeded noise to the recovery
+    pass's start."""
     scale = recovery.first_scale(sampler)
     if scale > 0:
         out = sampler.run_slice(add_noise, seed, latent, sigmas * scale, mask, callback, noise_span)
@@ -84,5 +86,6 @@ def recovered_step(
     if recovery_sampler is None or recovery_sigmas is None:
         return out
     restored = latent * (1 - mask) + out * mask
-    return recovery_sampler.run_slice(add_noise, seed, restored, recovery_sigmas * recovery.ratio, mask, callback,
+    noisy = add_noise if recovery_add_noise is None else recovery_add_noise
+    return recovery_sampler.run_slice(noisy, seed, restored, recovery_sigmas * recovery.ratio, mask, callback,
                                       recovery_noise_span)

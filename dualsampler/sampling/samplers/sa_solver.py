@@ -80,7 +80,9 @@ def sample_sa_solver(
     `predictor_order` D's; corrector (from step 1) `x_{i+1} = (s_{i+1}/s_i) e^{-tau^2 h} x_i + sum_j b'_j D_{i+1-j}
     + n_i` over the last `corrector_order` D's including `D(x~_{i+1})`, the same noise `n_i`; `use_pece` evaluates
     the corrected state again (sa_solver_pece). Near sigma 0 the orders drop to the steps left; the step to
-    sigma 0 returns D."""
+    sigma 0 returns D. Step `i` reports, after its model calls, `x~_i` and the prediction `D(x~_i)` from before
+    any corrector, as upstream's callback does (so a consumer of the last x0, e.g. the Impact Pack's wrappers,
+    gets the predicted D, not the PECE re-evaluation of the corrected state)."""
     noise = require_noise(noise, "sa_solver")
     tau_fn = default_tau(denoiser) if tau is None else tau
     s = sigma_list(sigmas)
@@ -90,7 +92,8 @@ def sample_sa_solver(
     x_pred, h, tau_t, step_noise = x, 0.0, 0.0, None
     history: list[Tensor] = []
     for i in range(len(s) - 1):
-        denoised = denoise(denoiser, x_pred, s[i])
+        x_in = x_pred
+        denoised = predicted = denoise(denoiser, x_in, s[i])
         history = (history + [denoised])[-max_order:]
         p_order = min(predictor_order, len(history))
         c_order = 0 if i == 0 or (s[i + 1] == 0 and not use_pece) else min(corrector_order, len(history))
@@ -118,5 +121,5 @@ def sample_sa_solver(
             if tau_t > 0 and s_noise > 0:
                 step_noise = noise(x) * (s[i + 1] * math.sqrt(-math.expm1(-2 * tau_t**2 * h)) * s_noise)
                 x_pred = x_pred + step_noise
-        report(callback, i, x_pred, s[i], denoised)
+        report(callback, i, x_in, s[i], predicted)
     return x_pred
