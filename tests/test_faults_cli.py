@@ -3,7 +3,9 @@ loads, writing no image and no result.json; a tracker failure never costs a fini
 sweep folder does not fail a new sweep.
 
 Values of one key are swept in one multirun (`-m key=v1,v2`): Hydra runs each as a job, each job records its error
-in failure.json, and the sweep exits 1.
+in failure.json, and the sweep exits 1. The Hydra app runs in the test process (`run_app`: the same command line,
+composition, launcher, callback and exit code); real processes only where a process is the point: the printed
+error of a failed single run and its exit status, W&B's service, two launches side by side, a SIGKILL.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # every case launches the CLI in a fresh process (seconds of imports each)
+from run_app import run_app
+
+pytestmark = pytest.mark.slow  # every case runs a Hydra app (a job's checks, or a tiny job) or a fresh process
 
 TINY = ["model=random_world", "steps=2", "seeds=1", "batch_size=1", "height=64", "width=64", "metrics=seams",
         "logger=none"]
@@ -33,7 +37,7 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, env: dict[str, str], multirun: bool = True) -> subprocess.CompletedProcess:
-    """`python -m dualsampler.run [-m] <overrides>`, as a user types `dualsampler-run`."""
+    """`python -m dualsampler.run [-m] <overrides>` in a fresh process, as a user types `dualsampler-run`."""
     return subprocess.run([sys.executable, "-m", "dualsampler.run", *(["-m"] if multirun else []), *args],
                           capture_output=True, text=True, env=env, timeout=600)
 
@@ -98,7 +102,7 @@ def bad_values(overrides: list[str]) -> int:
 @pytest.mark.parametrize("overrides, key", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_a_bad_value_fails_its_job_naming_the_key_before_any_work(tmp_path, overrides, key):
     sweep = tmp_path / "sweep"
-    done = run_cli(*TINY, *overrides, f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
+    done = run_app(*TINY, *overrides, f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
     assert done.returncode == 1, done.stderr[-3000:]
     failures = [json.loads(p.read_text()) for p in sorted(sweep.rglob("failure.json"))]
     if failures:  # the runner refused each job
@@ -115,7 +119,7 @@ def test_a_bad_value_fails_its_job_naming_the_key_before_any_work(tmp_path, over
 def test_a_truncated_mask_file_is_named_and_nothing_is_written(tmp_path):
     cut = truncated_png(tmp_path)
     sweep = tmp_path / "sweep"
-    done = run_cli(*TINY, "mask=file", f"mask.path={cut}", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
+    done = run_app(*TINY, "mask=file", f"mask.path={cut}", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
     assert done.returncode == 1
     failure = json.loads(next(sweep.rglob("failure.json")).read_text())
     assert re.search(r"mask(\.|: )path", failure["error"]) and "cut.png" in failure["error"]
@@ -152,9 +156,9 @@ def test_an_unreachable_tracker_never_costs_the_finished_job(tmp_path):
 
 def test_an_old_failure_in_the_folder_does_not_fail_a_relaunch_with_other_values(tmp_path):
     sweep = tmp_path / "sweep"
-    first = run_cli(*TINY, "overlap_factor=2,-1", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
+    first = run_app(*TINY, "overlap_factor=2,-1", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
     assert first.returncode == 1 and "FAILED" in first.stdout + first.stderr
-    again = run_cli(*TINY, "overlap_factor=2", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
+    again = run_app(*TINY, "overlap_factor=2", f"hydra.sweep.dir={sweep}", env=cli_env(tmp_path))
     assert again.returncode == 0, again.stderr[-3000:]
     assert "FAILED" not in again.stdout + again.stderr
     assert len(list(sweep.rglob("failure.json"))) == 1  # the old record stays, only not counted
@@ -191,6 +195,6 @@ def test_a_sweep_killed_while_holding_a_claim_resumes_on_relaunch(tmp_path):
 
 
 def test_an_overlap_covering_the_whole_canvas_is_warned_about(tmp_path):
-    done = run_cli(*TINY, "overlap_factor=1000", f"hydra.sweep.dir={tmp_path / 'sweep'}", env=cli_env(tmp_path))
+    done = run_app(*TINY, "overlap_factor=1000", f"hydra.sweep.dir={tmp_path / 'sweep'}", env=cli_env(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "overlap_factor: the grown mask covers the whole canvas" in done.stdout + done.stderr
