@@ -30,7 +30,7 @@ import subprocess
 import sys
 import types
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,26 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import parity_tolerance  # noqa: E402  (per-case tolerances; a sibling script)
+import parity_upscale  # noqa: E402  (the upscaler's cases; a sibling script)
 
 TOLERANCE = 1e-4
 MU = (0.5, -0.3, 0.1, 0.8)
 STD = (0.7, 1.1, 0.4, 0.9)
 LATENT_SHAPE = (1, 4, 8, 8)
 IMAGE_SCALE = 8
+# cfg != 1 cases: the conditional prediction is the model with its data mean shifted by COND_SHIFT (upstream: the
+# positive conditioning carries a 1, the negative a 0; ours: `GuidedDenoiser`), so cond and uncond differ.
+COND_SHIFT = 0.25
 # Documented deviations (README, SPEC §10): a case whose difference one of these explains is reported, not failed.
 DEVIATIONS = {
     "uni_pc_one_step": "uni_pc over a one-step sigma list: ours steps, upstream only rescales x",
     "held_latent": "latent held exactly outside the noise mask (upstream's uni_pc leaves its 0.001 residual)",
     "grow_mask": "region masks on non-square latents (upstream resizes them to the transposed size; no compat flag)",
+    "regional_renoise": ("RegionalSampler with base_only_steps 0 or a second seed: upstream re-adds the same noise at "
+                         "every base step (its custom-noise path ignores add_noise); ours adds it once"),
+    **parity_upscale.DEVIATIONS,
 }
 
 
@@ -62,9 +71,11 @@ def channel_stats(dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
     return (torch.tensor(MU, dtype=dtype).reshape(1, -1, 1, 1), torch.tensor(STD, dtype=dtype).reshape(1, -1, 1, 1))
 
 
-def gaussian_x0(x: Tensor, sigma: Tensor) -> Tensor:
-    """x0 of Gaussian data N(mu_c, std_c^2) per channel at noise level sigma ([B])."""
+def gaussian_x0(x: Tensor, sigma: Tensor, shift: Tensor | float = 0.0) -> Tensor:
+    """x0 of Gaussian data N(mu_c + shift, std_c^2) per channel at noise level sigma ([B]); `shift` a number or
+    [B, 1, 1, 1]."""
     mu, std = channel_stats(x.dtype)
+    mu = mu + shift
     s2 = sigma.reshape(-1, 1, 1, 1).to(x.dtype) ** 2
     return mu + (x - mu) * std**2 / (std**2 + s2)
 
@@ -80,6 +91,25 @@ class GaussianDenoiser:
         return x0, x0
 
 
+class GuidedDenoiser:
+    """Classifier-free guidance on our side of a cfg != 1 case, every model call through `denoiser` (any object
+    `denoiser(x, sigma) -> x0` of the unshifted model, e.g. GaussianDenoiser or the sensitivity probe's wrapper):
+    uncond `= denoiser(x, sigma)`, cond `= denoiser(x - COND_SHIFT, sigma) + COND_SHIFT` (the same Gaussian data
+    with its mean shifted, what upstream's model gives for the positive conditioning), and the guided prediction
+    `uncond + (cond - uncond) * cfg` as ComfyUI's cfg_function; `with_uncond` gives (guided, uncond) for cfg_pp."""
+
+    def __init__(self, denoiser: Any, cfg: float) -> None:
+        self.denoiser, self.cfg = denoiser, cfg
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return self.with_uncond(x, sigma)[0]
+
+    def with_uncond(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        uncond = self.denoiser(x, sigma)
+        cond = self.denoiser(x - COND_SHIFT, sigma) + COND_SHIFT
+        return uncond + (cond - uncond) * self.cfg, uncond
+
+
 def make_latent(shape: tuple[int, ...] = LATENT_SHAPE, seed: int = 1234) -> Tensor:
     """The input latent of img2img and masked cases: data-like values."""
     g = torch.Generator().manual_seed(seed)
@@ -87,14 +117,15 @@ def make_latent(shape: tuple[int, ...] = LATENT_SHAPE, seed: int = 1234) -> Tens
     return mu + std * torch.randn(shape, generator=g)
 
 
-def disc_mask(height: int, width: int, soft: bool) -> Tensor:
-    """A centred disc of radius 0.3 * min(H, W) as [H, W]; soft: a linear ramp of 0.15 * min(H, W) at its edge."""
+def disc_mask(height: int, width: int, soft: bool, cx: float = 0.5, radius: float = 0.3) -> Tensor:
+    """A disc of `radius` * min(H, W) centred at (`cx` * W, H / 2) as [H, W]; soft: a linear ramp of half the
+    radius at its edge."""
     ys = (torch.arange(height, dtype=torch.float32) + 0.5 - height / 2).reshape(-1, 1)
-    xs = (torch.arange(width, dtype=torch.float32) + 0.5 - width / 2).reshape(1, -1)
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5 - cx * width).reshape(1, -1)
     r = (ys**2 + xs**2).sqrt() / min(height, width)
     if not soft:
-        return (r <= 0.3).float()
-    return ((0.3 + 0.15 - r) / 0.15).clamp(0, 1)
+        return (r <= radius).float()
+    return ((1.5 * radius - r) / (0.5 * radius)).clamp(0, 1)
 
 
 def make_mask(kind: str, resolution: str, shape: tuple[int, ...] = LATENT_SHAPE) -> Tensor:
@@ -102,6 +133,22 @@ def make_mask(kind: str, resolution: str, shape: tuple[int, ...] = LATENT_SHAPE)
     h, w = shape[-2:]
     scale = IMAGE_SCALE if resolution == "image" else 1
     return disc_mask(h * scale, w * scale, kind == "soft")[None]
+
+
+def region_masks(kind: str, resolution: str, count: int, shape: tuple[int, ...] = LATENT_SHAPE) -> list[Tensor]:
+    """`count` region masks as [1, H, W]: `make_mask`'s disc for one region, else discs of radius 0.4 / count
+    centred at (k + 0.5) / count of the width."""
+    if count == 1:
+        return [make_mask(kind, resolution, shape)]
+    h, w = shape[-2:]
+    scale = IMAGE_SCALE if resolution == "image" else 1
+    return [disc_mask(h * scale, w * scale, kind == "soft", (k + 0.5) / count, 0.4 / count)[None] for k in range(count)]
+
+
+# RegionalSampler's inputs beyond TwoAdvancedSamplersForMask's (Case.extra overrides them), with the values
+# TwoAdvancedSamplersForMask passes.
+REGIONAL_DEFAULTS = {"seed_2nd": 0, "seed_2nd_mode": "ignore", "base_only_steps": 1, "restore_latent": True,
+                     "additional_mode": "ratio between", "additional_sampler": "AUTO", "additional_sigma_ratio": 0.3}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -145,6 +192,26 @@ class Case:
             return None
         kind, resolution = self.mask.split("/")
         return make_mask(kind, resolution, self.shape)
+
+    @property
+    def cfg(self) -> float:
+        """`extra["cfg"]`, 1 by default (cond == uncond, upstream skips the unconditional pass)."""
+        return float(self.extra.get("cfg", 1.0))
+
+    @property
+    def seeds(self) -> int | list[int]:
+        """`extra["seeds"]` (one seed per batch element; upstream runs each element alone) or `seed`."""
+        return self.extra.get("seeds") or self.seed
+
+    def regional_options(self) -> dict[str, Any]:
+        """RegionalSampler's inputs: REGIONAL_DEFAULTS updated from `extra`."""
+        return {k: self.extra.get(k, v) for k, v in REGIONAL_DEFAULTS.items()}
+
+    def regions(self) -> list[tuple[str, Tensor]]:
+        """The regional_sampler route's regions: (sampler, mask) per name in `extra["regions"]`."""
+        kind, resolution = self.mask.split("/")
+        names = self.extra["regions"]
+        return list(zip(names, region_masks(kind, resolution, len(names), self.shape)))
 
 
 def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: list[str], seed_loop: bool) -> list[Case]:
@@ -228,18 +295,29 @@ def run_ours(case: Case, upstream_compat: bool = False, denoiser: Any = None) ->
     from dualsampler.sampling import KSampler
 
     den = GaussianDenoiser() if denoiser is None else denoiser
-    latent, mask = case.latent(), case.mask_tensor()
+    if case.route == "upscale":
+        return parity_upscale.run_ours(case, upstream_compat, den)
+    if case.cfg != 1:
+        den = GuidedDenoiser(den, case.cfg)
+    latent, mask, seed = case.latent(), case.mask_tensor(), case.seeds
     ks = KSampler(den, case.sampler, case.scheduler, upstream_compat=upstream_compat)
     if case.route in ("ksampler_advanced", "impact_advanced"):
         end = case.steps if case.end is None else case.end
-        return ks.sample_advanced(case.add_noise, case.seed, case.steps, latent, case.start, end, case.leftover, mask)
+        return ks.sample_advanced(case.add_noise, seed, case.steps, latent, case.start, end, case.leftover, mask)
     if case.route == "ksampler":
-        return ks.sample(latent, case.seed, case.steps, case.denoise, mask)
+        return ks.sample(latent, seed, case.steps, case.denoise, mask)
+    if case.route == "regional_sampler":
+        o = case.regional_options()
+        regions = [dual.Region(m, KSampler(den, name, case.mask_scheduler, upstream_compat=upstream_compat))
+                   for name, m in case.regions()]
+        return dual.regional_sampler(seed, o["seed_2nd"], o["seed_2nd_mode"], case.steps, o["base_only_steps"],
+                                     case.denoise, latent, ks, regions, case.overlap, o["restore_latent"],
+                                     o["additional_mode"], o["additional_sampler"], o["additional_sigma_ratio"])
     other = KSampler(den, case.mask_sampler, case.mask_scheduler, upstream_compat=upstream_compat)
     if case.route == "two_samplers":
-        return dual.two_samplers_for_mask(latent, ks, other, mask, case.seed, case.steps, case.denoise)
+        return dual.two_samplers_for_mask(latent, ks, other, mask, seed, case.steps, case.denoise)
     mode = "seed" if case.route == "seed_loop" else "regional"
-    return dual.two_advanced_samplers_for_mask(case.seed, case.steps, case.denoise, latent, ks, other, mask,
+    return dual.two_advanced_samplers_for_mask(seed, case.steps, case.denoise, latent, ks, other, mask,
                                                case.overlap, mode)
 
 
@@ -366,6 +444,7 @@ class Upstream:
         self.model = self._model_patcher()
         self.positive = [[torch.zeros(1, 1, 8), {}]]
         self.negative = [[torch.zeros(1, 1, 8), {}]]
+        self.shifted = [[torch.ones(1, 1, 8), {}]]  # the positive conditioning of cfg != 1 cases (COND_SHIFT)
         self.impact = self._load_impact(impact) if impact is not None else None
         self.commits = {"comfyui": _git_commit(comfyui)}
         if impact is not None:
@@ -392,6 +471,7 @@ class Upstream:
                 self.nodes.NODE_CLASS_MAPPINGS[node.GET_SCHEMA().node_id] = node
 
     def _model_patcher(self) -> Any:
+        import comfy.conds
         import comfy.latent_formats
         import comfy.model_patcher
         import comfy.model_sampling
@@ -416,10 +496,15 @@ class Upstream:
                 self.current_patcher = None
 
             def apply_model(self, x: Tensor, t: Tensor, **kwargs: Any) -> Tensor:
-                return gaussian_x0(x, t)
+                """The positive conditioning of cfg cases carries a 1, which shifts the data mean by COND_SHIFT."""
+                cond = kwargs.get("c_crossattn")
+                if cond is None:
+                    return gaussian_x0(x, t)
+                return gaussian_x0(x, t, COND_SHIFT * cond[:, 0, 0].to(x.dtype).reshape(-1, 1, 1, 1))
 
             def extra_conds(self, **kwargs: Any) -> dict:
-                return {}
+                cross_attn = kwargs.get("cross_attn")
+                return {} if cross_attn is None else {"c_crossattn": comfy.conds.CONDCrossAttn(cross_attn)}
 
             def memory_required(self, input_shape: Any, cond_shapes: Any = None) -> int:
                 return 0
@@ -457,17 +542,25 @@ class Upstream:
     # -- routes ------------------------------------------------------------------------------------------------
 
     def latent_dict(self, case: Case) -> dict:
-        latent = {"samples": case.latent()}
-        return latent
+        """The case's latent, or its element `extra["element"]` (a seed list's element run alone)."""
+        samples = case.latent()
+        element = case.extra.get("element")
+        return {"samples": samples if element is None else samples[element : element + 1]}
+
+    def guidance(self, case: Case) -> tuple[float, list, list]:
+        """cfg, positive and negative conditioning: at cfg 1 the plain ones (cond == uncond), else the shifted
+        positive."""
+        return case.cfg, (self.positive if case.cfg == 1 else self.shifted), self.negative
 
     def ksampler_advanced(self, case: Case) -> Tensor:
         latent = self.latent_dict(case)
         if case.mask is not None:
             latent["noise_mask"] = case.mask_tensor()
         end = case.steps if case.end is None else case.end
+        cfg, positive, negative = self.guidance(case)
         out = self.nodes.KSamplerAdvanced().sample(
-            self.model, "enable" if case.add_noise else "disable", case.seed, case.steps, 1.0, case.sampler,
-            case.scheduler, self.positive, self.negative, latent, case.start, end,
+            self.model, "enable" if case.add_noise else "disable", case.seed, case.steps, cfg, case.sampler,
+            case.scheduler, positive, negative, latent, case.start, end,
             "enable" if case.leftover else "disable")[0]
         return out["samples"]
 
@@ -475,17 +568,19 @@ class Upstream:
         latent = self.latent_dict(case)
         if case.mask is not None:
             latent["noise_mask"] = case.mask_tensor()
-        out = self.nodes.KSampler().sample(self.model, case.seed, case.steps, 1.0, case.sampler, case.scheduler,
-                                           self.positive, self.negative, latent, case.denoise)[0]
+        cfg, positive, negative = self.guidance(case)
+        out = self.nodes.KSampler().sample(self.model, case.seed, case.steps, cfg, case.sampler, case.scheduler,
+                                           positive, negative, latent, case.denoise)[0]
         return out["samples"]
 
-    def advanced_wrapper(self, sampler: str, scheduler: str) -> Any:
+    def advanced_wrapper(self, sampler: str, scheduler: str, case: Case | None = None) -> Any:
+        """The Impact Pack's KSamplerAdvancedWrapper, with the case's guidance (cfg 1 without a case)."""
         _, impact_sampling = self.impact
-        return impact_sampling.KSamplerAdvancedWrapper(self.model, 1.0, sampler, scheduler, self.positive,
-                                                       self.negative)
+        cfg, positive, negative = (1.0, self.positive, self.negative) if case is None else self.guidance(case)
+        return impact_sampling.KSamplerAdvancedWrapper(self.model, cfg, sampler, scheduler, positive, negative)
 
     def impact_advanced(self, case: Case) -> Tensor:
-        wrapper = self.advanced_wrapper(case.sampler, case.scheduler)
+        wrapper = self.advanced_wrapper(case.sampler, case.scheduler, case)
         end = case.steps if case.end is None else case.end
         out = wrapper.sample_advanced("enable" if case.add_noise else "disable", case.seed, case.steps,
                                       self.latent_dict(case), case.start, end,
@@ -494,32 +589,53 @@ class Upstream:
 
     def two_samplers(self, case: Case) -> Tensor:
         special, impact_sampling = self.impact
-        base = impact_sampling.KSamplerWrapper(self.model, case.seed, case.steps, 1.0, case.sampler, case.scheduler,
-                                               self.positive, self.negative, case.denoise)
-        masked = impact_sampling.KSamplerWrapper(self.model, case.seed, case.steps, 1.0, case.mask_sampler,
-                                                 case.mask_scheduler, self.positive, self.negative, case.denoise)
+        cfg, positive, negative = self.guidance(case)
+        base = impact_sampling.KSamplerWrapper(self.model, case.seed, case.steps, cfg, case.sampler, case.scheduler,
+                                               positive, negative, case.denoise)
+        masked = impact_sampling.KSamplerWrapper(self.model, case.seed, case.steps, cfg, case.mask_sampler,
+                                                 case.mask_scheduler, positive, negative, case.denoise)
         return special.TwoSamplersForMask.doit(self.latent_dict(case), base, masked, case.mask_tensor())[0]["samples"]
 
     def regional(self, case: Case) -> Tensor:
         special, _ = self.impact
-        base = self.advanced_wrapper(case.sampler, case.scheduler)
-        masked = self.advanced_wrapper(case.mask_sampler, case.mask_scheduler)
+        base = self.advanced_wrapper(case.sampler, case.scheduler, case)
+        masked = self.advanced_wrapper(case.mask_sampler, case.mask_scheduler, case)
         out = special.TwoAdvancedSamplersForMask.doit(case.seed, case.steps, case.denoise, self.latent_dict(case),
                                                       base, masked, case.mask_tensor(), case.overlap)[0]
         return out["samples"]
 
+    def regional_sampler(self, case: Case) -> Tensor:
+        """The Impact Pack's RegionalSampler over `case.regions()` (RegionalPrompt per region)."""
+        special, _ = self.impact
+        prompts = []
+        for name, mask in case.regions():
+            sampler = self.advanced_wrapper(name, case.mask_scheduler, case)
+            prompts += special.RegionalPrompt().doit(mask=mask, advanced_sampler=sampler)[0]
+        o = case.regional_options()
+        out = special.RegionalSampler().doit(
+            seed=case.seed, seed_2nd=o["seed_2nd"], seed_2nd_mode=o["seed_2nd_mode"], steps=case.steps,
+            base_only_steps=o["base_only_steps"], denoise=case.denoise, samples=self.latent_dict(case),
+            base_sampler=self.advanced_wrapper(case.sampler, case.scheduler, case), regional_prompts=prompts,
+            overlap_factor=case.overlap, restore_latent=o["restore_latent"], additional_mode=o["additional_mode"],
+            additional_sampler=o["additional_sampler"], additional_sigma_ratio=o["additional_sigma_ratio"])[0]
+        return out["samples"]
+
     def seed_loop(self, case: Case) -> Tensor:
         impact_pack, core = self._seed_loop_modules()
-        base = core.KSamplerAdvancedWrapper(self.model, 1.0, case.sampler, case.scheduler, self.positive,
-                                            self.negative)
-        masked = core.KSamplerAdvancedWrapper(self.model, 1.0, case.mask_sampler, case.mask_scheduler,
-                                              self.positive, self.negative)
+        cfg, positive, negative = self.guidance(case)
+        base = core.KSamplerAdvancedWrapper(self.model, cfg, case.sampler, case.scheduler, positive, negative)
+        masked = core.KSamplerAdvancedWrapper(self.model, cfg, case.mask_sampler, case.mask_scheduler, positive,
+                                              negative)
         out = impact_pack.TwoAdvancedSamplersForMask().doit(case.seed, case.steps, case.denoise,
                                                             self.latent_dict(case), base, masked,
                                                             case.mask_tensor(), case.overlap)[0]
         return out["samples"]
 
     _seed_loop_cache: Any = None
+    noise_dir: Path | None = None  # ComfyUI_Noise, for the upscaler's noise injection hook
+
+    def upscale(self, case: Case) -> Tensor:
+        return parity_upscale.run_upstream(self, case, self.noise_dir)
 
     def _seed_loop_modules(self) -> Any:
         """The older Impact Pack, imported under its own name after the current one's modules are set aside."""
@@ -538,9 +654,16 @@ class Upstream:
         return self._seed_loop_cache
 
     def run(self, case: Case) -> Tensor:
+        """The case's tensor; a seed list's elements each run alone with their seed (upstream has no seed lists:
+        that is what ours promises for them)."""
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return getattr(self, case.route)(case).float().cpu()
+            seeds = case.extra.get("seeds")
+            if not seeds:
+                return getattr(self, case.route)(case).float().cpu()
+            alone = [replace(case, seed=seed, extra={**case.extra, "seeds": None, "element": b})
+                     for b, seed in enumerate(seeds)]
+            return torch.cat([getattr(self, c.route)(c).float().cpu() for c in alone])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -584,8 +707,9 @@ def known_cause(name: str) -> str:
 
 def write_golden(out_dir: Path, cases: list[Case], tensors: dict[str, Tensor], commits: dict[str, str],
                  diffs: dict[str, float], compat_diffs: dict[str, float]) -> None:
-    """`golden.safetensors` (upstream's tensor per case) and `manifest.json` (commits, model, cases, and each
-    case's difference when written: tests expect `ok` and `deviation` cases to hold and the others to fail)."""
+    """`golden.safetensors` (upstream's tensor per case) and `manifest.json` (commits, model, cases, each case's
+    difference when written and its tolerance: tests expect `ok` and `deviation` cases to hold and the others to
+    fail)."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -613,9 +737,15 @@ def write_golden(out_dir: Path, cases: list[Case], tensors: dict[str, Tensor], c
         "written_by": "scripts/upstream_parity.py --write-golden",
         "cases": entries,
     }
+    write_manifest(out_dir / "manifest.json", manifest)
+    parity_tolerance.assign(out_dir / "manifest.json")
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """The manifest as JSON with one line per case (diffs stay readable)."""
     head = json.dumps({k: v for k, v in manifest.items() if k != "cases"}, indent=1)[:-2]
-    lines = ",\n  ".join(json.dumps(entry) for entry in entries)
-    (out_dir / "manifest.json").write_text(f'{head},\n "cases": [\n  {lines}\n ]\n}}\n')
+    lines = ",\n  ".join(json.dumps(entry) for entry in manifest["cases"])
+    path.write_text(f'{head},\n "cases": [\n  {lines}\n ]\n}}\n')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -623,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI checkout (outside this repo)")
     parser.add_argument("--impact", type=Path, help="an Impact Pack checkout (TwoSamplersForMask, regional route)")
     parser.add_argument("--impact-seed-loop", type=Path, help="an Impact Pack checkout with the per-step loop")
+    parser.add_argument("--comfyui-noise", type=Path, help="a ComfyUI_Noise checkout (the upscaler's noise hook)")
     parser.add_argument("--only", default=None, help="run only cases whose name matches this regex")
     parser.add_argument("--write-golden", type=Path, default=None, help="write golden tensors and manifest here")
     args = parser.parse_args(argv)
@@ -637,6 +768,11 @@ def main(argv: list[str] | None = None) -> int:
     schedulers = [s for s in SCHEDULERS if s in theirs_schedulers]
     impact_schedulers = [s for s in SCHEDULERS if s not in theirs_schedulers] if upstream.impact else []
     cases = build_cases(samplers, schedulers, impact_schedulers, args.impact_seed_loop is not None)
+    if upstream.impact:
+        upstream.noise_dir = args.comfyui_noise and args.comfyui_noise.resolve()
+        cases += parity_upscale.build_cases(Case, samplers, parity_upscale.has_noise_nodes(upstream.noise_dir))
+        if parity_upscale.has_noise_nodes(upstream.noise_dir):
+            upstream.commits["comfyui_noise"] = _git_commit(upstream.noise_dir)
     if upstream.impact is None:
         cases = [c for c in cases if c.route in ("ksampler_advanced", "ksampler", "seed_loop")]
     if args.only:

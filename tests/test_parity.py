@@ -1,6 +1,8 @@
 """Parity with upstream without upstream present (issue 12, SPEC §10): tests/data/parity holds the tensors that
 ComfyUI and the Impact Pack produced for each case of scripts/upstream_parity.py (commits in its manifest), and
-this toolkit must give them to 1e-4 from the same inputs.
+this toolkit must give them from the same inputs, each case to its own tolerance: 1e-4 plus ten times its
+sensitivity to float32 rounding (scripts/parity_tolerance.py), so that the goldens hold on any x86-64 CPU, whichever
+vector path it takes (CI runs this file natively and with ATEN_CPU_CAPABILITY=default), and a real bug still shows.
 
 A `deviation` case is one of the README's deliberate deviations: ours differs by default and matches with
 `upstream_compat=True`. A `known_difference` case differed when the goldens were written (its cause is in the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,13 +38,12 @@ MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 TENSORS = load_file(str(GOLDEN / "golden.safetensors"))
 
 
-def case_params():
-    for entry in MANIFEST["cases"]:
-        marks = []
-        if entry["status"] == "known_difference":
-            reason = f"upstream differs by {entry['max_abs_diff']:.1e}: {entry['cause']}"
-            marks.append(pytest.mark.xfail(reason=reason, strict=True))
-        yield pytest.param(entry, id=entry["name"], marks=marks)
+def case_param(entry: dict):
+    marks = []
+    if entry["status"] == "known_difference":
+        reason = f"upstream differs by {entry['max_abs_diff']:.1e}: {entry['cause']}"
+        marks.append(pytest.mark.xfail(reason=reason, strict=True))
+    return pytest.param(entry, id=entry["name"], marks=marks)
 
 
 def as_case(entry: dict):
@@ -71,14 +73,56 @@ def test_every_sampler_and_scheduler_offered_has_goldens():
     assert {e["scheduler"] for e in plain} == set(SCHEDULERS)
 
 
-@pytest.mark.parametrize("entry", case_params())
+@pytest.mark.parametrize("entry", [case_param(e) for e in MANIFEST["cases"]])
 def test_ours_gives_upstreams_tensor(entry):
     case = as_case(entry)
     with torch.no_grad():
         ours = harness.run_ours(case, upstream_compat=entry["status"] == "deviation")
     assert ours.shape == TENSORS[case.name].shape
     diff = float((ours - TENSORS[case.name]).abs().max())
-    assert diff <= MANIFEST["tolerance"], f"{case.name}: max abs diff {diff:.3e}"
+    assert diff <= entry["tolerance"], f"{case.name}: max abs diff {diff:.3e} > {entry['tolerance']:.1e}"
+
+
+def test_each_case_holds_to_the_stated_rule_and_few_cases_loosen_it():
+    tolerance = harness.parity_tolerance
+    assert MANIFEST["tolerance_rule"] == tolerance.rule(MANIFEST["tolerance"])
+    assert MANIFEST["vector_paths"][0] == "default" and len(MANIFEST["vector_paths"]) >= 2
+    for entry in MANIFEST["cases"]:
+        assert entry["tolerance"] == tolerance.tolerance_for(entry["sensitivity"], entry["spread"],
+                                                             MANIFEST["tolerance"])
+    loose = [e["name"] for e in MANIFEST["cases"] if e["tolerance"] > 1e-3]
+    assert len(loose) <= 0.03 * len(MANIFEST["cases"]), loose
+    assert sorted(e["tolerance"] for e in MANIFEST["cases"])[len(MANIFEST["cases"]) // 2] < 1.2e-4
+
+
+def test_the_sensitivity_probe_measures_an_ill_conditioned_case_and_not_a_well_conditioned_one():
+    probe = harness.parity_tolerance.sensitivity
+    by_name = {e["name"]: as_case(e) for e in MANIFEST["cases"]}
+    assert probe(by_name["ksa/euler/karras"], harness.run_ours, harness.GaussianDenoiser) < 1e-5
+    assert probe(by_name["ksa/dpm_adaptive/simple"], harness.run_ours, harness.GaussianDenoiser) > 1e-4
+
+
+class BiasedDenoiser(harness.GaussianDenoiser):
+    """A bug of 0.1% in every prediction: x0 (1 + 1e-3)."""
+
+    def __call__(self, x, sigma):
+        return super().__call__(x, sigma) * (1 + 1e-3)
+
+    def with_uncond(self, x, sigma):
+        x0 = self(x, sigma)
+        return x0, x0
+
+
+WELL_CONDITIONED = [e for e in MANIFEST["cases"] if e["status"] == "ok" and e["tolerance"] <= 1e-3]
+
+
+@pytest.mark.parametrize("entry", WELL_CONDITIONED[::25], ids=lambda e: e["name"])
+def test_a_small_bug_still_fails_its_case(entry):
+    """The tolerances stay tight enough to see a 0.1% model error (every 25th case held below 1e-3)."""
+    case = as_case(entry)
+    with torch.no_grad():
+        ours = harness.run_ours(case, denoiser=BiasedDenoiser())
+    assert float((ours - TENSORS[case.name]).abs().max()) > entry["tolerance"]
 
 
 @pytest.mark.parametrize("entry", [e for e in MANIFEST["cases"] if e["status"] == "deviation"][:8],
