@@ -1,5 +1,8 @@
 """Stable Diffusion models through everything a sweep uses: every region algorithm, the iterative upscaler with a
-tiled VAE, and `dualsampler-run model=diffusers` end to end with resume, on the tiny folders of sd_fixtures."""
+tiled VAE, and `dualsampler-run model=diffusers` end to end with resume, on the tiny folders of sd_fixtures.
+
+The command lines run the Hydra app in the test process (`run_app`); the resume check's relaunch is a real
+process, so a result written by one process is what another one skips."""
 
 import inspect
 import json
@@ -15,6 +18,7 @@ from dualsampler.dual import ALGORITHMS
 from dualsampler.masks import rectangle_mask
 from dualsampler.models import load_model
 from dualsampler.sampling import KSampler
+from run_app import run_app
 
 MASK = rectangle_mask(16, 16, 0.25, 0.25, 0.75, 0.75)
 
@@ -67,8 +71,13 @@ def test_the_iterative_upscaler_runs_on_a_stable_diffusion_vae_tiled(model):
     assert out.shape == (1, 4, 32, 32) and torch.isfinite(out).all()
 
 
+def cli_env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+
+
 def run_cli(*overrides, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    """`python -m dualsampler.run <overrides>` in a fresh process."""
+    env = cli_env()
     return subprocess.run([sys.executable, "-m", "dualsampler.run", *overrides], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
 
@@ -79,7 +88,7 @@ def test_dualsampler_run_on_a_diffusers_folder_resumes_until_the_weights_change(
     shutil.copytree(sd_models.sd15, folder)
     args = ["model=diffusers", f"model.path={folder}", "seeds=2", "steps=2", "height=32", "width=32", "logger=none",
             "name=sd", f"hydra.run.dir={tmp_path / 'job'}"]
-    first = run_cli(*args, cwd=tmp_path)  # the runner logs to stdout
+    first = run_app(*args, multirun=False, env=cli_env(), cwd=tmp_path)  # the runner logs to stdout
     assert first.returncode == 0, first.stderr[-3000:]
     result_file = tmp_path / "job" / "result.json"
     result = json.loads(result_file.read_text())
@@ -91,7 +100,7 @@ def test_dualsampler_run_on_a_diffusers_folder_resumes_until_the_weights_change(
     with torch.no_grad():
         unet.conv_out.bias.add_(0.5)
     unet.save_pretrained(folder / "unet")
-    changed = run_cli(*args, cwd=tmp_path)
+    changed = run_app(*args, multirun=False, env=cli_env(), cwd=tmp_path)
     assert changed.returncode == 0 and "skipping" not in changed.stdout
     assert json.loads(result_file.read_text())["weights"] != result["weights"]
 
@@ -101,7 +110,7 @@ def test_dualsampler_run_on_a_single_file_checkpoint_with_a_config_folder(sd_mod
     args = ["model=diffusers", f"model.path={sd_models.sd15_checkpoint}", f"model.config={sd_models.sd15}",
             "model.dtype=bfloat16", "dual=fused", "seeds=1", "steps=2", "height=32", "width=32", "logger=none",
             f"hydra.run.dir={tmp_path / 'job'}"]
-    done = run_cli(*args, cwd=tmp_path)
+    done = run_app(*args, multirun=False, env=cli_env(), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "job" / "images" / "seed0.png").is_file()
 
@@ -112,9 +121,9 @@ def test_dualsampler_run_on_a_single_file_checkpoint_with_a_config_folder(sd_mod
 def test_dual_selects_each_blending_method_on_the_command_line(sd_models, tmp_path, model_args):
     methods = ["multidiffusion", "mixture_of_diffusers", "soft_inpainting", "differential_diffusion"]
     model_args = [a.replace("SD15", str(sd_models.sd15)) for a in model_args]
-    done = run_cli("-m", *model_args, f"dual={','.join(methods)}", "overlap_factor=1", "seeds=1", "steps=2",
+    done = run_app(*model_args, f"dual={','.join(methods)}", "overlap_factor=1", "seeds=1", "steps=2",
                    "height=32", "width=32", "metrics=seams", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                   cwd=tmp_path)
+                   env=cli_env(), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "sweep").rglob("result.json")]
     assert sorted(r["dual"]["algorithm"] for r in results) == sorted(methods)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -14,6 +12,7 @@ from dualsampler.metrics.evaluator import Evaluator
 from dualsampler.run import CONF_DIR
 from dualsampler.runner.job import JobParts
 from dualsampler.runner.settings import ConfigError, Objective, seed_list
+from run_app import run_app
 
 
 def compose_job(*overrides: str, with_hydra: bool = False):
@@ -87,17 +86,13 @@ def test_the_objective_penalises_metrics_below_their_floors():
     assert Objective("region_accuracy/inside", direction="maximize").value({}) == -math.inf
 
 
-@pytest.mark.slow  # each case starts the CLI in a fresh process
 @pytest.mark.parametrize("override, message", [
     ("sampler@mask_sampler=unknown_sampler", "sampler/unknown_sampler"),
     ("overlap_factor=-1", "overlap_factor=-1 is invalid"),
 ])
 def test_bad_override_fails_on_the_command_line_before_sampling(override, message, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "dualsampler.run", "model=random_world", "logger=none", override,
-         f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    """The Hydra app in this process (run_app); tests/test_faults_cli.py runs a real process for the exit status."""
+    done = run_app("model=random_world", "logger=none", override, f"hydra.run.dir={tmp_path}", multirun=False)
     assert done.returncode != 0
     assert message in done.stderr + done.stdout
     assert (done.stderr + done.stdout).count("Traceback") == 0

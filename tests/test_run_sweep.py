@@ -1,4 +1,7 @@
-"""End-to-end sweeps through the `dualsampler-run` CLI on a random-weight world (tiny canvases, 2 steps)."""
+"""End-to-end sweeps through the `dualsampler-run` CLI on a random-weight world (tiny canvases, 2 steps).
+
+The sweep logged to W&B and its relaunch run as real processes (W&B's service, resume across processes); the
+other launches run the Hydra app in the test process (`run_app`), their launchers starting the jobs' processes."""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ import pytest
 
 from dualsampler.figures import main as figures_main
 from helpers import read_offline_run
+from run_app import run_app
 
-pytestmark = pytest.mark.slow  # each test launches the CLI in fresh processes (seconds of imports each)
+pytestmark = pytest.mark.slow  # each test runs sweeps of real jobs
 
 TINY = ["model=random_world", "steps=2", "seeds=2", "batch_size=2", "height=96", "width=96", "metrics.real_images=2"]
 
@@ -89,7 +93,7 @@ def test_wandb_offline_run_holds_the_logged_keys(sweep):
 
 
 def test_a_failing_job_keeps_the_other_jobs_result(tmp_path, env):
-    done = run_cli(*TINY, "metrics=seams", "logger=none", "mask_sampler.prompt=red dots,purple unicorns",
+    done = run_app(*TINY, "metrics=seams", "logger=none", "mask_sampler.prompt=red dots,purple unicorns",
                    f"hydra.sweep.dir={tmp_path}", env=env)
     assert done.returncode == 1
     assert [json.loads(p.read_text())["config"]["mask_sampler"]["prompt"] for p in tmp_path.rglob("result.json")] == ["red dots"]
@@ -103,7 +107,7 @@ def test_a_failing_job_keeps_the_other_jobs_result(tmp_path, env):
     ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
 ], ids=["joblib", "submitit_local"])
 def test_launcher_runs_a_sweep(launcher, tmp_path, env):
-    done = run_cli(*TINY, "seeds=1", "metrics=seams", "logger=none", "overlap_factor=1,3",
+    done = run_app(*TINY, "seeds=1", "metrics=seams", "logger=none", "overlap_factor=1,3",
                    *launcher, f"hydra.sweep.dir={tmp_path}", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json")]
@@ -113,7 +117,7 @@ def test_launcher_runs_a_sweep(launcher, tmp_path, env):
 
 
 def test_optuna_search_from_the_shipped_config_finds_parameters(tmp_path, env):
-    done = run_cli("hparams_search=seam_overlap", *TINY, "height=128", "width=128", "metrics.real_images=0",
+    done = run_app("hparams_search=seam_overlap", *TINY, "height=128", "width=128", "metrics.real_images=0",
                    "logger=none", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     best = (tmp_path / "optimization_results.yaml").read_text()
