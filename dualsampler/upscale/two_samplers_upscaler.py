@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from time import perf_counter
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dualsampler.dual import two_samplers_for_mask
 from dualsampler.masks import as_mask_batch
 from dualsampler.upscale.hooks import UpscaleHook
-from dualsampler.upscale.limits import MAX_FACTOR, check_flag, check_real
+from dualsampler.validation import MAX_FACTOR, check_bool, check_real
 from dualsampler.upscale.pixel_upscale import PixelUpscaler
 from dualsampler.upscale.sampler_spec import UpscaleSampler
 from dualsampler.upscale.schedules import check_full_sample_schedule, is_full_sample_time
@@ -40,13 +41,26 @@ def mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
     return F.interpolate(mask.to(latent), size=tuple(latent.shape[-2:]), mode="bilinear", align_corners=True)
 
 
+def upstream_mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
+    """What upstream's core samples with: the first mask `[H, W]` viewed as `[1, H, W, 1]` and resized (aligned
+    corners) to the latent's `h x w`, so its channel r is row r of the mask (W values stretched along the
+    latent's height, constant along its width); batch element b gets channel `b mod H`. `[B, 1, h, w]`."""
+    rows = mask[0, 0].to(latent)
+    stretched = F.interpolate(rows[None, :, :, None], size=tuple(latent.shape[-2:]), mode="bilinear",
+                              align_corners=True)[0]
+    index = torch.arange(latent.shape[0]) % rows.shape[0]
+    return stretched[index, None]
+
+
 class TwoSamplersForMaskUpscaler:
     """Upscaler for `iterative_upscale`: pixel-space upscale, then two-sampler (or full) re-sampling.
 
     `upstream_compat=True` reproduces upstream's `full_sample_schedule` arithmetic (see `schedules`), its
     choice of the pixel-stage hook (`hook_mask` when an upscale model is given; by default the pixel stages
     post_decode, post_upscale, post_encode: noise injection always use `hook_base`), its resize to the floored
-    size and crop (`PixelUpscaler`) and ComfyUI's 8-bit lanczos and unclamped bicubic (`resize_images`).
+    size and crop (`PixelUpscaler`), ComfyUI's 8-bit lanczos and unclamped bicubic (`resize_images`) and the mask
+    its masked iterations use (`upstream_mask_for_latent`: the mask's first row); upstream's hooks never see the
+    iterations' `noise_mask` (the encoder's fresh latent carries none), so with the flag it masks no injected noise.
     Every sampling pass runs as the Impact Pack's wrapper does (`UpscaleSampler.sample`, `WholeRun`).
     """
 
@@ -68,8 +82,8 @@ class TwoSamplersForMaskUpscaler:
         upstream_compat: bool = False,
     ) -> None:
         check_full_sample_schedule(full_sample_schedule)
-        check_flag(use_tiled_vae, "use_tiled_vae")
-        check_flag(upstream_compat, "upstream_compat")
+        check_bool(use_tiled_vae, "use_tiled_vae")
+        check_bool(upstream_compat, "upstream_compat")
         _check_sampler("base_sampler", base_sampler)
         _check_sampler("mask_sampler", mask_sampler)
         _check_sampler("full_sampler", full_sampler, optional=True)
@@ -122,7 +136,7 @@ class TwoSamplersForMaskUpscaler:
         (`base` and `mask`, or `base` and `full`).
         """
         full, base, second = self._hooked_samplers(step_info)
-        upscaled = self.pixels(latent, h, w, self._pixel_hook(), noise_mask)
+        upscaled = self.pixels(latent, h, w, self._pixel_hook(), None if self.upstream_compat else noise_mask)
         self.timings = dict(self.pixels.timings)
         if full:
             return self._sample_full(upscaled, base, second)
@@ -152,7 +166,7 @@ class TwoSamplersForMaskUpscaler:
         return latent
 
     def _sample_masked(self, latent: Tensor, base: UpscaleSampler, masked: UpscaleSampler) -> Tensor:
-        mask = mask_for_latent(self.mask, latent)
+        mask = (upstream_mask_for_latent if self.upstream_compat else mask_for_latent)(self.mask, latent)
         start = perf_counter()
         base_done = [start]
 
