@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from dualsampler.figures import (
     swept_keys,
     wilson_interval,
 )
+from run_app import run_app
 
 Z = 1.959964
 
@@ -167,15 +166,15 @@ def test_a_sweep_without_saved_overrides_is_refused_with_the_reason(tmp_path, ca
 
 
 @pytest.mark.slow
-def test_the_cli_draws_an_adhoc_sweep(tmp_path):
+def test_the_cli_draws_an_adhoc_sweep(tmp_path, capsys):
+    """A sweep by `dualsampler-run -m` (the Hydra app in this process), drawn by `dualsampler-figures`' main; the
+    installed commands run as processes in tests/test_packaging.py."""
     sweep = tmp_path / "adhoc"
-    run = [sys.executable, "-m", "dualsampler.run", "-m", "overlap_factor=0,8", "seeds=2", "steps=2",
-           "model=random_world", "metrics=seams", "logger=none", f"hydra.sweep.dir={sweep}"]
-    done = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = run_app("overlap_factor=0,8", "seeds=2", "steps=2", "model=random_world", "metrics=seams", "logger=none",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    figures = subprocess.run([sys.executable, "-m", "dualsampler.figures", str(sweep)], capture_output=True,
-                             text=True, timeout=300)
-    assert figures.returncode == 0, figures.stderr[-3000:]
+    main([str(sweep)])
+    assert str(sweep / "figures" / "adhoc.md") in capsys.readouterr().out.splitlines()
     table = (sweep / "figures" / "adhoc.md").read_text().splitlines()
     assert table[0] == "| overlap_factor | seeds | seam/color_jump | seam/gradient_ratio |"
     assert [line.split(" | ")[0] for line in table[2:]] == ["| 0", "| 8"]

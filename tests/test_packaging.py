@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from run_app import run_app
+
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
@@ -143,13 +145,12 @@ def test_the_installed_cli_runs_a_job_from_a_folder_outside_the_checkout(install
     assert (tmp_path / "runs" / "tiny" / "figures" / "tiny.png").stat().st_size > 0
 
 
-@pytest.mark.slow
 def test_the_checkout_install_takes_a_config_dir_of_ones_own_too(tmp_path):
+    """The Hydra app of the checkout in this process (run_app), in a folder outside the checkout."""
     experiment = tmp_path / "my_conf" / "experiment" / "tiny.yaml"
     experiment.parent.mkdir(parents=True)
     experiment.write_text("# @package _global_\nname: tiny\nsteps: 3\n")
-    done = run_in(tmp_path, sys.executable, "-m", "dualsampler.run", "--config-dir", "my_conf", "experiment=tiny",
-                  "--cfg", "job")
+    done = run_app("--config-dir", "my_conf", "experiment=tiny", "--cfg", "job", multirun=False, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "name: tiny" in lines and "steps: 3" in lines
