@@ -280,7 +280,133 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
             if seed_loop:
                 cases.append(Case(f"seed/{base}+{masked}/wide/o{overlap}", "seed_loop", base, "karras", 6,
                                   overlap=overlap, deviation="grow_mask", **wide))
+    return cases + extended_cases(samplers, schedulers, impact_schedulers, seed_loop)
+
+
+ONE_STEP = {"uni_pc", "uni_pc_bh2"}
+ENDS_ABOVE_ZERO = ONE_STEP | {"dpm_fast", "dpm_adaptive"}  # upstream's last x keeps a residual of noise
+CFG3 = {"cfg": 3.0}
+SEED_LIST = [42, 7]
+
+
+def held(*samplers: str) -> str | None:
+    """The deviation a whole run (or a masked slice) of these samplers shows."""
+    return "held_latent" if set(samplers) & ENDS_ABOVE_ZERO else None
+
+
+def per_step(*samplers: str) -> str | None:
+    """The deviation a per-step route of these samplers shows."""
+    return "uni_pc_one_step" if set(samplers) & ONE_STEP else held(*samplers)
+
+
+def regional_case(name: str, regions: list[str], base: str = "euler", *, mask: str = "soft/image", overlap: int = 2,
+                  options: dict[str, Any] | None = None, **fields: Any) -> Case:
+    """A RegionalSampler case `rs/<name>`: `regions` (one sampler name per region, normal schedule), `options`
+    RegionalSampler's inputs beyond REGIONAL_DEFAULTS; its deviation follows from them."""
+    extra = {"regions": regions, **(options or {}), **fields.pop("extra", {})}
+    o = {**REGIONAL_DEFAULTS, **extra}
+    renoise = o["base_only_steps"] < fields.get("steps", 6) and (o["base_only_steps"] == 0
+                                                                  or o["seed_2nd_mode"] != "ignore")
+    deviation = "regional_renoise" if renoise else per_step(base, *regions)
+    if fields.get("width", LATENT_SHAPE[-1]) != LATENT_SHAPE[-2]:
+        deviation = "grow_mask"
+    steps = fields.pop("steps", 6)
+    return Case(f"rs/{name}", "regional_sampler", base, "karras", steps, mask=mask, mask_scheduler="normal",
+                overlap=overlap, deviation=deviation, extra=extra, **fields)
+
+
+def regional_sampler_cases() -> list[Case]:
+    """RegionalSampler with 1-3 regions and each additional_mode, additional_sampler, ratio, seed_2nd mode (wraps
+    included), base_only_steps (0, 2, all), restore_latent off, denoise < 1, cfg 3, a non-square latent."""
+    cycle = ["dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde"]
+    sde = ["dpmpp_sde", "dpmpp_3m_sde_gpu"]
+    cases = [regional_case(f"n{n}", cycle[:n]) for n in (1, 2, 3)]
+    cases.append(regional_case("n2/binary/latent", cycle[:2], mask="binary/latent"))
+    cases.append(regional_case("n3/o0", cycle, overlap=0))
+    cases.append(regional_case("uni_pc", ["uni_pc"], "uni_pc_bh2"))
+    for mode in ("DISABLE", "ratio additional", "ratio between"):
+        cases.append(regional_case(f"mode/{mode}", sde, "dpmpp_2m_sde", options={"additional_mode": mode}))
+    for sampler in ("AUTO", "euler", "heun", "heunpp2", "dpm_2", "dpm_fast", "dpmpp_2m", "ddpm"):
+        cases.append(regional_case(f"sampler/{sampler}", ["dpmpp_2m_sde"], "dpmpp_sde",
+                                   options={"additional_mode": "ratio additional", "additional_sampler": sampler}))
+    for ratio in (0.0, 0.5, 1.0):
+        cases.append(regional_case(f"ratio/{ratio}", ["dpmpp_sde"], "dpmpp_2m_sde_gpu",
+                                   options={"additional_sigma_ratio": ratio}))
+    for mode in ("ignore", "fixed", "seed+seed_2nd", "seed-seed_2nd", "increment", "decrement", "randomize"):
+        cases.append(regional_case(f"seed_2nd/{mode}", ["dpmpp_2m_sde", "euler_ancestral"], "dpmpp_2m_sde",
+                                   options={"seed_2nd": 5, "seed_2nd_mode": mode}))
+    top = 2**50
+    for tag, seed, seed_2nd, mode in (("add/wraps", top - 3, 10, "seed+seed_2nd"), ("add/at_2^50", top - 10, 10,
+                                      "seed+seed_2nd"), ("add/large", 2**60, 1, "seed+seed_2nd"),
+                                      ("subtract/wraps", 3, 10, "seed-seed_2nd")):
+        cases.append(regional_case(f"seed_2nd/{tag}", ["dpmpp_2m_sde"], "dpmpp_sde", seed=seed,
+                                   options={"seed_2nd": seed_2nd, "seed_2nd_mode": mode}))
+    for steps in (0, 2, 6):
+        cases.append(regional_case(f"base_only/{steps}", cycle[:2], "dpmpp_2m_sde", options={"base_only_steps": steps}))
+    cases.append(regional_case("base_only/6/fixed", cycle[:2], "dpmpp_2m_sde",
+                               options={"base_only_steps": 6, "seed_2nd": 5, "seed_2nd_mode": "fixed"}))
+    cases.append(regional_case("restore_off", cycle[:2], options={"restore_latent": False}))
+    cases.append(regional_case("denoise/0.7", cycle[:2], denoise=0.7, img2img=True))
+    cases.append(regional_case("cfg3", cycle[:2], "dpmpp_2m_cfg_pp", extra=CFG3))
+    cases.append(regional_case("wide", cycle[:2], width=12))
     return cases
+
+
+def extended_cases(samplers: list[str], schedulers: list[str], impact_schedulers: list[str],
+                   seed_loop: bool) -> list[Case]:
+    """Issue 18's families: every sampler at cfg 3 under a mask and with a seed list (batch 2), and through
+    TwoSamplersForMask, the regional route and the per-step loop; denoise < 1 with every scheduler; batch 2 with
+    one seed and with seed lists, cfg 3 and non-square latents on every route; RegionalSampler's inputs."""
+    cases: list[Case] = []
+    for s in samplers:
+        cases.append(Case(f"cfg3/{s}/soft/image", "ksampler_advanced", s, "karras", 6, mask="soft/image",
+                          deviation=held(s), extra=CFG3))
+        cases.append(Case(f"seeds/{s}", "ksampler_advanced", s, "karras", 6, batch=2, extra={"seeds": SEED_LIST}))
+        both = {"mask": "soft/image", "mask_sampler": s, "mask_scheduler": "normal"}
+        cases.append(Case(f"all/two/{s}/0.7", "two_samplers", s, "karras", 6, denoise=0.7, deviation=held(s),
+                          **both))
+        cases.append(Case(f"all/regional/{s}", "regional", s, "karras", 6, overlap=2, deviation=per_step(s), **both))
+        if seed_loop:
+            cases.append(Case(f"all/seed/{s}", "seed_loop", s, "karras", 6, overlap=2, deviation=per_step(s), **both))
+    for scheduler in schedulers:
+        cases.append(Case(f"sched/ksampler/{scheduler}/0.6", "ksampler", "dpmpp_2m", scheduler, 6, denoise=0.6,
+                          img2img=True))
+    for scheduler in schedulers + impact_schedulers:
+        cases.append(Case(f"sched/two/{scheduler}/0.6", "two_samplers", "dpmpp_2m", scheduler, 6, denoise=0.6,
+                          mask="soft/image", mask_sampler="euler", mask_scheduler=scheduler))
+    pair = {"mask": "soft/image", "mask_sampler": "dpmpp_2m_sde", "mask_scheduler": "normal"}
+    for tag, extra in (("batch2", {}), ("seeds", {"seeds": SEED_LIST})):
+        cases.append(Case(f"{tag}/ksampler/euler_ancestral/0.6", "ksampler", "euler_ancestral", "karras", 6,
+                          batch=2, denoise=0.6, img2img=True, extra=extra))
+        cases.append(Case(f"{tag}/impact/dpmpp_3m_sde/AYS SD1", "impact_advanced", "dpmpp_3m_sde", "AYS SD1", 6,
+                          batch=2, extra=extra))
+        cases.append(Case(f"{tag}/two/euler+dpmpp_2m_sde", "two_samplers", "euler", "karras", 6, batch=2,
+                          extra=extra, **pair))
+        cases.append(Case(f"{tag}/regional/euler+dpmpp_2m_sde", "regional", "euler", "karras", 6, batch=2,
+                          overlap=2, extra=extra, **pair))
+        if seed_loop:
+            cases.append(Case(f"{tag}/seed/euler+dpmpp_2m_sde", "seed_loop", "euler", "karras", 6, batch=2,
+                              overlap=2, extra=extra, **pair))
+        cases.append(regional_case(f"{tag}", ["dpmpp_2m", "dpmpp_2m_sde"], batch=2, extra=extra))
+    cfg_pair = {"mask": "soft/image", "mask_sampler": "dpmpp_2m", "mask_scheduler": "normal", "extra": CFG3}
+    cases.append(Case("cfg3/two/euler_ancestral+dpmpp_2m", "two_samplers", "euler_ancestral", "karras", 6,
+                      **cfg_pair))
+    cases.append(Case("cfg3/regional/euler_ancestral+dpmpp_2m", "regional", "euler_ancestral", "karras", 6,
+                      overlap=2, **cfg_pair))
+    if seed_loop:
+        cases.append(Case("cfg3/seed/euler_ancestral+dpmpp_2m", "seed_loop", "euler_ancestral", "karras", 6,
+                          overlap=2, **cfg_pair))
+    cases.append(Case("wide/ksampler/dpmpp_2m/0.6", "ksampler", "dpmpp_2m", "karras", 6, denoise=0.6,
+                      img2img=True, width=12))
+    cases.append(Case("wide/impact/dpmpp_2m_sde/AYS SD1", "impact_advanced", "dpmpp_2m_sde", "AYS SD1", 6,
+                      width=12))
+    cases.append(Case("wide/cfg3/two/euler+dpmpp_2m", "two_samplers", "euler", "karras", 6, width=12, **cfg_pair))
+    cases.extend(regional_sampler_cases())
+    available = set(samplers) | {"AUTO"}
+    ok = lambda c: ({c.sampler, c.mask_sampler or c.sampler, *c.extra.get("regions", []),
+                     c.extra.get("additional_sampler", "AUTO")} <= available
+                    and (c.scheduler in schedulers or c.scheduler in impact_schedulers))
+    return [c for c in cases if ok(c)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -688,6 +814,11 @@ def status_of(diff: float, case: Case, compat_diff: float | None) -> str:
 
 # Causes of the differences known when the goldens were last written (first match by case name).
 KNOWN_CAUSES = [
+    (r"^all/(regional|seed)/sa_solver", ("upstream's sa_solver (a125cd84) returns its input from a one-step slice that "
+                                         "ends above sigma 0, so its per-step routes never denoise with it; ours "
+                                         "takes the step (ComfyUI's fix of Dec 2025)")),
+    (r"^seeds/dpm_adaptive$", ("dpm_adaptive's step-size controller takes the error norm over the whole batch, so a "
+                               "seed list's element differs from its run alone (upstream's equivalent)")),
     (r"^(regional|two)/.*sde", ("the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
                                 "sigma range; ours over the slice's")),
     (r"sde", "SDE Brownian-tree noise (issue 12 cause 1)"),
@@ -807,16 +938,17 @@ def main(argv: list[str] | None = None) -> int:
     compared = [r for r in rows if not math.isnan(r[1])]
     beyond = [r for r in compared if r[1] > TOLERANCE]
     deviations = [r for r in beyond if r[2].startswith("deviation")]
+    unexplained = [r for r in beyond if r[2] == "DIFF (unexplained)"]
     errors = len(rows) - len(compared)
     worst = max((r[1] for r in compared), default=0.0)
     print(f"summary: {len(compared)} cases compared, max diff {worst:.3e}, {len(beyond)} beyond {TOLERANCE:g} "
-          f"({len(deviations)} documented deviations, {len(beyond) - len(deviations)} unexplained), {errors} errors; "
-          f"upstream {upstream.commits}")
+          f"({len(deviations)} documented deviations, {len(beyond) - len(deviations) - len(unexplained)} known "
+          f"differences, {len(unexplained)} unexplained), {errors} errors; upstream {upstream.commits}")
     if args.write_golden is not None:
         write_golden(args.write_golden, cases, tensors, upstream.commits, {r[0]: r[1] for r in compared},
                      compat_diffs)
         print(f"wrote {len(tensors)} golden tensors to {args.write_golden}")
-    return 1 if len(beyond) > len(deviations) or errors else 0
+    return 1 if unexplained or errors else 0
 
 
 if __name__ == "__main__":

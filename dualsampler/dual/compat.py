@@ -3,6 +3,8 @@ spellings ('enable'/'disable', 'DISABLE', 'AUTO', `additional_*`, `seed_2nd*`), 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor
 
 from ..sampling.ksampler import KSampler
@@ -10,6 +12,7 @@ from ..sampling.noise import Seed
 from ..sampling.recovery import Recovery
 from ..sampling.samplers import Callback
 from .alternate import Alternate
+from .base import Region
 from .fused import Fused
 from .regional import Regional
 from .whole_run import WholeRun
@@ -77,9 +80,42 @@ def two_advanced_samplers_for_mask(
     elif mode == "fused":
         algorithm = Fused(overlap_factor, feather)
     else:
-        recovery = Recovery(_one_of(additional_mode, RECOVERY_MODE_NAMES, "additional_mode"),
-                            "auto" if additional_sampler == "AUTO" else additional_sampler, additional_sigma_ratio)
-        algorithm = Regional(overlap_factor, base_only_steps, bool(restore_latent), recovery, seed_2nd,
-                             _one_of(seed_2nd_mode, SEED_2ND_MODE_NAMES, "seed_2nd_mode"))
+        algorithm = _regional(overlap_factor, base_only_steps, restore_latent, additional_mode, additional_sampler,
+                              additional_sigma_ratio, seed_2nd, seed_2nd_mode)
     return algorithm(latent, base_sampler=base_sampler, mask_sampler=mask_sampler, mask=mask, seed=seed, steps=steps,
                      denoise=denoise, callback=callback)
+
+
+def regional_sampler(
+    seed: Seed,
+    seed_2nd: int,
+    seed_2nd_mode: str,
+    steps: int,
+    base_only_steps: int,
+    denoise: float,
+    latent: Tensor,
+    base_sampler: KSampler,
+    regions: Sequence[Region],
+    overlap_factor: int = 10,
+    restore_latent: bool = True,
+    additional_mode: str = "ratio between",
+    additional_sampler: str = "AUTO",
+    additional_sigma_ratio: float = 0.3,
+    callback: Callback | None = None,
+) -> Tensor:
+    """The Impact Pack's RegionalSampler with its argument order and spellings (`regions` for its
+    regional_prompts): `Regional(...).sample_regions`. TwoAdvancedSamplersForMask's regional route is this with one
+    region, seed_2nd_mode `ignore` and base_only_steps 1."""
+    algorithm = _regional(overlap_factor, base_only_steps, restore_latent, additional_mode, additional_sampler,
+                          additional_sigma_ratio, seed_2nd, seed_2nd_mode)
+    return algorithm.sample_regions(latent, base_sampler=base_sampler, regions=regions, seed=seed, steps=steps,
+                                    denoise=denoise, callback=callback)
+
+
+def _regional(overlap_factor: int, base_only_steps: int, restore_latent: bool, additional_mode: str,
+              additional_sampler: str, additional_sigma_ratio: float, seed_2nd: int, seed_2nd_mode: str) -> Regional:
+    """`Regional` from upstream's widget values ('DISABLE', 'AUTO', 'seed+seed_2nd', ...)."""
+    recovery = Recovery(_one_of(additional_mode, RECOVERY_MODE_NAMES, "additional_mode"),
+                        "auto" if additional_sampler == "AUTO" else additional_sampler, additional_sigma_ratio)
+    return Regional(overlap_factor, base_only_steps, bool(restore_latent), recovery, seed_2nd,
+                    _one_of(seed_2nd_mode, SEED_2ND_MODE_NAMES, "seed_2nd_mode"))
