@@ -129,9 +129,15 @@ def disc_mask(height: int, width: int, soft: bool, cx: float = 0.5, radius: floa
 
 
 def make_mask(kind: str, resolution: str, shape: tuple[int, ...] = LATENT_SHAPE) -> Tensor:
-    """`kind` binary | soft, `resolution` latent | image (IMAGE_SCALE x the latent), as [1, H, W]."""
+    """`kind` binary | soft | rounded_one, `resolution` latent | image (IMAGE_SCALE x the latent), as [1, H, W].
+    `rounded_one` is a constant-1 6x6 mask resized bilinearly with aligned corners, clamped to 1 (1 - 2^-23 at
+    some pixels)."""
     h, w = shape[-2:]
     scale = IMAGE_SCALE if resolution == "image" else 1
+    if kind == "rounded_one":
+        ones = torch.ones(1, 1, 6, 6)
+        return torch.nn.functional.interpolate(ones, size=(h * scale, w * scale), mode="bilinear",
+                                               align_corners=True)[0].clamp(max=1)
     return disc_mask(h * scale, w * scale, kind == "soft")[None]
 
 
@@ -401,6 +407,8 @@ def extended_cases(samplers: list[str], schedulers: list[str], impact_schedulers
     cases.append(Case("wide/impact/dpmpp_2m_sde/AYS SD1", "impact_advanced", "dpmpp_2m_sde", "AYS SD1", 6,
                       width=12))
     cases.append(Case("wide/cfg3/two/euler+dpmpp_2m", "two_samplers", "euler", "karras", 6, width=12, **cfg_pair))
+    cases.append(Case("two/rounded_one/d0.7", "two_samplers", "euler", "karras", 6, denoise=0.7, img2img=True,
+                      mask="rounded_one/image", mask_sampler="dpmpp_2m", mask_scheduler="normal"))
     cases.extend(regional_sampler_cases())
     available = set(samplers) | {"AUTO"}
     ok = lambda c: ({c.sampler, c.mask_sampler or c.sampler, *c.extra.get("regions", []),
@@ -817,6 +825,8 @@ KNOWN_CAUSES = [
     (r"^all/(regional|seed)/sa_solver", ("upstream's sa_solver (a125cd84) returns its input from a one-step slice that "
                                          "ends above sigma 0, so its per-step routes never denoise with it; ours "
                                          "takes the step (ComfyUI's fix of Dec 2025)")),
+    (r"rounded_one", ("a constant-1 mask resized with aligned corners is 1 - 2^-23 at some pixels: upstream's "
+                      "`mask != 1` hands them to the base sampler too; ours counts a value within 1e-6 of 1 as on")),
     (r"^seeds/dpm_adaptive$", ("dpm_adaptive's step-size controller takes the error norm over the whole batch, so a "
                                "seed list's element differs from its run alone (upstream's equivalent)")),
     (r"^(regional|two)/.*sde", ("the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
