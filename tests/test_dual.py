@@ -321,3 +321,13 @@ def test_a_seed_list_gives_each_image_its_own_result_to_float_rounding(algorithm
     batched = run(3, [4, 5, 6])
     for k, seed in enumerate([4, 5, 6]):
         torch.testing.assert_close(batched[k:k + 1], run(1, [seed]), atol=2e-4, rtol=0)
+
+
+def test_regional_sampler_keeps_upstreams_argument_order_and_is_the_one_region_route(samplers, latent, mask):
+    from dualsampler.dual import regional_sampler
+
+    route = two_advanced_samplers_for_mask(5, 6, 1.0, latent, *samplers, mask, 2, "regional")
+    node = regional_sampler(5, 0, "ignore", 6, 1, 1.0, latent, samplers[0], [Region(mask, samplers[1])], 2)
+    assert torch.equal(route, node)
+    with pytest.raises(ValueError, match="seed_2nd_mode must be one of"):
+        regional_sampler(5, 0, "twice", 6, 1, 1.0, latent, samplers[0], [Region(mask, samplers[1])])
