@@ -95,7 +95,9 @@ def metric_values(result: dict[str, Any], metric: str) -> list[float]:
 
 def config_value(result: dict[str, Any], key: str | tuple[str, ...]) -> Any:
     """A job's value of a config key: the chosen option of a config group (`dual`, `sampler@base_sampler`), else
-    the dotted key's value in its config (`overlap_factor`, `base_sampler.cfg`); a tuple of keys gives a tuple."""
+    the dotted key's value in its config (`overlap_factor`, `base_sampler.cfg`), None when its config holds no
+    such key (a neutral key, or a setting that did not act on the job: runner/identity.py); a tuple of keys gives a
+    tuple."""
     if isinstance(key, tuple):
         return tuple(config_value(result, k) for k in key)
     if key == JOB:
@@ -105,6 +107,8 @@ def config_value(result: dict[str, Any], key: str | tuple[str, ...]) -> Any:
         return choices[key]
     node: Any = result["config"]
     for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
         node = node[part]
     return node
 

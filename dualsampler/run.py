@@ -10,24 +10,25 @@ import logging
 import traceback
 from importlib.resources import files
 from pathlib import Path
+from typing import Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from .runner.identity import job_name
 from .runner.job import run_job
 from .runner.results import FAILURE_FILE, write_json_atomic
 from .runner.settings import ConfigError, Objective
 
 log = logging.getLogger("dualsampler.run")
-BASE_JOB_DIR = "base"  # the folder of a job with no overrides
 CONF_DIR = Path(str(files("dualsampler.conf")))  # conf/ of the checkout, or of the installed wheel
 
 
-def job_dir(override_dirname: str) -> str:
-    """A job's folder name: its overrides (`a=1,b=x`), or BASE_JOB_DIR when it has none."""
-    return override_dirname or BASE_JOB_DIR
+def job_dir(overrides: Sequence[str], _root_: DictConfig) -> str:
+    """A job's folder name: its overrides that act on it (`a=1,b=x`; `runner.identity.job_name`)."""
+    return job_name(list(overrides), _root_)[0]
 
 
 OmegaConf.register_new_resolver("job_dir", job_dir, replace=True)
@@ -40,14 +41,18 @@ def main(config: DictConfig) -> float:
     hydra_config = HydraConfig.get()
     out_dir = Path(hydra_config.runtime.output_dir)
     multirun = hydra_config.mode == RunMode.MULTIRUN
-    name = job_dir(hydra_config.job.override_dirname)
+    name = out_dir.name
+    unused = job_name(list(hydra_config.overrides.task), config)[1]
+    if unused:
+        log.info("%s: %s does not act on dual=%s: one job for every value (the folder and result.json leave it out)",
+                 name, ", ".join(unused), hydra_config.runtime.choices.get("dual"))
     lock_dir = Path(hydra_config.sweep.dir if multirun else out_dir.parent) / ".locks"
     parallel_jobs = hydra_config.launcher.get("n_jobs") if multirun else None
-    neutral = tuple(hydra_config.job.config.override_dirname.exclude_keys)
+    experiment = hydra_config.runtime.choices.get("experiment")
     objective = Objective()
     try:
         objective = Objective(**OmegaConf.to_container(config.objective, resolve=True))
-        result = run_job(config, out_dir, name, lock_dir, parallel_jobs, neutral)
+        result = run_job(config, out_dir, name, lock_dir, parallel_jobs, experiment)
     except Exception as error:
         if isinstance(error, ConfigError):
             log.error("%s: invalid config: %s", name, error)

@@ -53,8 +53,9 @@ def test_every_pixel_is_denoised_and_ends_at_sigma_zero(name, overlap, sampler):
 
 def test_the_regional_route_steps_its_overlap_band_twice_per_step():
     """After its base-only first step, each step runs the base where the ceiled mask is 0 and the region inside its
-    grown mask: the ring where both reach gets 2 evaluations a step, everything else 1."""
-    trace = traced(Regional(overlap_factor=8, base_only_steps=1))
+    grown mask: the ring where both reach gets 2 evaluations a step, everything else 1 (upstream's unit: 8 pixels
+    of the image-size mask)."""
+    trace = traced(Regional(overlap_factor=8, base_only_steps=1, overlap_at_mask_resolution=True))
     evals, r = trace.evals[0], radius()
     once, twice = STEPS, 1 + 2 * (STEPS - 1)
     assert set(evals.unique().tolist()) == {once, twice}

@@ -80,6 +80,14 @@ def warn_if_covering(grown: Tensor, name: str) -> None:
         warnings.warn(f"{name}: the grown mask covers the whole canvas; lower the overlap", stacklevel=3)
 
 
+# The job settings an algorithm consumes (`RegionSampler.consumes`), beyond the prompts and cfg of the denoisers that
+# every algorithm calls: a sampler's own sampler and scheduler act when it makes its own sampler calls; one
+# trajectory over every denoiser integrates with the base sampler's alone; `overlap_factor` acts where masks grow.
+BASE_SCHEDULE = ("base_sampler.sampler", "base_sampler.scheduler")
+REGION_SCHEDULES = ("mask_sampler.sampler", "mask_sampler.scheduler")
+ONE_TRAJECTORY = BASE_SCHEDULE + ("overlap_factor",)
+
+
 class RegionSampler:
     """Base class: `algorithm(latent, *, base_sampler, mask_sampler, mask, seed, steps, denoise=1.0)` is the
     two-sampler form of `sample_regions(latent, *, base_sampler, regions, seed, steps, denoise=1.0)`.
@@ -87,6 +95,7 @@ class RegionSampler:
 
     name: ClassVar[str] = ""
     max_regions: ClassVar[int | None] = None
+    consumes: ClassVar[tuple[str, ...]] = BASE_SCHEDULE + REGION_SCHEDULES + ("overlap_factor",)
 
     def __call__(
         self,

@@ -114,8 +114,9 @@ def regional_sampler(
 
 def _regional(overlap_factor: int, base_only_steps: int, restore_latent: bool, additional_mode: str,
               additional_sampler: str, additional_sigma_ratio: float, seed_2nd: int, seed_2nd_mode: str) -> Regional:
-    """`Regional` from upstream's widget values ('DISABLE', 'AUTO', 'seed+seed_2nd', ...)."""
+    """`Regional` from upstream's widget values ('DISABLE', 'AUTO', 'seed+seed_2nd', ...), growing masks at their
+    own resolution as upstream does (`overlap_at_mask_resolution`)."""
     recovery = Recovery(_one_of(additional_mode, RECOVERY_MODE_NAMES, "additional_mode"),
                         "auto" if additional_sampler == "AUTO" else additional_sampler, additional_sigma_ratio)
     return Regional(overlap_factor, base_only_steps, bool(restore_latent), recovery, seed_2nd,
-                    _one_of(seed_2nd_mode, SEED_2ND_MODE_NAMES, "seed_2nd_mode"))
+                    _one_of(seed_2nd_mode, SEED_2ND_MODE_NAMES, "seed_2nd_mode"), overlap_at_mask_resolution=True)

@@ -15,7 +15,7 @@ from ..sampling.noise import NoiseStream, Seed
 from ..sampling.sample import integrate
 from ..sampling.samplers import Callback
 from ..sampling.unet_denoiser import JointDenoiser
-from .base import RegionRun, RegionSampler
+from .base import ONE_TRAJECTORY, RegionRun, RegionSampler
 from .checks import check_fraction, check_overlap
 from .joint import denoise_each, trajectory_sigmas
 from .multidiffusion import region_weights
@@ -107,6 +107,7 @@ class DifferentialDiffusion(RegionSampler):
     overlap_factor: int = 0
     feather: float = 4.0
     name: ClassVar[str] = "differential_diffusion"
+    consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
         self.overlap_factor = check_overlap(self.overlap_factor)

@@ -8,7 +8,7 @@ from typing import ClassVar, Sequence
 from torch import Tensor
 
 from ..masks import feather_mask, grow_mask
-from .base import RegionRun, RegionSampler, warn_if_covering
+from .base import ONE_TRAJECTORY, RegionRun, RegionSampler, warn_if_covering
 from .checks import check_fraction, check_overlap
 from .joint import combined_denoiser, run_trajectory, trajectory_sigmas
 
@@ -31,6 +31,7 @@ class Fused(RegionSampler):
     overlap_factor: int = 10
     feather: float = 0.0
     name: ClassVar[str] = "fused"
+    consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
         self.overlap_factor = check_overlap(self.overlap_factor)

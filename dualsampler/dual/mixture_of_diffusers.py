@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .base import RegionRun, RegionSampler
+from .base import ONE_TRAJECTORY, RegionRun, RegionSampler
 from .checks import check_fraction, check_overlap
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
 from .multidiffusion import background_weight, normalized, region_weights, weighted_average
@@ -53,6 +53,7 @@ class MixtureOfDiffusers(RegionSampler):
     sigma_scale: float = 0.1
     weights: str = "gaussian"
     name: ClassVar[str] = "mixture_of_diffusers"
+    consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
         self.overlap_factor = check_overlap(self.overlap_factor)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..masks import grow_mask
 from ..sampling.noise import Seed
-from .base import RegionRun, RegionSampler, warn_if_covering
+from .base import ONE_TRAJECTORY, RegionRun, RegionSampler, warn_if_covering
 from .checks import check_fraction, check_overlap
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
 
@@ -78,6 +78,7 @@ class MultiDiffusion(RegionSampler):
     overlap_factor: int = 0
     bootstrap: float = 0.2
     name: ClassVar[str] = "multidiffusion"
+    consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
         self.overlap_factor = check_overlap(self.overlap_factor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from ..masks import grow_mask
@@ -73,8 +74,11 @@ class Regional(RegionSampler):
     `second_seed_mode` is `none`; otherwise they finish to sigma 0, returning their last x0 as upstream's
     wrapper does, and noise is added again with the second seed).
     2. Each remaining step: the base sampler where the union of the ceiled region masks is 0, then each region's
-    sampler inside its mask grown by `overlap_factor` pixels at the mask's own resolution; masks reach the latent
-    by a bilinear (soft) resize, so every latent pixel is denoised by some sampler at every step. With
+    sampler inside its mask grown by `overlap_factor` latent pixels (the unit of every algorithm), extended by the
+    mask's soft resize to the latent; with `overlap_at_mask_resolution` (upstream's RegionalSampler) the mask grows
+    by `overlap_factor` pixels at its own resolution instead, 4x fewer latent pixels for a mask at image size on a
+    4x VAE. Masks reach the latent by a bilinear (soft) resize, so every latent pixel is denoised by some sampler
+    at every step. With
     `restore_latent` each region's result is composited into the running latent with its grown mask.
     Samplers that lose state between per-step calls (SDE, UniPC) get the `recovery` pass.
     `base_only_steps == steps` is a base-only run (as upstream). Noise is added once, at the first step after the
@@ -88,6 +92,7 @@ class Regional(RegionSampler):
     recovery: Recovery = field(default_factory=Recovery)
     second_seed: int = 0
     second_seed_mode: str = "none"
+    overlap_at_mask_resolution: bool = False
     name: ClassVar[str] = "regional"
 
     def __post_init__(self) -> None:
@@ -100,6 +105,8 @@ class Regional(RegionSampler):
             raise ValueError(f"second_seed_mode must be one of {', '.join(SECOND_SEED_MODES)}; got {self.second_seed_mode!r}")
         if isinstance(self.second_seed, bool) or not isinstance(self.second_seed, int) or not 0 <= self.second_seed < 2**64:
             raise ValueError(f"second_seed must be an integer in [0, 2**64), got {self.second_seed!r}")
+        if not isinstance(self.overlap_at_mask_resolution, bool):
+            raise ValueError(f"overlap_at_mask_resolution must be true or false, got {self.overlap_at_mask_resolution!r}")
 
     def check_schedule(self, steps: int) -> None:
         if self.base_only_steps > steps:
@@ -110,11 +117,9 @@ class Regional(RegionSampler):
         self.check_schedule(run.steps)
         covered = union_mask(run).ceil()
         inverse = run.at_latent((covered == 0).to(run.latent.dtype))
-        grown = []
-        for region in run.regions:
-            g = run.at_latent(grow_mask(region.mask, *region.mask.shape[-2:], self.overlap_factor))
+        grown = [self.grown(run, region.mask) for region in run.regions]
+        for g in grown:
             warn_if_covering(g, "overlap_factor")
-            grown.append(g)
         base = StepSchedule(run.base, self.recovery, run.adv_steps)
         regions = [StepSchedule(r.sampler, self.recovery, run.adv_steps) for r in run.regions]
         later_seed = second_seed(run.seed, self.second_seed, self.second_seed_mode)
@@ -132,6 +137,16 @@ class Regional(RegionSampler):
                 x = x * (1 - g) + out * g if self.restore_latent else out
             add_noise = False
         return x
+
+    def grown(self, run: RegionRun, mask: Tensor) -> Tensor:
+        """A region's mask for its sampler at the latent's size: grown by `overlap_factor` latent pixels and
+        extended by its soft resize (so it and the base's mask cover every pixel), or grown at the mask's own
+        resolution and then resized (`overlap_at_mask_resolution`, upstream)."""
+        if self.overlap_at_mask_resolution:
+            return run.at_latent(grow_mask(mask, *mask.shape[-2:], self.overlap_factor))
+        grown = grow_mask(mask, *run.size, self.overlap_factor).to(device=run.latent.device, dtype=run.latent.dtype)
+        soft = run.at_latent(mask)
+        return torch.maximum(soft, grown.expand_as(soft))
 
     def _base_only(self, run: RegionRun, x: Tensor, leftover: bool, full: Tensor) -> Tensor:
         """The first `base_only_steps` steps of the base sampler alone, over the whole latent (`full`: its schedule)."""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..masks import feather_mask
-from .base import RegionRun, RegionSampler
+from .base import ONE_TRAJECTORY, RegionRun, RegionSampler
 from .checks import check_fraction, check_overlap
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
 from .multidiffusion import region_weights
@@ -69,6 +69,7 @@ class SoftInpainting(RegionSampler):
     preservation_strength: float = 0.5
     transition_contrast_boost: float = 4.0
     name: ClassVar[str] = "soft_inpainting"
+    consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
         self.overlap_factor = check_overlap(self.overlap_factor)

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..sampling.ksampler import KSampler, denoise_to_steps, slice_schedule
 from ..sampling.noise import Seed
 from ..sampling.samplers import Callback
-from .base import Region, RegionRun, RegionSampler, run_slice_x0, union_inverse
+from .base import BASE_SCHEDULE, REGION_SCHEDULES, Region, RegionRun, RegionSampler, run_slice_x0, union_inverse
 from .checks import check_settings
 
 
@@ -41,6 +41,7 @@ class WholeRun(RegionSampler):
 
     return_x0: bool = True
     name: ClassVar[str] = "whole_run"
+    consumes: ClassVar[tuple[str, ...]] = BASE_SCHEDULE + REGION_SCHEDULES  # no overlap: the masks never grow
 
     def __call__(self, latent: Tensor, *, base_sampler: KSampler, mask_sampler: KSampler, mask: Tensor, seed: Seed,
                  steps: int, denoise: float = 1.0, callback: Callback | None = None, mask_seed: Seed | None = None,

@@ -1,12 +1,17 @@
 """A per-job claim, so two launches of one sweep into the same folder never compute a job twice.
 
-The claim is `<job folder>/.claim.json`, created atomically (`O_CREAT | O_EXCL`) holding the owner's pid, host,
-process start time and a random token; it is removed when the owner leaves the `with` block (also on error).
-A claim whose owner is a dead process on this host (pid gone, or reused by a process started later) is stale
-and taken over; a claim from another host is trusted as live. Take-overs are serialised by an `flock` on
-`.claim.lock`, so two processes never both remove a stale claim, and only they remove others' claims.
+The claim is `<job folder>/.claim.json` holding the owner's pid, host, process start time and a random token. It
+is written whole to a temporary file and then linked into place (`os.link` fails when a claim exists), so a claim
+is never seen half-written and a failed write (disk full, a crash) leaves no claim behind. It is removed when the
+owner leaves the `with` block (also on error).
+A claim is stale, and taken over, when its owner is a dead process on this host (pid gone, or reused by a process
+started later), or when it cannot be read and is older than `UNREADABLE_GRACE_SECONDS` (a claim left by a writer
+that stopped mid-write; no claim this module writes is ever unreadable). A readable claim from another host is
+trusted as live. Take-overs are serialised by an `flock` on `.claim.lock`, so two processes never both remove a
+stale claim, and only they remove others' claims. A waiting process stops waiting as soon as `finished()` says
+the job's result is there: a finished job is never waited on.
 
-    with claim_job(out_dir) as claimed:      # waits while another process computes the job
+    with claim_job(out_dir, finished=has_result) as claimed:  # waits while another process computes the job
         done = finished_result(...)          # it may have finished meanwhile: re-check inside the claim
         ...
 """
@@ -19,11 +24,12 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,11 @@ CLAIM_FILE = ".claim.json"
 TAKEOVER_LOCK = ".claim.lock"
 POLL_SECONDS = 0.5
 NOTE_SECONDS = 60.0  # how often a waiting process repeats whom it waits for
+# An unreadable claim older than this is stale: this module's claims are complete from the moment they exist, so
+# only a writer that died mid-write (or an older version of this module, which wrote in place) leaves one, and
+# 30 s is far longer than writing a hundred bytes takes.
+UNREADABLE_GRACE_SECONDS = 30.0
+UNREADABLE = {"pid": "?", "host": "?", "unreadable": True}
 
 
 class JobClaimed(RuntimeError):
@@ -58,28 +69,46 @@ def _alive(pid: int, started: int | None) -> bool:
 
 
 def read_claim(out_dir: Path) -> dict[str, Any] | None:
-    """The claim on `out_dir` (`pid`, `host`, `started`, `token`, `since`), or None when there is none or it is
-    being written."""
+    """The claim on `out_dir` (`pid`, `host`, `started`, `token`, `since`); None when there is none; `UNREADABLE`
+    plus the file's age in seconds (`age`) when it exists but does not hold a claim (empty, truncated, not JSON)."""
+    path = Path(out_dir) / CLAIM_FILE
     try:
-        return json.loads((Path(out_dir) / CLAIM_FILE).read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
         return None
+    except OSError:
+        return {**UNREADABLE, "age": 0.0}
+    try:
+        claim = json.loads(text)
+        int(claim["pid"])
+    except (ValueError, TypeError, KeyError):
+        return {**UNREADABLE, "age": age}
+    return claim if isinstance(claim, dict) else {**UNREADABLE, "age": age}
 
 
-def is_stale(claim: dict[str, Any]) -> bool:
-    """True when the claim's owner is a dead process on this host."""
+def is_stale(claim: dict[str, Any], grace: float = UNREADABLE_GRACE_SECONDS) -> bool:
+    """True when the claim's owner is a dead process on this host, or the claim is unreadable and older than
+    `grace` seconds."""
+    if claim.get("unreadable"):
+        return claim.get("age", 0.0) > grace
     return claim.get("host") == socket.gethostname() and not _alive(int(claim["pid"]), claim.get("started"))
 
 
 def _create(path: Path, claim: dict[str, Any]) -> bool:
+    """Write `claim` whole to a temporary file beside `path`, then link it to `path`: True when the link made it
+    the claim, False when a claim was there. Any failure removes the temporary file and raises (no claim made)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w") as f:
+            json.dump(claim, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump(claim, f)
-        f.flush()
-        os.fsync(f.fileno())
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return True
 
 
@@ -89,7 +118,10 @@ def _take_over_stale(out_dir: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         claim = read_claim(out_dir)
         if claim is not None and is_stale(claim):
-            log.warning("%s: taking over the stale claim of dead pid %s on %s", out_dir, claim["pid"], claim["host"])
+            if claim.get("unreadable"):
+                log.warning("%s: taking over an unreadable claim %.0f s old", out_dir, claim["age"])
+            else:
+                log.warning("%s: taking over the stale claim of dead pid %s on %s", out_dir, claim["pid"], claim["host"])
             (out_dir / CLAIM_FILE).unlink(missing_ok=True)
 
 
@@ -104,16 +136,19 @@ def try_claim(out_dir: Path, claim: dict[str, Any]) -> dict[str, Any] | None:
         if _create(path, claim):
             return None
         held = read_claim(out_dir)
-    return held or {"pid": "?", "host": "?"}
+    return held or {"pid": "?", "host": "?"}  # released meanwhile: the next try takes it
 
 
 @contextmanager
-def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = None, poll: float = POLL_SECONDS) -> Iterator[bool]:
+def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = None, poll: float = POLL_SECONDS,
+              finished: Callable[[], bool] = lambda: False) -> Iterator[bool]:
     """Hold the claim on the job folder `out_dir` for the block; yields True when this process holds it.
 
     While another live process holds it: `wait=True` polls every `poll` s until it is released (then the caller
     re-checks for the result the other process wrote), raising JobClaimed after `timeout` s if given;
-    `wait=False` yields False at once (the caller skips the job). The claim is removed on leaving the block.
+    `wait=False` yields False at once (the caller skips the job). Whenever `finished()` is true (the job's result
+    is there) it yields False at once, without the claim: a finished job is never waited on. The claim is removed
+    on leaving the block.
     """
     if timeout is not None and not timeout >= 0:
         raise ValueError(f"timeout must be None or a number of seconds >= 0; got {timeout!r}")
@@ -126,6 +161,11 @@ def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = No
     deadline = None if timeout is None else time.monotonic() + timeout
     next_note = time.monotonic()
     while (held := try_claim(out_dir, mine)) is not None:
+        if finished():
+            log.info("%s: claimed by pid %s on %s, but its result is there: not waiting", out_dir, held.get("pid"),
+                     held.get("host"))
+            yield False
+            return
         if not wait:
             log.info("%s: claimed by pid %s on %s, skipping", out_dir, held.get("pid"), held.get("host"))
             yield False

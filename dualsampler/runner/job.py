@@ -3,6 +3,7 @@ sample every seed batch by batch, decode, save, evaluate, write result.json, log
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -13,13 +14,14 @@ from typing import Any, Callable
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from . import images as image_files
-from .claim import claim_job
+from .claim import JobClaimed, claim_job
 from .devices import claim_device, job_threads
-from .results import FAILURE_FILE, RESULT_FILE, finished_result, job_config, versions, write_json_atomic
+from .identity import differing_keys, inert_keys, job_identity
+from .results import FAILURE_FILE, RESULT_FILE, finished_result, recorded_config, versions, write_json_atomic
 from ..trace import Trace
 from ..upscale.step_plan import check_final_size
 from .settings import ConfigError, JobSettings, job_settings, seed_list
@@ -77,23 +79,49 @@ class JobParts:
                    parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source, found["weights"])
 
 
+def identity(config: DictConfig, parts: JobParts, experiment: str | None = None) -> dict[str, Any]:
+    """The job's identity (runner/identity.py): its resolved config without the neutral keys and the keys its
+    region algorithm and upscaler do not consume, plus `experiment`."""
+    upscaler = () if parts.upscaler is None else parts.upscaler.consumes
+    return job_identity(OmegaConf.to_container(config, resolve=True), inert_keys(parts.dual.consumes, upscaler),
+                        experiment)
+
+
+def check_not_foreign(out_dir: Path, plain: dict[str, Any]) -> None:
+    """Raise ConfigError when `out_dir` holds the finished result of another configuration: it is kept, never
+    replaced (a result of the same configuration from other weights is recomputed)."""
+    recorded = recorded_config(out_dir)
+    if recorded is not None and recorded != json.loads(json.dumps(plain, default=str)):
+        keys = ", ".join(differing_keys(recorded, json.loads(json.dumps(plain, default=str)))[:8])
+        raise ConfigError(f"{out_dir} holds the finished result of another configuration (it differs in {keys}); "
+                          f"that result is kept: run this job under another name= or hydra.sweep.dir, or remove "
+                          f"{out_dir / RESULT_FILE} to recompute it")
+
+
 def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parallel_jobs: int | None = None,
-            neutral_keys: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run one job into `out_dir`, or return its existing result when result.json holds the same config and model
-    fingerprint. Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically, last; the tracker's
-    status is added after it logged). Raises on any failure, leaving no result.json behind. `parallel_jobs`: jobs
+            experiment: str | None = None) -> dict[str, Any]:
+    """Run one job into `out_dir`, or return its existing result when result.json holds the same identity
+    (`identity`, which names the chosen `experiment`) and model fingerprint: at once, without waiting on another
+    process that holds the job's claim. Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically,
+    last; the tracker's status is added after it logged). Raises on any failure, leaving no result.json behind; a
+    folder holding another configuration's result is refused (`check_not_foreign`). `parallel_jobs`: jobs
     the launcher runs side by side (joblib's n_jobs), which share the CPU cores unless `threads` is set."""
     parts = JobParts.from_config(config)
     threads = job_threads(parts.settings.threads, parallel_jobs)
     if threads is not None:
         torch.set_num_threads(threads)
-    plain = job_config(config, neutral_keys)
+    plain = identity(config, parts, experiment)
     weights = parts.weights
-    with claim_job(out_dir):
+    done = finished_result(out_dir, plain, weights)
+    if done is not None:
+        return skip(out_dir, name, done)
+    with claim_job(out_dir, finished=lambda: finished_result(out_dir, plain, weights) is not None) as held:
         done = finished_result(out_dir, plain, weights)
         if done is not None:
-            log.info("%s: result.json matches the config and weights, skipping", name)
-            return done
+            return skip(out_dir, name, done)
+        if not held:
+            raise JobClaimed(f"{out_dir}: its result went away while another process held the job")
+        check_not_foreign(out_dir, plain)
         for stale in (RESULT_FILE, FAILURE_FILE):
             (out_dir / stale).unlink(missing_ok=True)
         result = compute_job(parts, out_dir, name, lock_dir)
@@ -106,6 +134,13 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
         write_json_atomic(out_dir / RESULT_FILE, result)
     log.info("%s: done in %.1fs %s", name, result["timings"]["total_s"], result["metrics"])
     return result
+
+
+def skip(out_dir: Path, name: str, done: dict[str, Any]) -> dict[str, Any]:
+    """Return a finished job's result; a failure.json left beside it by an earlier launch no longer holds."""
+    log.info("%s: result.json matches the config and weights, skipping", name)
+    (out_dir / FAILURE_FILE).unlink(missing_ok=True)
+    return done
 
 
 def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> dict[str, Any]:

@@ -9,19 +9,21 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
-
-from omegaconf import DictConfig, OmegaConf
+from typing import Any
 
 RESULT_FILE = "result.json"
 FAILURE_FILE = "failure.json"
 
 
-def job_config(config: DictConfig, neutral_keys: Sequence[str] = ()) -> dict[str, Any]:
-    """The resolved config that determines a job's images and metrics: without `hydra` and the neutral keys (those
-    that change where or how fast a job runs, or how it is reported: the app's `override_dirname.exclude_keys`)."""
-    plain = OmegaConf.to_container(config, resolve=True)
-    return {k: v for k, v in plain.items() if k != "hydra" and k not in neutral_keys}
+def recorded_config(out_dir: Path) -> dict[str, Any] | None:
+    """The config recorded in the job folder's result.json (a finished job's identity); None when there is no
+    result.json, or it does not parse as a result."""
+    try:
+        result = json.loads((out_dir / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    config = result.get("config") if isinstance(result, dict) else None
+    return config if isinstance(config, dict) else None
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 from torch import Tensor
 
@@ -39,6 +39,10 @@ class UpscaleSpec:
     hook_base: UpscaleHook | None = None
     hook_mask: UpscaleHook | None = None
     hook_full: UpscaleHook | None = None
+    # Job settings its passes read (runner/identity.py): each pass is a KSampler of a job sampler's own sampler and
+    # scheduler, run for that sampler's steps and denoise.
+    consumes: ClassVar[tuple[str, ...]] = tuple(f"{group}.{key}" for group in ("base_sampler", "mask_sampler")
+                                                for key in ("sampler", "scheduler", "steps", "denoise"))
 
     def __post_init__(self) -> None:
         check_upscale_args(self.factor, self.iterations, self.step_mode)
