@@ -2,7 +2,8 @@
 analytic model, run the same cases through this toolkit, print a table (case, max abs diff, status) and a summary.
 
     python scripts/upstream_parity.py --comfyui ~/src/ComfyUI --impact ~/src/ComfyUI-Impact-Pack \\
-        [--impact-seed-loop ~/src/Impact-a5ca503] [--only REGEX] [--write-golden tests/data/parity]
+        [--impact-seed-loop ~/src/Impact-a5ca503] [--comfyui-noise ~/src/ComfyUI_Noise] [--only REGEX] \\
+        [--write-golden tests/data/parity]
 
 The checkouts stay outside this repository: their code is imported, never copied. The model is Gaussian data
 per channel, `D(x, s) = mu + (x - mu) std^2 / (std^2 + s^2)`, exact for eps and x0 alike, so every difference
