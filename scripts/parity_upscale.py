@@ -161,15 +161,13 @@ def build_cases(case_type: type, samplers: list[str], noise_nodes: bool) -> list
         dev = "upscale_schedule" if schedule_deviates(schedule, 4) else None
         cases.append(make(f"up/schedule/{schedule}", extra=_extra(schedule=schedule, iterations=4, factor=1.5,
                                                                   full=["dpmpp_2m", "karras"]), deviation=dev))
+    hooked = {"schedule": "interleave1", "iterations": 3, "factor": 2.5, "full": ["euler", "normal"]}
     for role in ("base", "mask", "full"):
-        hooked = {"schedule": "interleave1", "iterations": 3, "factor": 2.5, "full": ["euler", "normal"]}
-        cases.append(make(f"up/hook/{role}/cfg", extra=_extra(**hooked, hooks=_hooks(**{role: [["cfg", 4.0]]})),
-                          deviation="upscale_cfg_int" if cfg_deviates(2.0, 4.0, 3) else None))
-        cases.append(make(f"up/hook/{role}/cfg_frac", extra=_extra(**hooked, hooks=_hooks(**{role: [["cfg", 3.5]]})),
-                          deviation="upscale_cfg_int" if cfg_deviates(2.0, 3.5, 3) else None))
-        cases.append(make(f"up/hook/{role}/denoise", extra=_extra(**hooked, hooks=_hooks(**{role: [["denoise", 0.3]]}))))
-        cases.append(make(f"up/hook/{role}/steps", extra=_extra(**hooked, hooks=_hooks(**{role: [["steps", 7]]}))))
-        cases.append(make(f"up/hook/{role}/steps_down", extra=_extra(**hooked, hooks=_hooks(**{role: [["steps", 2]]}))))
+        for tag, spec in (("cfg", ["cfg", 4.0]), ("cfg_frac", ["cfg", 3.5]), ("denoise", ["denoise", 0.3]),
+                          ("steps", ["steps", 7]), ("steps_down", ["steps", 2])):
+            dev = "upscale_cfg_int" if spec[0] == "cfg" and cfg_deviates(2.0, spec[1], 3) else None
+            cases.append(make(f"up/hook/{role}/{tag}", extra=_extra(**hooked, hooks=_hooks(**{role: [spec]})),
+                              deviation=dev))
     combined = _hooks(base=[["denoise", 0.35], ["steps", 6]], mask=[["cfg", 3.0], ["denoise", 0.4]])
     cases.append(make("up/hook/combined", extra=_extra(schedule="interleave1", iterations=3, factor=2.5,
                                                       hooks=combined)))
