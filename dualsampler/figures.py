@@ -28,10 +28,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from .figure_spec import check_figure, check_figures  # noqa: E402
 from .runner.results import read_results  # noqa: E402
 
 log = logging.getLogger(__name__)
-KINDS = ("line", "bar", "heatmap")
 PROPORTIONS = ("region_accuracy/",)  # metrics that are proportions in [0, 1]
 WILSON_Z = 1.959964  # two-sided 95%
 CAPTION = "mean over seeds; bars: std over seeds, region accuracy: Wilson 95% interval (n = images read)"
@@ -186,17 +186,6 @@ def _heatmap(ax, results, spec, metric) -> None:
 DRAW = {"line": _line, "bar": _bar, "heatmap": _heatmap}
 
 
-def check_figure(spec: dict[str, Any]) -> None:
-    """Raise ValueError unless a figure declaration has a name, a known kind, x, metrics (and y for heatmaps)."""
-    for key in ("name", "kind", "x", "metrics"):
-        if key not in spec:
-            raise ValueError(f"figures: each figure needs the key {key!r}; got {spec}")
-    if spec["kind"] not in KINDS:
-        raise ValueError(f"figures.kind must be one of {', '.join(KINDS)}; got {spec['kind']!r}")
-    if spec["kind"] == "heatmap" and "y" not in spec:
-        raise ValueError(f"figures: a heatmap needs the key 'y'; got {spec}")
-
-
 def _keys(spec: dict[str, Any]) -> list[str | tuple[str, ...]]:
     return [k for k in (spec["x"], spec.get("hue"), spec.get("y")) if k]
 
@@ -301,8 +290,34 @@ def sweep_figure(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return {"name": name, "kind": "line" if numeric else "bar", "x": x, "hue": hue, "metrics": metrics}
 
 
+def checked_specs(results: list[dict[str, Any]], specs: Any) -> list[dict[str, Any]]:
+    """The declared figures, checked (`check_figures`) and with list keys as tuples; ValueError naming the figure's
+    key that names no config key (or group) of some job."""
+    check_figures(specs)
+    checked = []
+    for k, spec in enumerate(specs):
+        spec = {key: tuple(value) if isinstance(value, list) and key != "metrics" else value
+                for key, value in spec.items()}
+        for axis in ("x", "hue", "y"):
+            if spec.get(axis) is None:
+                continue
+            for result in results:
+                try:
+                    config_value(result, spec[axis])
+                except (KeyError, TypeError):
+                    raise ValueError(f"figures[{k}].{axis}: {spec[axis]!r} names no config key or group of the job in "
+                                     f"{result['dir']!r}") from None
+        checked.append(spec)
+    return checked
+
+
 def make_figures(sweep_dir: Path, out_dir: Path | None = None) -> list[Path]:
-    """Draw the figures the sweep's experiment declares, or its sweep figure, into `out_dir` (SWEEP_DIR/figures)."""
+    """Draw the figures the sweep's experiment declares, or its sweep figure, into `out_dir` (SWEEP_DIR/figures).
+    Everything is checked before anything is drawn: ValueError naming the sweep folder, a result.json, a figure's
+    key or the output folder."""
+    out_dir = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "figures"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {str(out_dir)!r} is a file; it must be a folder (or not exist yet)")
     results = read_sweep(sweep_dir)
     if not results:
         raise ValueError(f"SWEEP_DIR {str(sweep_dir)!r} holds no result.json: run the sweep first")
@@ -311,8 +326,8 @@ def make_figures(sweep_dir: Path, out_dir: Path | None = None) -> list[Path]:
         specs = [sweep_figure(results, Path(sweep_dir).resolve().name)]
         log.info("%s declares no figures: plotting %s against %s", sweep_dir, specs[0]["metrics"], specs[0]["x"])
     paths = []
-    for spec in specs:
-        paths += draw_figure(results, spec, out_dir or Path(sweep_dir) / "figures")
+    for spec in checked_specs(results, specs):
+        paths += draw_figure(results, spec, out_dir)
     return paths
 
 
@@ -324,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         paths = make_figures(args.sweep_dir, args.out)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         parser.exit(2, f"dualsampler-figures: {error}\n")
     for path in paths:
         print(path)

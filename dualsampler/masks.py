@@ -10,29 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MAX_SIDE = 16384  # pixels per side: a float32 mask of 16384^2 is already 1 GiB
-MAX_GROW = 1024  # grow_by: a box kernel of side grow_by, convolved over the whole mask
-MAX_FEATHER = 1024.0  # feather radius in pixels: a Gaussian kernel of 2 * radius + 1 taps
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+from .validation import MAX_SIDE, check_bounded, check_fraction, check_real
 
 
 def check_side(value: object, name: str) -> int:
-    """A mask or canvas side: an integer in [1, MAX_SIDE] (a float holding an integer is accepted) -> int."""
-    if not _is_number(value) or not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_SIDE:
-        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_SIDE} pixels, got {value!r}")
-    return int(value)
-
-
-def check_fraction(value: object, name: str, low: float = 0.0, high: float = 1.0, *, positive: bool = False) -> float:
-    """A finite number in [low, high] (in (low, high] when `positive`) -> float."""
-    inside = _is_number(value) and math.isfinite(value) and (low < value if positive else low <= value) and value <= high
-    if not inside:
-        interval = f"({low:g}, {high:g}]" if positive else f"[{low:g}, {high:g}]"
-        raise ValueError(f"{name} must be a finite number in {interval} (a fraction of the canvas), got {value!r}")
-    return float(value)
+    """A mask or canvas side in pixels within `BOUNDS['side']` (a float holding an integer is accepted) -> int."""
+    return int(check_bounded(value, "side", name))
 
 
 def as_mask_batch(mask: Tensor, name: str = "mask", batch: int | None = None) -> Tensor:
@@ -65,9 +48,7 @@ def resize_mask(mask: Tensor, height: int, width: int) -> Tensor:
 def grow_mask(mask: Tensor, height: int, width: int, grow_by: int) -> Tensor:
     """SPEC §7: resize to (H, W); if `grow_by > 0`: round, convolve with a `grow_by` box of ones (padding
     `ceil((grow_by-1)/2)`), clamp to [0,1], crop to (H, W); round. The result is binary `[B,1,H,W]`."""
-    if not _is_number(grow_by) or not math.isfinite(grow_by) or grow_by != int(grow_by) or not 0 <= grow_by <= MAX_GROW:
-        raise ValueError(f"grow_by (overlap_factor) must be an integer >= 0 and <= {MAX_GROW}, got {grow_by!r}")
-    grow_by = int(grow_by)
+    grow_by = int(check_bounded(grow_by, "overlap_factor", "grow_by (overlap_factor)"))
     height, width = check_side(height, "height"), check_side(width, "width")
     m = resize_mask(mask, height, width)
     if grow_by > 0:
@@ -78,8 +59,7 @@ def grow_mask(mask: Tensor, height: int, width: int, grow_by: int) -> Tensor:
 
 def feather_mask(mask: Tensor, radius: float) -> Tensor:
     """Gaussian blur with std `radius / 2` (reflect padding): soft edges, values stay in [0, 1]; 0 = unchanged."""
-    if not _is_number(radius) or not math.isfinite(radius) or not 0 <= radius <= MAX_FEATHER:
-        raise ValueError(f"radius (feather) must be a finite number >= 0 and <= {MAX_FEATHER:g} pixels, got {radius!r}")
+    radius = check_bounded(radius, "feather", "radius (feather)")
     m = as_mask_batch(mask)
     if radius == 0:
         return m
@@ -124,8 +104,8 @@ def rectangle_mask(height: int, width: int, top: float, left: float, bottom: flo
 def ellipse_mask(height: int, width: int, cy: float = 0.5, cx: float = 0.5, ry: float = 0.25, rx: float = 0.25) -> Tensor:
     """1 inside the ellipse with centre `(cy, cx)` and radii `(ry, rx)`, fractions of the size -> `[1,1,H,W]`."""
     height, width = _check_size(height, width)
-    cy, cx = check_fraction(cy, "cy", -1.0, 2.0), check_fraction(cx, "cx", -1.0, 2.0)
-    ry, rx = check_fraction(ry, "ry", 0.0, 4.0, positive=True), check_fraction(rx, "rx", 0.0, 4.0, positive=True)
+    cy, cx = check_real(cy, "cy", -1.0, 2.0), check_real(cx, "cx", -1.0, 2.0)
+    ry, rx = check_real(ry, "ry", 0.0, 4.0, low_open=True), check_real(rx, "rx", 0.0, 4.0, low_open=True)
     y, x = _grid(height, width)
     return ((((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2) <= 1).float()[None, None]
 
@@ -163,8 +143,17 @@ def load_mask(path: str | Path, height: int | None = None, width: int | None = N
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path must be an existing image file, got {str(path)!r}")
+    unreadable = (OSError, SyntaxError, ValueError, UnidentifiedImageError)
     try:
-        with Image.open(path) as image:
+        image = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"path {str(path)!r}: the image's sides must be <= {MAX_SIDE} px ({error})") from None
+    except unreadable as error:
+        raise ValueError(f"path {str(path)!r} is not a readable image file (truncated or not an image?): {error}") from None
+    with image:
+        check_side(image.height, f"the height of {path.name}")  # from the header, before decoding
+        check_side(image.width, f"the width of {path.name}")
+        try:
             image.load()
             if "A" in image.getbands():
                 array, scale = np.asarray(image.getchannel("A"), dtype=np.float32), 255.0
@@ -172,11 +161,12 @@ def load_mask(path: str | Path, height: int | None = None, width: int | None = N
                 array, scale = np.asarray(image, dtype=np.float32), _channel_scale(image)
             else:
                 array, scale = np.asarray(image.convert("L"), dtype=np.float32), 255.0
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
-        raise ValueError(f"path {str(path)!r} is not a readable image file (truncated or not an image?): {error}") from None
+        except unreadable as error:
+            raise ValueError(f"path {str(path)!r} is not a readable image file (truncated or not an image?): "
+                             f"{error}") from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"path {str(path)!r} holds NaN or infinite values; a mask's values must lie in [0, 1]")
     mask = torch.from_numpy(np.clip(array / scale, 0.0, 1.0))[None, None]
-    check_side(mask.shape[-2], f"the height of {path.name}")
-    check_side(mask.shape[-1], f"the width of {path.name}")
     if height is not None or width is not None:
         mask = resize_mask(mask, height or mask.shape[-2], width or mask.shape[-1])
     return mask

@@ -22,7 +22,8 @@ from diffusers import UNet2DConditionModel
 
 from dualsampler.dual import two_advanced_samplers_for_mask
 from dualsampler.masks import rectangle_mask
-from dualsampler.models.checks import check_device, check_dtype
+from dualsampler.models.checks import check_dtype
+from dualsampler.validation import check_device
 from dualsampler.sampling import KSampler, ModelSampling, UNetDenoiser
 
 SD15_UNET = {  # Stable Diffusion 1.5's UNet: 860M parameters

@@ -30,7 +30,7 @@ def test_an_explicit_device_is_used_as_given(two_gpus, tmp_path):
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:7"])
 def test_bad_device_names_the_key(two_gpus, device):
-    with pytest.raises(ValueError, match=f"^device='{device}' is invalid"):
+    with pytest.raises(ValueError, match=rf"^device\b.*'{device}'"):
         check_device(device)
 
 

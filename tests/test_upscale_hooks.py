@@ -146,7 +146,7 @@ def test_bad_hook_arguments_are_rejected(make, message):
 def test_upscale_sampler_validates_its_settings():
     with pytest.raises(ValueError, match=r"steps must be an integer in \[1, 10000\]"):
         spec(steps=0)
-    with pytest.raises(ValueError, match="denoise must be in"):
+    with pytest.raises(ValueError, match="denoise must be a finite number in"):
         spec(denoise=0.0)
     with pytest.raises(ValueError, match="cfg can only be set"):
         UpscaleSampler(KSampler(lambda x, s: x), seed=0, steps=2, denoise=1.0, cfg=3.0)

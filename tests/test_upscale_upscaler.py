@@ -140,7 +140,7 @@ def test_a_hook_that_breaks_a_later_iteration_is_caught_before_work(vae, calls):
         def pre_sample(self, spec):
             return dataclasses.replace(spec, denoise=spec.denoise + self.cur_step)
 
-    with pytest.raises(ValueError, match="denoise must be in"):
+    with pytest.raises(ValueError, match="denoise must be a finite number in"):
         iterative_upscale(torch.zeros(1, 4, 6, 10), 2.0, 2, make(vae, hook_mask=Overdenoise()))
     assert calls == []
 

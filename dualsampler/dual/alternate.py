@@ -10,7 +10,7 @@ from torch import Tensor
 from ..masks import grow_mask
 from ..sampling.ksampler import slice_schedule
 from .base import RegionRun, RegionSampler, union_inverse, warn_if_covering
-from .checks import check_overlap
+from ..validation import check_bounded
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Alternate(RegionSampler):
     name: ClassVar[str] = "alternate"
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
 
     def _sample(self, run: RegionRun) -> Tensor:
         height, width = run.size

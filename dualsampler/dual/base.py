@@ -15,7 +15,7 @@ from ..masks import resize_mask
 from ..sampling.ksampler import KSampler, denoise_to_steps
 from ..sampling.noise import Seed
 from ..sampling.samplers import Callback
-from .checks import check_common, check_latent_channels, check_region_mask, check_sampler_object
+from .checks import check_common, check_latent_channels, check_region_list, check_region_mask, check_sampler_object
 
 
 @dataclass(frozen=True)
@@ -137,18 +137,18 @@ class RegionSampler:
         denoise: float,
         callback: Callback | None,
     ) -> RegionRun:
-        check_common(latent, seed, steps, denoise)
+        seed, steps, denoise = check_common(latent, seed, steps, denoise)
         check_sampler_object(base_sampler, "base_sampler")
         check_latent_channels(latent, base_sampler, "base_sampler")
-        regions = tuple(regions)
-        if not regions:
-            raise ValueError("regions must hold at least one Region")
+        regions = check_region_list(regions)
         if self.max_regions is not None and len(regions) > self.max_regions:
             raise ValueError(f"{type(self).__name__} takes at most {self.max_regions} region(s), got {len(regions)}")
         checked = []
         for k, region in enumerate(regions):
             name = "mask" if len(regions) == 1 else f"regions[{k}].mask"
             sampler_name = "mask_sampler" if len(regions) == 1 else f"regions[{k}].sampler"
+            if not isinstance(region, Region):
+                raise ValueError(f"regions[{k}] must be a dualsampler.dual.Region(mask, sampler), got {region!r}")
             check_sampler_object(region.sampler, sampler_name)
             check_latent_channels(latent, region.sampler, sampler_name)
             checked.append(Region(check_region_mask(region.mask, latent, name).to(latent.device), region.sampler))

@@ -1,14 +1,13 @@
-"""Checks the region samplers run once at their public entry: latent, samplers, masks against the latent,
-overlap, seed/steps/denoise. Each error names the parameter and its allowed values."""
+"""Checks the region samplers run once at their public entry: latent, samplers, region lists, masks against the
+latent, seed/steps/denoise. Each error names the parameter and its allowed values (`dualsampler.validation`)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import Tensor
 
-from ..masks import MAX_GROW, as_mask_batch
+from ..masks import as_mask_batch
 from ..sampling.ksampler import KSampler, check_denoise
 from ..sampling.noise import Seed, check_seed
 from ..sampling.sample import check_latent
@@ -27,15 +26,6 @@ def check_region_mask(mask: Tensor, latent: Tensor, name: str = "mask") -> Tenso
     return m
 
 
-def check_overlap(overlap_factor: Any, name: str = "overlap_factor") -> int:
-    """An integer in [0, MAX_GROW] (a float holding an integer is accepted) -> int."""
-    if (isinstance(overlap_factor, bool) or not isinstance(overlap_factor, (int, float))
-            or (isinstance(overlap_factor, float) and not math.isfinite(overlap_factor))
-            or not 0 <= overlap_factor <= MAX_GROW or overlap_factor != int(overlap_factor)):
-        raise ValueError(f"{name} must be an integer >= 0 and <= {MAX_GROW}, got {overlap_factor!r}")
-    return int(overlap_factor)
-
-
 def check_sampler_object(sampler: Any, name: str) -> KSampler:
     """A `KSampler` (a denoiser with its sampler and schedule)."""
     if not isinstance(sampler, KSampler):
@@ -43,34 +33,40 @@ def check_sampler_object(sampler: Any, name: str) -> KSampler:
     return sampler
 
 
+def check_region_list(regions: Any) -> tuple[Any, ...]:
+    """A non-empty list or tuple of regions -> a tuple (each region is checked by the caller)."""
+    if not isinstance(regions, (list, tuple)) or not regions:
+        raise ValueError(f"regions must be a non-empty list of dualsampler.dual.Region, got {regions!r}")
+    return tuple(regions)
+
+
 def check_latent_channels(latent: Tensor, sampler: KSampler, name: str) -> None:
-    """The latent's channel count against the UNet behind the sampler's denoiser, when it has one."""
+    """The latent's channel count against the model behind the sampler's denoiser, when it says: the UNet's
+    `config.in_channels`, or the denoiser's own `latent_channels`."""
     unet = getattr(sampler.denoiser, "unet", None)
     expected = getattr(getattr(unet, "config", None), "in_channels", None)
+    if not isinstance(expected, int):
+        expected = getattr(sampler.denoiser, "latent_channels", None)
     if isinstance(expected, int) and latent.shape[1] != expected:
         raise ValueError(f"latent has {latent.shape[1]} channels but {name}'s model expects {expected}")
 
 
-def check_settings(latent: Tensor, seed: Seed, steps: int, denoise: float, prefix: str = "") -> None:
-    """Seed (one per batch element when a list), steps and denoise of one sampler over `latent`."""
+def check_settings(latent: Tensor, seed: Seed, steps: int, denoise: float, prefix: str = "") -> tuple[Seed, int, float]:
+    """Seed (one per batch element when a list), steps and denoise of one sampler over `latent` -> the three as
+    Python values (a numpy seed as an int, `8.0` steps as 8)."""
+    checked = []
     for check, value, key in ((lambda v: check_seed(v, latent.shape[0]), seed, "seed"), (check_steps, steps, "steps"),
                               (check_denoise, denoise, "denoise")):
         try:
-            check(value)
+            checked.append(check(value))
         except ValueError as error:
             if not prefix:
                 raise
             raise ValueError(f"{prefix}{key}: {error}") from None
+    return tuple(checked)  # type: ignore[return-value]
 
 
-def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> None:
+def check_common(latent: Tensor, seed: Seed, steps: int, denoise: float) -> tuple[Seed, int, float]:
+    """The latent, then `check_settings`."""
     check_latent(latent)
-    check_settings(latent, seed, steps, denoise)
-
-
-def check_fraction(value: Any, name: str, low: float = 0.0, high: float = 1.0) -> float:
-    """A real number in [low, high] -> float; the error names the parameter and the range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
+    return check_settings(latent, seed, steps, denoise)

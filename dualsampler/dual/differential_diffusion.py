@@ -16,7 +16,7 @@ from ..sampling.sample import integrate
 from ..sampling.samplers import Callback
 from ..sampling.unet_denoiser import JointDenoiser
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler
-from .checks import check_fraction, check_overlap
+from ..validation import check_bounded
 from .joint import denoise_each, trajectory_sigmas
 from .multidiffusion import region_weights
 
@@ -110,8 +110,8 @@ class DifferentialDiffusion(RegionSampler):
     consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
-        self.feather = check_fraction(self.feather, "feather", 0.0, 64.0)
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
+        self.feather = check_bounded(self.feather, "fused_feather", "feather")
 
     def changes(self, run: RegionRun) -> list[Tensor]:
         """Each region's change map c_k in [0, 1] at the latent's size."""

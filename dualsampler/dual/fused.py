@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..masks import feather_mask, grow_mask
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler, warn_if_covering
-from .checks import check_fraction, check_overlap
+from ..validation import check_bounded
 from .joint import combined_denoiser, run_trajectory, trajectory_sigmas
 
 
@@ -34,8 +34,8 @@ class Fused(RegionSampler):
     consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
-        self.feather = check_fraction(self.feather, "feather", 0.0, 64.0)
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
+        self.feather = check_bounded(self.feather, "fused_feather", "feather")
 
     def weights(self, run: RegionRun) -> list[Tensor]:
         """Each region's blend weight at the latent's size."""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler
-from .checks import check_fraction, check_overlap
+from ..validation import check_bounded, check_real
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
 from .multidiffusion import background_weight, normalized, region_weights, weighted_average
 
@@ -56,8 +56,8 @@ class MixtureOfDiffusers(RegionSampler):
     consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
-        self.sigma_scale = check_fraction(self.sigma_scale, "sigma_scale", 0.01, 10.0)
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
+        self.sigma_scale = check_real(self.sigma_scale, "sigma_scale", 0.01, 10.0)
         if self.weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {self.weights!r}")
 

@@ -13,7 +13,7 @@ from torch import Tensor
 from ..masks import grow_mask
 from ..sampling.noise import Seed
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler, warn_if_covering
-from .checks import check_fraction, check_overlap
+from ..validation import check_bounded, check_fraction
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
 
 
@@ -81,7 +81,7 @@ class MultiDiffusion(RegionSampler):
     consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
         self.bootstrap = check_fraction(self.bootstrap, "bootstrap")
 
     def weights(self, run: RegionRun) -> list[Tensor]:

@@ -13,7 +13,7 @@ from ..sampling.ksampler import KSampler, slice_schedule
 from ..sampling.noise import Seed
 from ..sampling.recovery import Recovery, recovered_step
 from .base import RegionRun, RegionSampler, run_slice_x0, union_mask, warn_if_covering
-from .checks import check_overlap
+from ..validation import MAX_STEPS, check_bool, check_bounded, check_choice, check_int
 
 SECOND_SEED_MODES = ("none", "fixed", "add", "subtract")
 SEED_WRAP = 1125899906842624  # 2**50, where upstream wraps seed +/- second seed (once)
@@ -96,15 +96,15 @@ class Regional(RegionSampler):
     name: ClassVar[str] = "regional"
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
-        if isinstance(self.base_only_steps, bool) or not isinstance(self.base_only_steps, int) or self.base_only_steps < 0:
-            raise ValueError(f"base_only_steps must be an integer >= 0, got {self.base_only_steps!r}")
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
+        self.base_only_steps = check_int(self.base_only_steps, "base_only_steps", 0, MAX_STEPS)
+        self.restore_latent = check_bool(self.restore_latent, "restore_latent")
         if isinstance(self.recovery, dict):
             self.recovery = Recovery(**self.recovery)
-        if self.second_seed_mode not in SECOND_SEED_MODES:
-            raise ValueError(f"second_seed_mode must be one of {', '.join(SECOND_SEED_MODES)}; got {self.second_seed_mode!r}")
-        if isinstance(self.second_seed, bool) or not isinstance(self.second_seed, int) or not 0 <= self.second_seed < 2**64:
-            raise ValueError(f"second_seed must be an integer in [0, 2**64), got {self.second_seed!r}")
+        if not isinstance(self.recovery, Recovery):
+            raise ValueError(f"recovery must be a Recovery or its settings as a dict, got {self.recovery!r}")
+        check_choice(self.second_seed_mode, "second_seed_mode", SECOND_SEED_MODES)
+        self.second_seed = check_int(self.second_seed, "second_seed", 0, 2**64 - 1)
         if not isinstance(self.overlap_at_mask_resolution, bool):
             raise ValueError(f"overlap_at_mask_resolution must be true or false, got {self.overlap_at_mask_resolution!r}")
 

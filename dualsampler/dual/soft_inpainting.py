@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..masks import feather_mask
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler
-from .checks import check_fraction, check_overlap
+from ..validation import check_bounded, check_real
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
 from .multidiffusion import region_weights
 
@@ -72,11 +72,11 @@ class SoftInpainting(RegionSampler):
     consumes: ClassVar[tuple[str, ...]] = ONE_TRAJECTORY
 
     def __post_init__(self) -> None:
-        self.overlap_factor = check_overlap(self.overlap_factor)
-        self.feather = check_fraction(self.feather, "feather", 0.0, 64.0)
-        self.schedule_bias = check_fraction(self.schedule_bias, "schedule_bias", 0.0, 8.0)
-        self.preservation_strength = check_fraction(self.preservation_strength, "preservation_strength", 0.0, 8.0)
-        self.transition_contrast_boost = check_fraction(self.transition_contrast_boost, "transition_contrast_boost",
+        self.overlap_factor = check_bounded(self.overlap_factor, "overlap_factor")
+        self.feather = check_bounded(self.feather, "fused_feather", "feather")
+        self.schedule_bias = check_real(self.schedule_bias, "schedule_bias", 0.0, 8.0)
+        self.preservation_strength = check_real(self.preservation_strength, "preservation_strength", 0.0, 8.0)
+        self.transition_contrast_boost = check_real(self.transition_contrast_boost, "transition_contrast_boost",
                                                         1.0, 32.0)
 
     def masks(self, run: RegionRun) -> list[Tensor]:

@@ -11,6 +11,7 @@ from ..sampling.ksampler import KSampler, denoise_to_steps, slice_schedule
 from ..sampling.noise import Seed
 from ..sampling.samplers import Callback
 from .base import BASE_SCHEDULE, REGION_SCHEDULES, Region, RegionRun, RegionSampler, run_slice_x0, union_inverse
+from ..validation import check_bool
 from .checks import check_settings
 
 
@@ -43,6 +44,9 @@ class WholeRun(RegionSampler):
     name: ClassVar[str] = "whole_run"
     consumes: ClassVar[tuple[str, ...]] = BASE_SCHEDULE + REGION_SCHEDULES  # no overlap: the masks never grow
 
+    def __post_init__(self) -> None:
+        check_bool(self.return_x0, "return_x0")
+
     def __call__(self, latent: Tensor, *, base_sampler: KSampler, mask_sampler: KSampler, mask: Tensor, seed: Seed,
                  steps: int, denoise: float = 1.0, callback: Callback | None = None, mask_seed: Seed | None = None,
                  mask_steps: int | None = None, mask_denoise: float | None = None) -> Tensor:
@@ -50,7 +54,7 @@ class WholeRun(RegionSampler):
         mask_seed = seed if mask_seed is None else mask_seed
         mask_steps = steps if mask_steps is None else mask_steps
         mask_denoise = denoise if mask_denoise is None else mask_denoise
-        check_settings(latent, mask_seed, mask_steps, mask_denoise, prefix="mask_")
+        mask_seed, mask_steps, mask_denoise = check_settings(latent, mask_seed, mask_steps, mask_denoise, prefix="mask_")
         return self._run(run, mask_seed, mask_steps, mask_denoise)
 
     def _sample(self, run: RegionRun) -> Tensor:

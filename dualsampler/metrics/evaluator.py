@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from ..validation import check_bool, check_bounded, check_choice
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
 from .inputs import prepare_masks
@@ -25,10 +26,7 @@ REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered real set of FID/KID, away 
 JUDGE_PATCH = 32  # pixels: the judge reads 32 px patches, so a canvas under it cannot be judged
 
 
-def _count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"metrics.{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+PERCEPTUAL = ("auto", "judge", "lpips/alex", "lpips/vgg", "lpips/squeeze")
 
 
 @dataclass
@@ -46,10 +44,28 @@ class Evaluator:
     perceptual: str = "auto"
 
     def __post_init__(self) -> None:
-        _count(self.band_width, "band_width", 1)
-        _count(self.real_images, "real_images", 0)
+        check_bounded(self.band_width, "band_width", "metrics.band_width")
+        check_bounded(self.real_images, "real_images", "metrics.real_images")
+        check_bool(self.judge, "metrics.judge")
+        check_bool(self.references, "metrics.references")
+        check_choice(self.perceptual, "metrics.perceptual", PERCEPTUAL)
         if self.clip is not None and not isinstance(self.clip, str):
             raise ValueError(f"metrics.clip must be a path to a local CLIP folder or null, got {self.clip!r}")
+
+    def keys(self) -> list[str]:
+        """Every metric name an evaluation with these settings may report (what an objective or a figure may name;
+        a metric the model cannot compute is then absent, with its reason)."""
+        keys = ["seam/gradient_ratio", "seam/color_jump"]
+        if self.judge:
+            keys += ["region_accuracy/inside", "region_accuracy/outside"]
+            if self.references:
+                named = {"auto": ["lpips/alex", "perceptual/judge"], "judge": ["perceptual/judge"]}
+                keys += named.get(self.perceptual, [self.perceptual]) + ["seam/perceptual"]
+            if self.real_images:
+                keys += ["fid/judge", "kid/judge"]
+        if self.clip is not None:
+            keys += ["region_clip/inside", "region_clip/outside"]
+        return keys
 
     def check(self, height: int, width: int, prompts: dict[str, str]) -> None:
         """Before any model loads: a canvas the judge can read and prompts (`{key: prompt}`, the key named in the

@@ -16,9 +16,10 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from dualsampler.metrics.features import JudgeFeatures
 from dualsampler.metrics.optional import inception_weights
+from dualsampler.validation import BOUNDS, check_int
 
 EXTRACTORS = ("judge", "inception")
-MAX_SUBSETS = 10_000  # KID subsets: one polynomial-kernel MMD each
+MAX_SUBSETS = int(BOUNDS["kid_subsets"].high)  # KID subsets: one polynomial-kernel MMD each
 MAX_SUBSET_SIZE = 100_000  # samples per KID subset: its kernel matrices are subset_size^2
 
 
@@ -63,9 +64,8 @@ def frechet_distance(extractor: str = "judge", judge: nn.Module | None = None,
 
 def check_kid_settings(subsets: int, subset_size: int = 1000) -> None:
     """Raise ValueError unless `subsets` is an integer in [1, MAX_SUBSETS] and `subset_size` in [2, MAX_SUBSET_SIZE]."""
-    for name, value, low, high in (("subsets", subsets, 1, MAX_SUBSETS), ("subset_size", subset_size, 2, MAX_SUBSET_SIZE)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{name} must be an integer >= {low} and <= {high}, got {value!r}")
+    check_int(subsets, "subsets", 1, MAX_SUBSETS)
+    check_int(subset_size, "subset_size", 2, MAX_SUBSET_SIZE)
 
 
 class KernelDistance(KernelInceptionDistance):

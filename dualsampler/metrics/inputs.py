@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..validation import check_bounded
+
 
 def check_images(images: Tensor, name: str = "images") -> Tensor:
     """Return `images` unchanged after checking it is a float Tensor[B,3,H,W] with values in [0, 1]."""
@@ -109,11 +111,6 @@ def check_judge_prompts(prompts: list[str], name: str, vocabulary: tuple[list[st
     return out
 
 
-MAX_WIDTH = 4096  # band widths, patch sizes, strides and batch sizes: a band of 4096 px already spans any canvas
-
-
 def check_width(width: int, name: str = "band_width") -> int:
-    """Return `width` after checking it is an int in [1, MAX_WIDTH] (a wider band would pad the masks by as much)."""
-    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
-        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_WIDTH}, got {width!r}")
-    return width
+    """`width` as an int within `BOUNDS['band_width']` (a wider band would pad the masks by as much)."""
+    return int(check_bounded(width, "band_width", name))

@@ -1,16 +1,15 @@
-"""Cheap checks made before any weight loads: device and dtype names, model files present and whole."""
+"""Cheap checks made before any weight loads: dtype names, model files present and whole (devices:
+`dualsampler.validation.check_device`)."""
 
 from __future__ import annotations
 
 import json
-import re
 import struct
 from pathlib import Path
 
 import torch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 def check_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -22,20 +21,6 @@ def check_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise ValueError(f"dtype must be one of {' | '.join(DTYPES)}; got {dtype!r}")
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """cpu | cuda | cuda:N | mps, and present on this machine; raises naming the allowed values otherwise."""
-    name = str(device)
-    if not DEVICE_PATTERN.match(name):
-        raise ValueError(f"device must be one of cpu | cuda | cuda:N | mps; got {name!r}")
-    if name.startswith("cuda"):
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} is not available here ({torch.cuda.device_count()} CUDA devices); use cpu")
-    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' is not available here; use cpu")
-    return torch.device(name)
 
 
 def check_safetensors(path: Path) -> None:

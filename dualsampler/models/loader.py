@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .checks import check_device, check_dtype
+from ..validation import check_bool, check_device
+from .checks import check_dtype
 from .detect import inspect_sd_folder, is_world_folder
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
@@ -65,6 +66,11 @@ def load_model(
     """
     torch_dtype = check_dtype(dtype)
     torch_device = check_device(device)
+    check_bool(compile, "compile")
+    if config is not None and not isinstance(config, (str, Path)):
+        raise ValueError(f"config must be a local folder path or None, got {config!r}")
+    if source is not None and not isinstance(source, (str, Path)):
+        raise ValueError(f"source must be None, 'world', a model folder or a checkpoint file path, got {source!r}")
     kind, info = check_source(source, config)
     if kind == "world":
         from .world import load_world

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from .checks import check_device, check_dtype
+from ..validation import check_device
+from .checks import check_dtype
 from .fingerprint import files_fingerprint
 from .loader import check_source, load_model
 
@@ -43,6 +44,23 @@ class ModelSource:
         if self.config is not None and not Path(self.config).is_dir():
             raise ValueError(f"config must be an existing local diffusers folder; got {self.config!r}")
         return check_source(self.path, self.config)
+
+    def check_prompts(self, prompts: dict[str, str]) -> None:
+        """Before any weight loads: for the world (embedded, a world folder or random weights) each prompt in its
+        encoder's vocabulary (a color and/or a pattern; "" is unconditional); ValueError naming the prompt's key
+        (`{key: prompt}`). Other models read any text."""
+        from ..world.prompts import split_prompt
+        from .world import world_vocabulary
+
+        resolved = self.check()
+        if resolved is not None and resolved[0] != "world":
+            return
+        colors, patterns = world_vocabulary(None if resolved is None else resolved[1])
+        for key, prompt in prompts.items():
+            try:
+                split_prompt(prompt, colors, patterns, allow_partial=True)
+            except ValueError as error:
+                raise ValueError(f"{key}: {error}") from None
 
     def fingerprint(self) -> str:
         """sha256 (16 hex digits) of the files the model loads from (size and mtime for files over 64 MiB), without

@@ -10,6 +10,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from . import architectures
+from .checks import check_config_file, weights_files
 from .codec import decode_latents, encode_images
 from .fingerprint import files_fingerprint, folder_files
 from .judge import Judge
@@ -145,7 +146,9 @@ def _model_sampling_for(scheduler: Path | None):
 
 def world_folders(path: str | Path | None = None) -> dict[str, Path]:
     """The folders `load_world(path)` reads: vae/, unet/, prompt_encoder/ (required), scheduler/ when present, and
-    judge/, upscaler/ (the embedded ones when the folder has none). Raises naming a missing required subfolder."""
+    judge/, upscaler/ (the embedded ones when the folder has none). Raises naming a missing required subfolder, or
+    a model subfolder without its config.json or with a missing or damaged (truncated) weights file: checked from
+    the files' headers, before any weight loads."""
     folder = WEIGHTS_DIR if path is None else Path(path)
     for sub in REQUIRED:
         if not (folder / sub).is_dir():
@@ -154,7 +157,18 @@ def world_folders(path: str | Path | None = None) -> dict[str, Path]:
     if (folder / "scheduler").is_dir():
         folders["scheduler"] = folder / "scheduler"
     folders.update({sub: folder / sub if (folder / sub).is_dir() else WEIGHTS_DIR / sub for sub in BORROWED})
+    for sub in (*REQUIRED, *BORROWED):
+        check_config_file(folders[sub] / "config.json")
+        weights_files(folders[sub], ("diffusion_pytorch_model",))
     return folders
+
+
+def world_vocabulary(path: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """The (colors, patterns) the world's prompt encoder reads: its config's, else the embedded world's."""
+    from ..world.prompts import COLORS, PATTERNS
+
+    config = check_config_file(world_folders(path)["prompt_encoder"] / "config.json")
+    return list(config.get("colors", COLORS)), list(config.get("patterns", PATTERNS))
 
 
 def weights_fingerprint(path: str | Path | None = None) -> str:

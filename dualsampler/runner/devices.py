@@ -12,25 +12,9 @@ from typing import Iterator
 
 import torch
 
+from ..validation import check_device
+
 POLL_SECONDS = 1.0
-
-
-def check_device(device: str) -> None:
-    """Raise ValueError naming `device` unless it is cpu, mps, cuda or cuda:N and present on this machine.
-
-    Only the name and torch's device count are looked at, so a config's device is checked before any model loads.
-    """
-    if not isinstance(device, str):
-        raise ValueError(f"device={device!r} is invalid: use cpu, cuda, cuda:N (N a GPU index) or mps")
-    kind, colon, index = device.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (colon and (kind != "cuda" or not index.isdigit())):
-        raise ValueError(f"device={device!r} is invalid: use cpu, cuda, cuda:N (N a GPU index) or mps")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} is invalid: CUDA is not available on this machine (use device=cpu)")
-    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r} is invalid: this machine has {torch.cuda.device_count()} GPU(s)")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} is invalid: MPS is not available on this machine")
 
 
 def job_threads(threads: int | None, parallel_jobs: int | None, cores: int | None = None) -> int | None:

@@ -22,8 +22,8 @@ from .claim import JobClaimed, claim_job
 from .devices import claim_device, job_threads
 from .identity import differing_keys, inert_keys, job_identity
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, recorded_config, versions, write_json_atomic
+from ..figure_spec import check_figures
 from ..trace import Trace
-from ..upscale.step_plan import check_final_size
 from .settings import ConfigError, JobSettings, job_settings, seed_list
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,22 @@ class JobParts:
         source = parts["model"]
         prompts = {f"{key}.prompt": parts[key].prompt for key in ("base_sampler", "mask_sampler")}
         found = {}
+        texts = {f"{key}.{field}": getattr(parts[key], field) for key in ("base_sampler", "mask_sampler")
+                 for field in ("prompt", "negative_prompt")}
         for key, check in (("model", lambda: found.setdefault("weights", source.fingerprint())),
+                           ("model", lambda: source.check_prompts(texts)),
                            ("metrics", lambda: parts["metrics"].check(settings.height, settings.width, prompts)),
                            ("dual", lambda: parts["dual"].check_schedule(settings.steps)),
-                           ("upscaler", lambda: parts["upscaler"] is None or check_final_size(
-                               settings.height, settings.width, parts["upscaler"].factor))):
+                           ("upscaler", lambda: parts["upscaler"] is None or parts["upscaler"].check(
+                               settings.height, settings.width,
+                               {"base": parts["base_sampler"], "mask": parts["mask_sampler"]})),
+                           ("objective", lambda: settings.objective.check(parts["metrics"].keys())),
+                           ("figures", lambda: check_figures(settings.figures, parts["metrics"].keys()))):
             try:
                 check()
             except ValueError as error:
-                raise ConfigError(f"{key}: {error}") from None
+                message = str(error)
+                raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
         return cls(settings, seed_list(settings.seeds), parts["base_sampler"], parts["mask_sampler"], parts["mask"],
                    parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source, found["weights"])
 

@@ -49,15 +49,25 @@ def finished_result(out_dir: Path, config: dict[str, Any], weights: str | None) 
         result = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(result, dict):  # e.g. `[]`: not a result this job wrote
+        return None
     same_config = result.get("config") == json.loads(json.dumps(config, default=str))
     return result if same_config and result.get("weights") == weights else None
 
 
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Every result.json under `sweep_dir`, with `dir` set to its job folder; sorted by folder."""
+    """Every result.json under `sweep_dir`, with `dir` set to its job folder; sorted by folder. Raises ValueError
+    naming a result.json that does not parse (truncated) or holds no result object with its `metrics`, `seeds`
+    and `per_seed`."""
     results = []
     for path in sorted(Path(sweep_dir).rglob(RESULT_FILE)):
-        result = json.loads(path.read_text())
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{str(path)!r} is not a readable result.json (truncated?): {error}") from None
+        if not isinstance(result, dict) or not all(isinstance(result.get(key), kind) for key, kind in
+                                                   (("metrics", dict), ("seeds", list), ("per_seed", list))):
+            raise ValueError(f"{str(path)!r} is not a job's result (an object with metrics, seeds and per_seed)")
         result["dir"] = str(path.parent)
         results.append(result)
     return results

@@ -11,15 +11,13 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from ..dual.checks import check_overlap
+from ..figure_spec import check_figures
 from ..sampling.ksampler import check_denoise
 from ..sampling.schedules import check_steps
-from ..upscale.limits import check_count
-from .devices import check_device
+from ..validation import BOUNDS, check_bounded, check_device, check_real, check_text
 
 MAX_SEED = 2**64  # seeds are unsigned 64-bit, as upstream
-MAX_CANVAS = 4096  # pixels per side: a larger canvas would not fit a CPU's memory at these models' sizes
-MAX_SEEDS = 100_000
+MAX_SEEDS = int(BOUNDS["seed_count"].high)
 
 
 class ConfigError(ValueError):
@@ -56,8 +54,24 @@ class Objective:
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ConfigError(f"objective.direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
-        if not (isinstance(self.penalty, (int, float)) and math.isfinite(self.penalty) and self.penalty >= 0):
-            raise ConfigError(f"objective.penalty must be a finite number >= 0, got {self.penalty!r}")
+        try:
+            check_bounded(self.penalty, "penalty", "objective.penalty")
+            check_text(self.metric, "objective.metric")
+            if not isinstance(self.floors, dict):
+                raise ValueError(f"objective.floors must map metric names to numbers, got {self.floors!r}")
+            for key, floor in self.floors.items():
+                check_real(floor, f"objective.floors[{key!r}]")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+    def check(self, metrics: list[str]) -> None:
+        """Before any work: `metric` and every floored metric among `metrics`, the names the job reports (a typo
+        would hand the sweeper the worst value for every trial)."""
+        for key in [self.metric, *self.floors]:
+            if key not in metrics:
+                name = "objective.metric" if key == self.metric else "objective.floors"
+                raise ConfigError(f"{name}: {key!r} is not a metric this job reports (metrics=...); it reports "
+                                  f"{', '.join(metrics)}")
 
     @property
     def worst(self) -> float:
@@ -99,19 +113,21 @@ class JobSettings:
         checks = {
             "steps": lambda v: check_steps(v),
             "denoise": lambda v: check_denoise(v),
-            "overlap_factor": lambda v: check_overlap(v),
+            "overlap_factor": lambda v: check_bounded(v, "overlap_factor"),
             "device": lambda v: check_device(v),
-            "batch_size": lambda v: check_count(v, "batch_size", 1, 4096),
-            "threads": lambda v: v is None or check_count(v, "threads", 1, 1024),
-            "height": lambda v: check_count(v, "height", 8, MAX_CANVAS),
-            "width": lambda v: check_count(v, "width", 8, MAX_CANVAS),
+            "batch_size": lambda v: check_bounded(v, "batch_size"),
+            "threads": lambda v: v is None or check_bounded(v, "threads"),
+            "height": lambda v: check_bounded(v, "canvas", "height"),
+            "width": lambda v: check_bounded(v, "canvas", "width"),
+            "name": lambda v: check_text(v, "name"),
+            "figures": lambda v: check_figures(v),
         }
         for key, check in checks.items():
             try:
                 check(getattr(self, key))
             except (ValueError, TypeError) as error:
                 message = str(error)
-                if not message.startswith(f"{key}="):  # device checks name their key already
+                if not message.startswith((f"{key}=", f"{key}[")):  # figures name their entry already
                     message = f"{key}={getattr(self, key)!r} is invalid: {message}"
                 raise ConfigError(message) from None
         seed_list(self.seeds)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..sampling import KSampler
 from ..sampling.ksampler import check_denoise
 from ..sampling.samplers import check_sampler
 from ..sampling.schedules import check_scheduler, check_steps
-
-MAX_CFG = 100.0  # upstream's widget range for cfg
+from ..validation import check_bounded, check_text
 
 
 @dataclass(frozen=True)
@@ -30,16 +28,13 @@ class SamplerSpec:
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
         check_scheduler(self.scheduler)
-        if isinstance(self.cfg, bool) or not isinstance(self.cfg, (int, float)) or not (
-                math.isfinite(self.cfg) and 0 <= self.cfg <= MAX_CFG):
-            raise ValueError(f"cfg must be a finite number in [0, {MAX_CFG:g}], got {self.cfg!r}")
+        check_bounded(self.cfg, "cfg")
         for key in ("prompt", "negative_prompt"):
-            if not isinstance(getattr(self, key), str):
-                raise ValueError(f"{key} must be a string, got {getattr(self, key)!r}")
+            check_text(getattr(self, key), key)
         if self.steps is not None:
-            check_steps(self.steps)
+            object.__setattr__(self, "steps", check_steps(self.steps))
         if self.denoise is not None:
-            check_denoise(self.denoise)
+            object.__setattr__(self, "denoise", check_denoise(self.denoise))
 
     def build(self, model) -> KSampler:
         """The KSampler of this spec on `model`'s UNet and model sampling."""

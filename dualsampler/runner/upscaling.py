@@ -7,14 +7,29 @@ from typing import Callable, ClassVar
 
 from torch import Tensor
 
-from ..upscale import TwoSamplersForMaskUpscaler, UpscaleHook, UpscaleSampler, iterative_upscale
+from ..sampling import KSampler
+from ..upscale import TwoSamplersForMaskUpscaler, UpscaleHook, UpscaleSampler, iterative_upscale, upscale_plan
 from ..upscale.sampler_spec import check_pass_settings
 from ..upscale.scale_methods import check_scale_method
-from ..upscale.schedules import check_full_sample_schedule
-from ..upscale.step_plan import check_upscale_args
+from ..upscale.schedules import check_full_sample_schedule, is_full_sample_time
+from ..upscale.step_plan import check_final_size, check_upscale_args
 from ..upscale.upscale_models import check_upscale_model_choice, resolve_upscale_model
 from ..upscale.vae_codec import check_tile_size
+from ..validation import check_bool
 from .specs import SamplerSpec
+
+HOOKS = ("hook_base", "hook_mask", "hook_full")
+
+
+class _SettingsOnly:
+    """A denoiser stand-in carrying only `cfg`: the hooks' settings are checked on it before any model loads
+    (it is never called)."""
+
+    def __init__(self, cfg: float) -> None:
+        self.cfg = cfg
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        raise RuntimeError("a settings-only stand-in is never sampled")
 
 
 @dataclass(frozen=True)
@@ -45,12 +60,42 @@ class UpscaleSpec:
                                                 for key in ("sampler", "scheduler", "steps", "denoise"))
 
     def __post_init__(self) -> None:
-        check_upscale_args(self.factor, self.iterations, self.step_mode)
+        factor, iterations, _ = check_upscale_args(self.factor, self.iterations, self.step_mode)
+        object.__setattr__(self, "factor", factor)
+        object.__setattr__(self, "iterations", iterations)  # 2.0 from a config runs as 2
         check_scale_method(self.scale_method)
         check_full_sample_schedule(self.full_sample_schedule)
         check_pass_settings(self.steps, self.denoise)
+        object.__setattr__(self, "steps", int(self.steps))
+        object.__setattr__(self, "denoise", float(self.denoise))
+        check_bool(self.use_tiled_vae, "use_tiled_vae")
+        check_bool(self.upstream_compat, "upstream_compat")
         check_tile_size(self.tile_size, 8)
         check_upscale_model_choice(self.upscale_model)
+        for name in HOOKS:
+            hook = getattr(self, name)
+            if hook is not None and not isinstance(hook, UpscaleHook):
+                raise ValueError(f"{name} must be an upscaler hook (a config with a _target_) or null, got {hook!r}")
+
+    def check(self, height: int, width: int, samplers: dict[str, SamplerSpec]) -> None:
+        """Before any model loads: the final size of a `height x width` px canvas, and every pass of every iteration
+        as the hooks set it (a hook's steps, denoise or cfg target the passes cannot run with is refused, naming
+        the hook); `samplers` maps base/mask to their SamplerSpec."""
+        check_final_size(height, width, self.factor)
+        passes = {key: UpscaleSampler(KSampler(_SettingsOnly(spec.cfg), "euler", spec.scheduler), 0,
+                                      spec.steps or self.steps, spec.denoise or self.denoise)
+                  for key, spec in samplers.items()}
+        for step_info, _ in upscale_plan(self.factor, self.iterations, self.step_mode):
+            full = is_full_sample_time(step_info, self.full_sample_schedule, self.upstream_compat)
+            for name, key in (("hook_base", "base"), ("hook_full" if full else "hook_mask", "base" if full else "mask")):
+                hook = getattr(self, name)
+                if hook is None:
+                    continue
+                hook.set_steps(step_info)
+                try:
+                    hook.pre_sample(passes[key])
+                except ValueError as error:
+                    raise ValueError(f"{name} at iteration {step_info[0] + 1} of {step_info[1]}: {error}") from None
 
     def _pass(self, spec: SamplerSpec, ksampler, seeds: list[int]) -> UpscaleSampler:
         return UpscaleSampler(ksampler, seeds, spec.steps or self.steps, spec.denoise or self.denoise)

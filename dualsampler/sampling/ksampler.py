@@ -23,7 +23,9 @@ from .sample import check_latent, counting, integrate, with_counts
 from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampler
 from .samplers.guidance import CFG_PP_SAMPLERS, require_uncond
 from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
-from .schedules import MAX_STEPS, check_scheduler, check_steps, schedule_sigmas
+from .schedules import check_scheduler, check_steps, schedule_sigmas
+from ..validation import (MAX_STEPS, check_bool, check_bounded, check_int, check_real, check_schedule_length,
+                          check_switch)
 
 # Samplers whose noise-masked held region is noised with a separate draw from seed + 1 (upstream runs `ddim` as
 # euler with "random" inpainting noise), whatever the run's own added noise is.
@@ -38,30 +40,29 @@ SPANNED_TREE_SAMPLERS = frozenset({"dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde",
 
 
 def as_flag(value: bool | str, name: str) -> bool:
-    """A boolean, or upstream's widget strings `enable` / `disable`."""
-    if isinstance(value, str):
-        if value not in ("enable", "disable"):
-            raise ValueError(f"{name} must be a bool or 'enable'/'disable', got {value!r}")
-        return value == "enable"
-    return bool(value)
+    """A bool, or exactly upstream's widget strings `enable` / `disable`."""
+    return check_switch(value, name)
 
 
-def check_denoise(denoise: float) -> None:
-    if not (isinstance(denoise, (int, float)) and 0 < denoise <= 1):
-        raise ValueError(f"denoise must be in (0, 1], got {denoise!r}")
+def check_denoise(denoise: float) -> float:
+    """A finite number in (0, 1] (`BOUNDS['denoise']`; a bool is not a number) -> float."""
+    return float(check_bounded(denoise, "denoise"))
 
 
 def denoise_to_steps(steps: int, denoise: float) -> tuple[int, int]:
     """`denoise < 1` runs the last `steps` of a longer schedule: `(adv_steps, start) = (int(steps/denoise),
     adv_steps - steps)`, Python's int of the float quotient as upstream (14 steps at 0.56 give 24, not 25).
     The longer schedule is bounded like `steps` (`MAX_STEPS`), so a tiny denoise is refused before any work."""
-    check_steps(steps)
-    check_denoise(denoise)
-    adv_steps = int(steps / denoise)
-    if adv_steps > MAX_STEPS:
-        raise ValueError(f"denoise must be >= steps / {MAX_STEPS} = {steps / MAX_STEPS:g} for {steps} steps "
-                         f"(it would run a {adv_steps}-step schedule), got {denoise!r}")
-    return adv_steps, adv_steps - steps
+    return check_schedule_length(steps, denoise)
+
+
+def check_model_sampling(model_sampling: object) -> None:
+    """None or a model sampling object (`ModelSampling`, `FlowModelSampling`, ...: it has `sigma_min`,
+    `sigma_max` and `noise_scaling`), not a name such as 'sd'."""
+    if model_sampling is not None and not all(
+            hasattr(model_sampling, key) for key in ("sigma_min", "sigma_max", "noise_scaling")):
+        raise ValueError("model_sampling must be None or a model sampling object (dualsampler.sampling."
+                         f"ModelSampling, FlowModelSampling, FluxModelSampling), got {model_sampling!r}")
 
 
 class SpannedNoise(NoiseStream):
@@ -106,12 +107,14 @@ class KSampler:
         model_sampling: ModelSampling | None = None,
         upstream_compat: bool = False,
     ) -> None:
+        if not callable(denoiser):
+            raise ValueError(f"denoiser must be a callable denoiser(x, sigma) -> x0, got {type(denoiser).__name__}")
         check_sampler(sampler)
         check_scheduler(scheduler)
+        check_model_sampling(model_sampling)
         if sampler in CFG_PP_SAMPLERS:
             require_uncond(denoiser, sampler)
-        if not isinstance(upstream_compat, bool):
-            raise ValueError(f"upstream_compat must be a bool, got {upstream_compat!r}")
+        check_bool(upstream_compat, "upstream_compat")
         self.denoiser = denoiser
         self.sampler = sampler
         self.scheduler = scheduler
@@ -123,7 +126,7 @@ class KSampler:
 
     def sigmas(self, steps: int) -> Tensor:
         """`steps + 1` sigmas; for dpm_2, dpm_2_ancestral and uni_pc*, those of `steps + 1` less the penultimate."""
-        check_steps(steps)
+        steps = check_steps(steps)
         if self.sampler in DISCARD_PENULTIMATE_SIGMA:
             full = schedule_sigmas(self.scheduler, steps + 1, self.model_sampling)
             return torch.cat([full[:-2], full[-1:]])
@@ -151,13 +154,14 @@ class KSampler:
         `sigma_scale` multiplies the sliced sigmas (upstream's sigma factor, used by the recovery modes)."""
         add_noise = as_flag(add_noise, "add_noise")
         return_with_leftover_noise = as_flag(return_with_leftover_noise, "return_with_leftover_noise")
-        check_steps(steps)
+        steps = check_steps(steps)
         check_latent(latent)
-        check_seed(seed, latent.shape[0])
-        if start_at_step < 0 or start_at_step >= end_at_step:
-            raise ValueError(
-                f"start_at_step must satisfy 0 <= start_at_step < end_at_step, got {start_at_step} and {end_at_step}"
-            )
+        seed = check_seed(seed, latent.shape[0])
+        start_at_step = check_int(start_at_step, "start_at_step", 0, MAX_STEPS)
+        end_at_step = check_int(end_at_step, "end_at_step", 0, MAX_STEPS)
+        check_real(sigma_scale, "sigma_scale", 0.0, 100.0, low_open=True)
+        if start_at_step > end_at_step:
+            raise ValueError(f"start_at_step must be <= end_at_step, got {start_at_step} and {end_at_step}")
         mask = latent_noise_mask(noise_mask, latent) if noise_mask is not None else None
         sigmas = self.slice_sigmas(steps, start_at_step, end_at_step, return_with_leftover_noise)
         return self.run_slice(add_noise, seed, latent, sigmas * sigma_scale, mask, callback)
@@ -213,10 +217,9 @@ class KSampler:
     ) -> Tensor:
         """Add seeded noise and sample to sigma 0 (upstream's KSampler): the whole `steps`-step schedule when
         `denoise` > 0.9999, else the last `steps + 1` sigmas of the `int(steps / denoise)`-step schedule."""
-        check_steps(steps)
-        check_denoise(denoise)
+        steps, denoise = check_steps(steps), check_denoise(denoise)
         check_latent(latent)
-        check_seed(seed, latent.shape[0])
+        seed = check_seed(seed, latent.shape[0])
         if denoise > FULL_DENOISE:
             sigmas = self.sigmas(steps)
         else:

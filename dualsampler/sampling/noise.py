@@ -7,6 +7,7 @@ gets the float32 latent's noise.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Sequence
 
 import torch
@@ -19,19 +20,24 @@ SEED_LIMIT = 2**64
 
 
 def is_seed(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT
+    """An integer (Python's or numpy's, not a bool) in [0, 2**64)."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT
 
 
-def check_seed(seed: Seed, batch: int) -> None:
-    """A seed is an int in [0, 2**64), or a list of `batch` such ints (one per batch element)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, Sequence)) or isinstance(seed, str):
+def check_seed(seed: Seed, batch: int) -> Seed:
+    """A seed is an integer in [0, 2**64) (numpy integers included), or a sequence of `batch` such integers (one
+    per batch element, a 1-D numpy array or tensor included) -> the seed as a Python int or list of ints."""
+    if hasattr(seed, "tolist") and getattr(seed, "ndim", 0) == 1:  # a numpy array or tensor of seeds
+        seed = seed.tolist()
+    if isinstance(seed, bool) or not isinstance(seed, (Integral, Sequence)) or isinstance(seed, (str, bytes)):
         raise ValueError(f"seed must be an int in [0, 2**64) or a list of {batch} such ints, got {seed!r}")
-    seeds = [seed] if isinstance(seed, int) else list(seed)
-    if not isinstance(seed, int) and len(seeds) != batch:
+    seeds = [seed] if isinstance(seed, Integral) else list(seed)
+    if not isinstance(seed, Integral) and len(seeds) != batch:
         raise ValueError(f"seed must be an int or a list of {batch} ints (one per batch element), got {seed!r}")
     bad = [s for s in seeds if not is_seed(s)]
     if bad:
         raise ValueError(f"seed must be an int in [0, 2**64) (or a list of {batch} such ints), got {bad[0]!r}")
+    return int(seed) if isinstance(seed, Integral) else [int(s) for s in seeds]
 
 
 class NoiseStream:

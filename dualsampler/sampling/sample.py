@@ -92,7 +92,7 @@ def sample(
     check_sampler(sampler)
     check_latent(x, "x")
     check_sigmas(sigmas)
-    check_seed(seed, x.shape[0])
+    seed = check_seed(seed, x.shape[0])
     return integrate(denoiser, x, sigmas, sampler, seed, callback)
 
 

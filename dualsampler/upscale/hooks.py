@@ -10,7 +10,7 @@ from torch import Tensor
 
 from dualsampler.sampling import NoiseStream, latent_noise_mask
 from dualsampler.sampling.noise import check_seed
-from dualsampler.upscale.limits import MAX_CFG, MAX_STEPS, check_count, check_flag, check_real
+from dualsampler.validation import check_bool, check_bounded
 from dualsampler.upscale.sampler_spec import UpscaleSampler
 
 
@@ -77,8 +77,8 @@ class CfgScheduleHook(UpscaleHook):
 
     def __init__(self, target_cfg: float, round_down: bool = False) -> None:
         super().__init__()
-        self.target_cfg = check_real(target_cfg, "target_cfg", 0.0, MAX_CFG)
-        self.round_down = check_flag(round_down, "round_down")
+        self.target_cfg = check_bounded(target_cfg, "cfg", "target_cfg")
+        self.round_down = check_bool(round_down, "round_down")
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
         start = sampler.base_cfg
@@ -91,7 +91,7 @@ class DenoiseScheduleHook(UpscaleHook):
 
     def __init__(self, target_denoise: float) -> None:
         super().__init__()
-        self.target_denoise = check_real(target_denoise, "target_denoise", 0.0, 1.0, low_open=True)
+        self.target_denoise = check_bounded(target_denoise, "denoise", "target_denoise")
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
         start = sampler.denoise
@@ -104,7 +104,7 @@ class StepsScheduleHook(UpscaleHook):
 
     def __init__(self, target_steps: int) -> None:
         super().__init__()
-        self.target_steps = check_count(target_steps, "target_steps", 1, MAX_STEPS)
+        self.target_steps = int(check_bounded(target_steps, "steps", "target_steps"))
 
     def pre_sample(self, sampler: UpscaleSampler) -> UpscaleSampler:
         start = sampler.steps
@@ -120,11 +120,10 @@ class NoiseInjectionHook(UpscaleHook):
 
     def __init__(self, seed: int, start_strength: float, end_strength: float, upstream_compat: bool = False) -> None:
         super().__init__()
-        check_seed(seed, 1)
-        self.seed = seed
-        self.start_strength = check_real(start_strength, "start_strength", 0.0)
-        self.end_strength = check_real(end_strength, "end_strength", 0.0)
-        self.upstream_compat = check_flag(upstream_compat, "upstream_compat")
+        self.seed = check_seed(seed, 1)
+        self.start_strength = check_bounded(start_strength, "strength", "start_strength")
+        self.end_strength = check_bounded(end_strength, "strength", "end_strength")
+        self.upstream_compat = check_bool(upstream_compat, "upstream_compat")
 
     def strength(self) -> float:
         """The strength at the current iteration."""

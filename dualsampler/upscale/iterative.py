@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from dualsampler.sampling.sample import check_latent
 from dualsampler.upscale.step_plan import check_final_size, upscale_plan
 from dualsampler.upscale.two_samplers_upscaler import TwoSamplersForMaskUpscaler
+
+
+def check_upscale_latent(latent: Tensor, upscaler: TwoSamplersForMaskUpscaler) -> None:
+    """A finite float latent `[B, C, h, w]` with the channels of the upscaler's VAE."""
+    check_latent(latent)
+    channels = getattr(getattr(upscaler.vae, "config", None), "latent_channels", None)
+    if isinstance(channels, int) and latent.shape[1] != channels:
+        raise ValueError(f"latent has {latent.shape[1]} channels but the upscaler's VAE takes {channels}")
 
 
 def checked_plan(
@@ -27,6 +36,7 @@ def iterative_upscale(
 ) -> Tensor:
     """Run `upscaler.upscale_shape(step_info, latent, W * s, H * s)` for each `(step_info, s)` of `upscale_plan`,
     `W x H` the input's pixel size; `noise_mask` is handed to the post-encode hooks of every iteration."""
+    check_upscale_latent(latent, upscaler)
     plan = checked_plan(upscale_factor, steps, step_mode, upscaler)
     f = upscaler.vae_factor
     height, width = latent.shape[-2] * f, latent.shape[-1] * f

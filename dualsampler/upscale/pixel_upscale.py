@@ -8,7 +8,7 @@ from time import perf_counter
 from torch import Tensor
 
 from dualsampler.upscale.hooks import UpscaleHook
-from dualsampler.upscale.limits import MAX_SIDE, check_real
+from dualsampler.validation import MAX_SIDE, check_real
 from dualsampler.upscale.scale_methods import check_scale_method, resize_images
 from dualsampler.upscale.upscale_models import UpscaleModel, upscale_with_model
 from dualsampler.upscale.vae_codec import check_tile_size, vae_decode, vae_encode, vae_factor

@@ -9,23 +9,17 @@ from torch import Tensor
 
 from dualsampler.dual.whole_run import run_to_zero
 from dualsampler.sampling import KSampler
-from dualsampler.sampling.ksampler import check_denoise
 from dualsampler.sampling.noise import Seed, check_seed
 from dualsampler.sampling.sample import check_latent
-from dualsampler.upscale.limits import MAX_CFG, MAX_SCHEDULE, MAX_STEPS, check_count, check_real
+from dualsampler.validation import check_bounded, check_schedule_length
 
 
 def check_pass_settings(steps: int, denoise: float, cfg: float | None = None) -> None:
-    """Raise ValueError unless `steps` is an integer in [1, MAX_STEPS], `denoise` in (0, 1] with the schedule it is cut
-    from (`steps / denoise` steps) at most MAX_SCHEDULE long, and `cfg` None or a finite number in [0, MAX_CFG]."""
-    check_count(steps, "steps", 1, MAX_STEPS)
-    check_denoise(denoise)
-    if steps / denoise > MAX_SCHEDULE:
-        raise ValueError(f"denoise={denoise!r} with steps={steps} cuts {steps} steps from a schedule of "
-                         f"steps / denoise = {steps / denoise:.3g} steps; it must be <= {MAX_SCHEDULE} "
-                         f"(denoise >= steps / {MAX_SCHEDULE})")
+    """Raise ValueError unless `steps` and `denoise` can run as a KSampler's (`check_schedule_length`: the schedule
+    a partial denoise cuts its steps from is bounded like `steps`) and `cfg` is None or within `BOUNDS['cfg']`."""
+    check_schedule_length(steps, denoise)
     if cfg is not None:
-        check_real(cfg, "cfg", 0.0, MAX_CFG)
+        check_bounded(cfg, "cfg")
 
 
 @dataclass(frozen=True)
@@ -45,6 +39,8 @@ class UpscaleSampler:
         if not isinstance(self.ksampler, KSampler):
             raise ValueError(f"ksampler must be a dualsampler.sampling.KSampler, got {type(self.ksampler).__name__}")
         check_pass_settings(self.steps, self.denoise, self.cfg)
+        object.__setattr__(self, "steps", int(self.steps))  # 8.0 from a config runs as 8
+        object.__setattr__(self, "denoise", float(self.denoise))
         if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):
             raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (UNetDenoiser)")
 
@@ -71,5 +67,5 @@ class UpscaleSampler:
         slice), and the result is the last step's x0 prediction (not the final x; they differ for samplers whose
         last step does not land on the prediction: dpm_fast, dpm_adaptive, uni_pc, uni_pc_bh2)."""
         check_latent(latent)
-        check_seed(self.seed, latent.shape[0])
-        return run_to_zero(self.resolved(), latent, self.seed, self.steps, self.denoise, None, None, True)
+        seed = check_seed(self.seed, latent.shape[0])
+        return run_to_zero(self.resolved(), latent, seed, self.steps, self.denoise, None, None, True)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import math
 
-from dualsampler.upscale.limits import MAX_FACTOR, MAX_ITERATIONS, MAX_SIDE, check_count, check_real
+from dualsampler.validation import MAX_FACTOR, MAX_ITERATIONS, MAX_SIDE, check_choice, check_int, check_real
 
 STEP_MODES = ("simple", "geometric")
 
 
-def check_upscale_args(upscale_factor: float, steps: int, step_mode: str) -> None:
-    """Raise ValueError unless the factor is a finite number in [1, MAX_FACTOR] (1 re-samples at the same size),
-    `steps` (the iterations) an integer in [1, MAX_ITERATIONS] and `step_mode` one of STEP_MODES."""
-    check_real(upscale_factor, "upscale_factor (upscaler.factor)", 1.0, MAX_FACTOR)
-    check_count(steps, "steps (upscaler.iterations)", 1, MAX_ITERATIONS)
-    if step_mode not in STEP_MODES:
-        raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}; got {step_mode!r}")
+def check_upscale_args(upscale_factor: float, steps: int, step_mode: str) -> tuple[float, int, str]:
+    """`(factor, steps, step_mode)` checked: the factor a finite number in [1, MAX_FACTOR] (1 re-samples at the same
+    size), `steps` (the iterations) an integer in [1, MAX_ITERATIONS] (`2.0` runs as 2), `step_mode` one of
+    STEP_MODES; raises ValueError naming the one that is not."""
+    return (check_real(upscale_factor, "upscale_factor (upscaler.factor)", 1.0, MAX_FACTOR),
+            check_int(steps, "steps (upscaler.iterations)", 1, MAX_ITERATIONS),
+            check_choice(step_mode, "step_mode", STEP_MODES))
 
 
 def check_final_size(height: int, width: int, upscale_factor: float) -> tuple[int, int]:
@@ -36,7 +36,7 @@ def upscale_plan(upscale_factor: float, steps: int, step_mode: str = "simple") -
     `0 .. steps-2` take the running scale, then `(steps-1, steps)` takes exactly `f` unless it is already reached
     (only when `f == 1`).
     """
-    check_upscale_args(upscale_factor, steps, step_mode)
+    upscale_factor, steps, step_mode = check_upscale_args(upscale_factor, steps, step_mode)
     plan = []
     scale = 1.0
     for i in range(steps - 1):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from dualsampler.models.codec import decode_latents, encode_images, vae_scaling
-from dualsampler.upscale.limits import MAX_TILE_SIZE, check_count
+from dualsampler.validation import MAX_TILE_SIZE, check_int
 from dualsampler.upscale.tiling import tiled_apply
 
 MIN_TILE_SIZE = 64
@@ -26,7 +26,7 @@ def vae_factor(vae) -> int:
 def check_tile_size(tile_size: int, factor: int) -> None:
     """Raise ValueError unless `tile_size` is an integer in [64, MAX_TILE_SIZE] and a multiple of the VAE factor."""
     try:
-        size = check_count(tile_size, "tile_size", MIN_TILE_SIZE, MAX_TILE_SIZE)
+        size = check_int(tile_size, "tile_size", MIN_TILE_SIZE, MAX_TILE_SIZE)
     except ValueError:
         size = None
     if size is None or size % factor:

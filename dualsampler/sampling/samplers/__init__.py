@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ...validation import check_choice
 from .common import Callback, Denoiser, NoiseFn
 from .ddim import sample_ddim
 from .ddpm import sample_ddpm
@@ -103,9 +104,9 @@ STOCHASTIC_SAMPLERS = frozenset(
 DISCARD_PENULTIMATE_SIGMA = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
 
 
-def check_sampler(sampler: str) -> None:
-    if sampler not in SAMPLER_FUNCTIONS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+def check_sampler(sampler: str) -> str:
+    """One of SAMPLERS -> the name."""
+    return check_choice(sampler, "sampler", SAMPLERS)
 
 
 __all__ = ["SAMPLERS", "SAMPLER_FUNCTIONS", "STOCHASTIC_SAMPLERS", "DISCARD_PENULTIMATE_SIGMA", "check_sampler",

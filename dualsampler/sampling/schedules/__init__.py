@@ -7,8 +7,6 @@ Names as users know them: ComfyUI's nine, then the Impact Pack's `AYS SDXL`, `AY
 from __future__ import annotations
 
 from collections.abc import Callable
-from numbers import Integral
-
 from torch import Tensor
 
 from ..model_sampling import ModelSampling
@@ -25,6 +23,7 @@ from .linear_quadratic import linear_quadratic
 from .normal import normal
 from .sgm_uniform import sgm_uniform
 from .simple import simple
+from ...validation import MAX_STEPS, check_bounded, check_choice
 
 SCHEDULE_FUNCTIONS: dict[str, Callable[[ModelSampling, int], Tensor]] = {
     "normal": normal,
@@ -42,17 +41,16 @@ SCHEDULE_FUNCTIONS: dict[str, Callable[[ModelSampling, int], Tensor]] = {
     "GITS[coeff=1.2]": gits,
 }
 SCHEDULERS: tuple[str, ...] = tuple(SCHEDULE_FUNCTIONS)
-MAX_STEPS = 10_000  # upstream's KSampler widget maximum; bounds the memory a schedule and a run ask for
 
 
-def check_scheduler(scheduler: str) -> None:
-    if scheduler not in SCHEDULE_FUNCTIONS:
-        raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {scheduler!r}")
+def check_scheduler(scheduler: str) -> str:
+    """One of SCHEDULERS -> the name."""
+    return check_choice(scheduler, "scheduler", SCHEDULERS)
 
 
-def check_steps(steps: int, name: str = "steps") -> None:
-    if isinstance(steps, bool) or not isinstance(steps, Integral) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"{name} must be an integer >= 1 and <= {MAX_STEPS}, got {steps!r}")
+def check_steps(steps: int, name: str = "steps") -> int:
+    """An integer within `BOUNDS['steps']` -> int."""
+    return int(check_bounded(steps, "steps", name))
 
 
 def schedule_sigmas(scheduler: str, steps: int, model_sampling: ModelSampling) -> Tensor:
