@@ -7,7 +7,10 @@ analytic model, run the same cases through this toolkit, print a table (case, ma
 
 The checkouts stay outside this repository: their code is imported, never copied. The model is Gaussian data
 per channel, `D(x, s) = mu + (x - mu) std^2 / (std^2 + s^2)`, exact for eps and x0 alike, so every difference
-is the samplers'. Upstream is reached through its nodes: ComfyUI's KSamplerAdvanced and KSampler (common_ksampler,
+is the samplers'. Cases at cfg != 1 (`extra["cfg"]`) give the conditional prediction the data mean mu + COND_SHIFT
+(upstream: a positive conditioning of ones; ours: `GuidedDenoiser`, which makes both predictions through the
+denoiser `run_ours` is given), so cond and uncond differ and guidance matters.
+Upstream is reached through its nodes: ComfyUI's KSamplerAdvanced and KSampler (common_ksampler,
 comfy.sample, CFGGuider, the real ModelPatcher around an analytic module), the Impact Pack's KSamplerAdvancedWrapper
 (its schedulers AYS and GITS), TwoSamplersForMask, TwoAdvancedSamplersForMask (today's regional route) and, with
 `--impact-seed-loop` (a checkout at a5ca503 or another commit before the regional route), the original per-step
