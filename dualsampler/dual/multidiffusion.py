@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..masks import grow_mask
 from ..sampling.noise import Seed
+from ..sampling.streams import stream_seed
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler, warn_if_covering
 from ..validation import check_bounded, check_fraction
 from .joint import combined_denoiser, joint_report, run_trajectory, trajectory_sigmas
@@ -48,15 +49,16 @@ def background_weight(run: RegionRun) -> Tensor:
 
 
 def constant_backgrounds(run: RegionRun, seed: Seed) -> list[tuple[Tensor, Tensor]]:
-    """For each region a seeded random constant latent `c_k` ~ N(0, 1) per channel and its fixed noise `n_k`
-    (per batch element when the seed is a list)."""
+    """For each region k a random constant latent `c_k` ~ N(0, 1) per channel and its fixed noise `n_k`, drawn per
+    batch element from its seed's stream `stream_seed(seed, "background", k)` (an int seed: the same for every
+    element)."""
     batch, channels = run.latent.shape[:2]
     seeds = [seed] * batch if isinstance(seed, int) else list(seed)
     out = []
     for k in range(len(run.regions)):
         colours, noises = [], []
         for s in seeds:
-            generator = torch.Generator("cpu").manual_seed((int(s) * 1_000_003 + 7_919 * (k + 1)) % 2**63)
+            generator = torch.Generator("cpu").manual_seed(stream_seed(s, "background", k))
             colours.append(torch.randn(channels, 1, 1, generator=generator).expand(channels, *run.size))
             noises.append(torch.randn(channels, *run.size, generator=generator))
         out.append((torch.stack(colours).to(run.latent), torch.stack(noises).to(run.latent)))

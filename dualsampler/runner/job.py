@@ -150,6 +150,20 @@ def skip(out_dir: Path, name: str, done: dict[str, Any]) -> dict[str, Any]:
     return done
 
 
+def sample_batch(parts: JobParts, model: Any, base: Any, inside: Any, mask: torch.Tensor,
+                 upscale: Callable[[torch.Tensor, list[int]], torch.Tensor] | None, seeds: list[int],
+                 callback: Callable[[dict[str, Any]], None] | None = None) -> torch.Tensor:
+    """The latents of one batch: the region algorithm from an empty latent with one seed per element, then the
+    upscaler. Every random stream of an image derives from its own seed (sampling/streams.py), so an image does
+    not depend on the batch it is sampled in beyond float rounding."""
+    s = parts.settings
+    f = model.vae_scale_factor
+    latent = torch.zeros(len(seeds), model.latent_channels, s.height // f, s.width // f, device=mask.device)
+    latent = parts.dual(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=list(seeds), steps=s.steps,
+                        denoise=s.denoise, callback=callback)
+    return latent if upscale is None else upscale(latent, list(seeds))
+
+
 def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> dict[str, Any]:
     """Load the model, sample and evaluate every seed batch by batch; the result without its identity keys."""
     s = parts.settings
@@ -178,12 +192,8 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         with tqdm(total=len(parts.seeds), desc=name, unit="image") as bar:
             for begin in range(0, len(parts.seeds), s.batch_size):
                 batch = parts.seeds[begin:begin + s.batch_size]
-                latent = torch.zeros(len(batch), model.latent_channels, s.height // f, s.width // f, device=device)
                 traces.append(Trace())
-                latent = parts.dual(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=batch,
-                                    steps=s.steps, denoise=s.denoise, callback=traces[-1])
-                if upscale is not None:
-                    latent = upscale(latent, batch)
+                latent = sample_batch(parts, model, base, inside, mask, upscale, batch, traces[-1])
                 lap("sample_s")
                 images = model.decode(latent).float()
                 lap("decode_s")

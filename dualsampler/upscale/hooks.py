@@ -9,7 +9,8 @@ import math
 from torch import Tensor
 
 from dualsampler.sampling import NoiseStream, latent_noise_mask
-from dualsampler.sampling.noise import check_seed
+from dualsampler.sampling.noise import Seed, check_seed
+from dualsampler.sampling.streams import stream_seeds
 from dualsampler.validation import check_bool, check_bounded
 from dualsampler.upscale.sampler_spec import UpscaleSampler
 
@@ -25,10 +26,15 @@ class UpscaleHook:
     def __init__(self) -> None:
         self.cur_step = 0
         self.total_steps = 1
+        self.batch_seed: Seed | None = None
 
     def set_steps(self, step_info: tuple[int, int]) -> None:
         """Remember the iteration `(i, n)` that the next calls belong to."""
         self.cur_step, self.total_steps = step_info
+
+    def set_seed(self, seed: Seed) -> None:
+        """Remember the seed of the batch the next calls belong to: an int, or one seed per element."""
+        self.batch_seed = seed
 
     def post_decode(self, images: Tensor) -> Tensor:
         return images
@@ -58,6 +64,11 @@ class CombinedHook(UpscaleHook):
         super().set_steps(step_info)
         self.hook1.set_steps(step_info)
         self.hook2.set_steps(step_info)
+
+    def set_seed(self, seed: Seed) -> None:
+        super().set_seed(seed)
+        self.hook1.set_seed(seed)
+        self.hook2.set_seed(seed)
 
     def post_decode(self, images: Tensor) -> Tensor:
         return self.hook2.post_decode(self.hook1.post_decode(images))
@@ -113,10 +124,12 @@ class StepsScheduleHook(UpscaleHook):
 
 
 class NoiseInjectionHook(UpscaleHook):
-    """After encode: `z + m * strength * eps`, eps ~ N(0, 1) from seed `seed + 2 * i` (upstream's seed rule),
-    `m` the noise mask resized to the latent (1 without one), strength linear from `start_strength` at the
-    first iteration to `end_strength` at the last; `upstream_compat` uses upstream's `i / n`, which never
-    reaches `end_strength`."""
+    """After encode: `z + m * strength * eps`, `m` the noise mask resized to the latent (1 without one), strength
+    linear from `start_strength` at the first iteration to `end_strength` at the last; `upstream_compat` uses
+    upstream's `i / n`, which never reaches `end_strength`. eps ~ N(0, 1) at iteration i: for a batch with one
+    seed per element (`set_seed` with a list, as the runner's jobs), each element's own stream
+    `stream_seed(element seed, "noise_injection", seed + 2 * i)`, so an image gets the same noise in any batch;
+    otherwise one batch-shaped draw from `seed + 2 * i` (upstream's seed rule)."""
 
     def __init__(self, seed: int, start_strength: float, end_strength: float, upstream_compat: bool = False) -> None:
         super().__init__()
@@ -134,7 +147,9 @@ class NoiseInjectionHook(UpscaleHook):
         return self.start_strength + (self.end_strength - self.start_strength) * progress
 
     def post_encode(self, latent: Tensor, noise_mask: Tensor | None = None) -> Tensor:
-        noise = NoiseStream(self.seed + 2 * self.cur_step)(latent)
+        index = self.seed + 2 * self.cur_step
+        per_element = self.batch_seed is not None and not isinstance(self.batch_seed, int)
+        noise = NoiseStream(stream_seeds(self.batch_seed, "noise_injection", index) if per_element else index)(latent)
         injected = noise * self.strength()
         if noise_mask is not None:
             injected = injected * latent_noise_mask(noise_mask, latent)

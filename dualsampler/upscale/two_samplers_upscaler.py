@@ -143,10 +143,12 @@ class TwoSamplersForMaskUpscaler:
         return self._sample_masked(upscaled, base, second)
 
     def _hooked_samplers(self, step_info: tuple[int, int]) -> tuple[bool, UpscaleSampler, UpscaleSampler]:
-        """Set the hooks to `step_info`; return (full?, hooked base sampler, hooked full or mask sampler)."""
+        """Set the hooks to `step_info` and the batch's seed (the base pass's); return (full?, hooked base sampler,
+        hooked full or mask sampler)."""
         full = self.is_full_sample_time(step_info)
         for hook in (self.hook_base, self.hook_mask, self.hook_full):
             hook.set_steps(step_info)
+            hook.set_seed(self.base_sampler.seed)
         base = self.hook_base.pre_sample(self.base_sampler)
         if full:
             return full, base, self.hook_full.pre_sample(self.full_sampler or self.base_sampler)
