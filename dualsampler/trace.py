@@ -30,6 +30,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from .validation import check_callback, check_int
+
 ENDED_AT_ZERO = 1e-6  # a pixel whose noise level is at most this ended at sigma 0
 IMAGE_NAMES = ("trace_evals", "trace_sigma", "trace_writer")
 
@@ -39,6 +41,7 @@ class Trace:
     per-step and per-role model-call counts; callable as the run's callback."""
 
     def __init__(self, callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+        check_callback(callback)
         self.forward = callback
         self.roles: list[str] = []
         self.evals: Tensor | None = None
@@ -168,6 +171,7 @@ class Trace:
         `trace_writer.png` (the role that wrote each pixel last) of batch element `batch_index`; returns the paths."""
         self._require()
         assert self.evals is not None and self.sigma is not None and self.writer is not None
+        check_int(batch_index, "batch_index", 0, self.evals.shape[0] - 1)
         import matplotlib
 
         matplotlib.use("Agg")

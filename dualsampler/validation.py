@@ -156,6 +156,13 @@ def check_text(value: object, name: str) -> str:
     return value
 
 
+def check_callback(value: object, name: str = "callback") -> None:
+    """None or a callable (a function of one report dict, a `Trace`)."""
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be None or a callable taking one report (e.g. a dualsampler.trace.Trace), "
+                         f"got {value!r}")
+
+
 def check_device(device: object, name: str = "device") -> torch.device:
     """cpu | cuda | cuda:N | mps (a string or a torch.device), present on this machine -> torch.device.
 

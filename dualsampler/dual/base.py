@@ -15,6 +15,7 @@ from ..masks import resize_mask
 from ..sampling.ksampler import KSampler, denoise_to_steps
 from ..sampling.noise import Seed
 from ..sampling.samplers import Callback
+from ..validation import check_callback
 from .checks import check_common, check_latent_channels, check_region_list, check_region_mask, check_sampler_object
 
 
@@ -138,6 +139,7 @@ class RegionSampler:
         callback: Callback | None,
     ) -> RegionRun:
         seed, steps, denoise = check_common(latent, seed, steps, denoise)
+        check_callback(callback)
         check_sampler_object(base_sampler, "base_sampler")
         check_latent_channels(latent, base_sampler, "base_sampler")
         regions = check_region_list(regions)

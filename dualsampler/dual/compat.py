@@ -118,5 +118,5 @@ def _regional(overlap_factor: int, base_only_steps: int, restore_latent: bool, a
     own resolution as upstream does (`overlap_at_mask_resolution`)."""
     recovery = Recovery(_one_of(additional_mode, RECOVERY_MODE_NAMES, "additional_mode"),
                         "auto" if additional_sampler == "AUTO" else additional_sampler, additional_sigma_ratio)
-    return Regional(overlap_factor, base_only_steps, bool(restore_latent), recovery, seed_2nd,
+    return Regional(overlap_factor, base_only_steps, restore_latent, recovery, seed_2nd,
                     _one_of(seed_2nd_mode, SEED_2ND_MODE_NAMES, "seed_2nd_mode"), overlap_at_mask_resolution=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..validation import check_device
+from ..validation import check_bool, check_device, check_int
 from .checks import check_dtype
 from .fingerprint import files_fingerprint
 from .loader import check_source, load_model
@@ -36,10 +36,11 @@ class ModelSource:
         """Raise ValueError unless dtype is allowed and the files `path` (and `config`) name exist and are whole;
         returns what `check_source` found (None for random weights)."""
         check_dtype(self.dtype)
+        check_bool(self.compile, "compile")
         if self.random_seed is not None:
-            if self.path is not None or int(self.random_seed) != self.random_seed or self.random_seed < 0:
-                raise ValueError(f"random_seed must be an integer >= 0 with path null; got random_seed="
-                                 f"{self.random_seed!r}, path={self.path!r}")
+            check_int(self.random_seed, "random_seed", 0, 2**32 - 1)
+            if self.path is not None:
+                raise ValueError(f"random_seed needs path null (random weights instead of files); got path={self.path!r}")
             return None
         if self.config is not None and not Path(self.config).is_dir():
             raise ValueError(f"config must be an existing local diffusers folder; got {self.config!r}")

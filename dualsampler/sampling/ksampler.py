@@ -24,7 +24,7 @@ from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampl
 from .samplers.guidance import CFG_PP_SAMPLERS, require_uncond
 from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
 from .schedules import check_scheduler, check_steps, schedule_sigmas
-from ..validation import (MAX_STEPS, check_bool, check_bounded, check_int, check_real, check_schedule_length,
+from ..validation import (MAX_STEPS, check_bool, check_bounded, check_callback, check_int, check_real, check_schedule_length,
                           check_switch)
 
 # Samplers whose noise-masked held region is noised with a separate draw from seed + 1 (upstream runs `ddim` as
@@ -160,6 +160,7 @@ class KSampler:
         start_at_step = check_int(start_at_step, "start_at_step", 0, MAX_STEPS)
         end_at_step = check_int(end_at_step, "end_at_step", 0, MAX_STEPS)
         check_real(sigma_scale, "sigma_scale", 0.0, 100.0, low_open=True)
+        check_callback(callback)
         if start_at_step > end_at_step:
             raise ValueError(f"start_at_step must be <= end_at_step, got {start_at_step} and {end_at_step}")
         mask = latent_noise_mask(noise_mask, latent) if noise_mask is not None else None
@@ -220,6 +221,7 @@ class KSampler:
         steps, denoise = check_steps(steps), check_denoise(denoise)
         check_latent(latent)
         seed = check_seed(seed, latent.shape[0])
+        check_callback(callback)
         if denoise > FULL_DENOISE:
             sigmas = self.sigmas(steps)
         else:

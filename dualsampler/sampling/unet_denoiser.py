@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .model_sampling import ModelSampling
+from ..validation import check_bounded
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +133,7 @@ class UNetDenoiser:
         self.model_sampling = model_sampling or ModelSampling()
         self.cond = cond
         self.uncond = uncond
-        self.cfg = cfg
+        self.cfg = check_bounded(cfg, "cfg")  # NaN or inf guidance would sample NaN images
         self.vae_scale_factor = vae_scale_factor
 
     def conditionings(self, with_uncond: bool = False) -> list[Cond]:
