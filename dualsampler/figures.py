@@ -292,21 +292,18 @@ def sweep_figure(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def checked_specs(results: list[dict[str, Any]], specs: Any) -> list[dict[str, Any]]:
     """The declared figures, checked (`check_figures`) and with list keys as tuples; ValueError naming the figure's
-    key that names no config key (or group) of some job."""
+    key that names no config key (or group) of any job."""
     check_figures(specs)
     checked = []
     for k, spec in enumerate(specs):
         spec = {key: tuple(value) if isinstance(value, list) and key != "metrics" else value
                 for key, value in spec.items()}
         for axis in ("x", "hue", "y"):
-            if spec.get(axis) is None:
-                continue
-            for result in results:
-                try:
-                    config_value(result, spec[axis])
-                except (KeyError, TypeError):
-                    raise ValueError(f"figures[{k}].{axis}: {spec[axis]!r} names no config key or group of the job in "
-                                     f"{result['dir']!r}") from None
+            keys = spec.get(axis)
+            for key in () if keys is None else keys if isinstance(keys, tuple) else (keys,):
+                if all(config_value(result, key) is None for result in results):
+                    raise ValueError(f"figures[{k}].{axis}: {key!r} names no config key or group of any job in the "
+                                     "sweep")
         checked.append(spec)
     return checked
 
