@@ -33,6 +33,7 @@ SAMPLER_GROUPS = ("base_sampler", "mask_sampler")
 CONSUMABLE = ("overlap_factor",) + tuple(f"{group}.{key}" for group in SAMPLER_GROUPS
                                          for key in ("sampler", "scheduler", "steps", "denoise"))
 EXPERIMENT = "experiment"
+MISSING = object()  # a key one of two compared identities lacks
 
 
 def inert_keys(dual_consumes: Iterable[str], upscaler_consumes: Iterable[str] = ()) -> frozenset[str]:
@@ -107,6 +108,3 @@ def differing_keys(recorded: Any, identity: Any, prefix: str = "") -> list[str]:
         return [d for k in keys for d in differing_keys(recorded.get(k, MISSING), identity.get(k, MISSING),
                                                        f"{prefix}{k}.")]
     return [] if recorded == identity else [prefix.rstrip(".")]
-
-
-MISSING = object()

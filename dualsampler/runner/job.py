@@ -97,9 +97,9 @@ def identity(config: DictConfig, parts: JobParts, experiment: str | None = None)
 def check_not_foreign(out_dir: Path, plain: dict[str, Any]) -> None:
     """Raise ConfigError when `out_dir` holds the finished result of another configuration: it is kept, never
     replaced (a result of the same configuration from other weights is recomputed)."""
-    recorded = recorded_config(out_dir)
-    if recorded is not None and recorded != json.loads(json.dumps(plain, default=str)):
-        keys = ", ".join(differing_keys(recorded, json.loads(json.dumps(plain, default=str)))[:8])
+    recorded, wanted = recorded_config(out_dir), json.loads(json.dumps(plain, default=str))
+    if recorded is not None and recorded != wanted:
+        keys = ", ".join(differing_keys(recorded, wanted)[:8])
         raise ConfigError(f"{out_dir} holds the finished result of another configuration (it differs in {keys}); "
                           f"that result is kept: run this job under another name= or hydra.sweep.dir, or remove "
                           f"{out_dir / RESULT_FILE} to recompute it")
