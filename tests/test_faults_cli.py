@@ -92,6 +92,14 @@ CASES = [
     ("logger init_timeout", ["logger=wandb", "logger.init_timeout=0,nan"], r"logger(\.|: )init_timeout"),
     ("fused feather", ["dual=fused", "dual.feather=nan,-1"], r"dual(\.|: )feather"),
     ("regional base-only steps", ["dual=regional", "steps=4", "dual.base_only_steps=5,9"], r"dual(\.|: )base_only_steps"),
+    # issue 19: strings read as true, values checked only after sampling, a prompt the world cannot read
+    ("prompt word without the judge", ["base_sampler.prompt=purple unicorns"], r"base_sampler\.prompt.*'unicorns'"),
+    ("restore_latent no", ["dual=regional", "dual.restore_latent=no"], r"dual: restore_latent must be true or false"),
+    ("metrics.judge no", ["metrics.judge=no,off"], r"metrics\.judge must be true or false"),
+    ("use_tiled_vae no", ["upscaler=two_samplers", "upscaler.use_tiled_vae=no"], r"upscaler: use_tiled_vae must be"),
+    ("objective metric typo", ["objective.metric=seam/gradient_ratoi"], r"objective\.metric: 'seam/gradient_ratoi'"),
+    ("hook denoise 1e-9", ["upscaler=two_samplers_hooks", "upscaler.hook_base.hook2.target_denoise=1e-9"],
+     r"upscaler: hook_base at iteration 2 of 2: denoise"),
 ]
 
 
