@@ -144,7 +144,8 @@ def check_switch(value: object, name: str, on: str = "enable", off: str = "disab
 def check_choice(value: T, name: str, choices: Iterable[T]) -> T:
     """One of `choices` -> the value."""
     choices = list(choices)
-    if not isinstance(value, type(choices[0])) or value not in choices:
+    if not isinstance(value, type(choices[0])) or isinstance(value, bool) != isinstance(choices[0], bool) or (
+            value not in choices):
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
 

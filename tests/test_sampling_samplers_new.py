@@ -172,7 +172,7 @@ def test_dpm_adaptive_rejects_bad_settings_before_any_model_call(gaussian, kwarg
 
 @pytest.mark.parametrize("name", ["ipndm", "ipndm_v", "deis"])
 def test_multistep_sampler_rejects_an_order_outside_1_to_4_before_any_model_call(gaussian, name):
-    with pytest.raises(ValueError, match="max_order must be 1, 2, 3 or 4"):
+    with pytest.raises(ValueError, match="max_order must be one of 1, 2, 3, 4"):
         SAMPLER_FUNCTIONS[name](gaussian, start(gaussian), log_uniform(10.0, 0.5, 4), max_order=5)
     assert gaussian.calls == 0
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dualsampler.masks import check_side
+from dualsampler.validation import check_choice
 
 SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 LANCZOS_A = 3
@@ -14,8 +15,7 @@ LANCZOS_A = 3
 
 def check_scale_method(method: str) -> None:
     """Raise ValueError unless `method` is one of SCALE_METHODS."""
-    if method not in SCALE_METHODS:
-        raise ValueError(f"scale_method must be one of {', '.join(SCALE_METHODS)}; got {method!r}")
+    check_choice(method, "scale_method", SCALE_METHODS)
 
 
 def _lanczos_kernel(x: torch.Tensor, a: int = LANCZOS_A) -> torch.Tensor:

@@ -9,6 +9,8 @@ last iteration only, and every `+last1` combination behaves as `interleave1` or 
 
 from __future__ import annotations
 
+from dualsampler.validation import check_choice
+
 FULL_SAMPLE_SCHEDULES = (
     "none",
     "interleave1",
@@ -24,8 +26,7 @@ FULL_SAMPLE_SCHEDULES = (
 
 def check_full_sample_schedule(schedule: str) -> None:
     """Raise ValueError unless `schedule` is one of FULL_SAMPLE_SCHEDULES."""
-    if schedule not in FULL_SAMPLE_SCHEDULES:
-        raise ValueError(f"full_sample_schedule must be one of {', '.join(FULL_SAMPLE_SCHEDULES)}; got {schedule!r}")
+    check_choice(schedule, "full_sample_schedule", FULL_SAMPLE_SCHEDULES)
 
 
 def _interleaved(k: int, schedule: str) -> bool:

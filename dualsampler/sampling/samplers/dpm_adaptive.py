@@ -15,6 +15,7 @@ import math
 import torch
 from torch import Tensor
 
+from ...validation import check_choice, check_real
 from .common import Callback, Denoiser, NoiseFn, denoise, require_noise
 from .dpm_solver import (
     ancestral_target,
@@ -60,17 +61,11 @@ class StepSizeController:
 
 
 def check_adaptive(order: int, rtol: float, atol: float, h_init: float, accept_safety: float, eta: float) -> None:
-    if order not in (2, 3):
-        raise ValueError(f"order must be 2 or 3, got {order!r}")
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (isinstance(value, (int, float)) and value >= 0):
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if not rtol and not atol:
+    check_choice(order, "order", (2, 3))
+    if not check_real(rtol, "rtol", 0.0) and not check_real(atol, "atol", 0.0):
         raise ValueError("rtol and atol must not both be 0")
-    if not (isinstance(h_init, (int, float)) and h_init > 0):
-        raise ValueError(f"h_init must be a number > 0, got {h_init!r}")
-    if not (isinstance(accept_safety, (int, float)) and 0 < accept_safety <= 1):
-        raise ValueError(f"accept_safety must be in (0, 1], got {accept_safety!r}")
+    check_real(h_init, "h_init", 0.0, low_open=True)
+    check_real(accept_safety, "accept_safety", 0.0, 1.0, low_open=True)
     check_eta(eta)
 
 

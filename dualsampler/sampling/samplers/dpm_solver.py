@@ -15,14 +15,15 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ...validation import check_real
 from .common import Callback, Denoiser, ancestral_step, denoise
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def check_eta(eta: float) -> None:
-    if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
-        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+def check_eta(eta: float) -> float:
+    """The ancestral noise scale: a finite number >= 0 -> float."""
+    return check_real(eta, "eta", 0.0)
 
 
 def report_step(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ...validation import check_choice
 from .common import Callback, Denoiser, NoiseFn, denoise, report, sigma_list, to_d
 
 # Adams-Bashforth weights of d_i, d_{i-1}, ... for each order (constant step size).
@@ -17,9 +18,9 @@ ADAMS_BASHFORTH = {
 }
 
 
-def check_max_order(max_order: int) -> None:
-    if isinstance(max_order, bool) or max_order not in (1, 2, 3, 4):
-        raise ValueError(f"max_order must be 1, 2, 3 or 4, got {max_order!r}")
+def check_max_order(max_order: int) -> int:
+    """1, 2, 3 or 4 (the multistep order's cap)."""
+    return check_choice(max_order, "max_order", (1, 2, 3, 4))
 
 
 def sample_ipndm(
