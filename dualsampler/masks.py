@@ -140,6 +140,8 @@ def load_mask(path: str | Path, height: int | None = None, width: int | None = N
 
     height = None if height is None else check_side(height, "height")
     width = None if width is None else check_side(width, "width")
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"path must be an existing image file, got {path!r}")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path must be an existing image file, got {str(path)!r}")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .brownian import BrownianTreeNoise
-from .model_sampling import ModelSampling
+from .model_sampling import ModelSampling, check_model_sampling
 from .noise import NoiseStream, Seed, check_seed
 from .noise_mask import latent_noise_mask, masked_denoiser
 from .sample import check_latent, counting, integrate, with_counts
@@ -54,15 +54,6 @@ def denoise_to_steps(steps: int, denoise: float) -> tuple[int, int]:
     adv_steps - steps)`, Python's int of the float quotient as upstream (14 steps at 0.56 give 24, not 25).
     The longer schedule is bounded like `steps` (`MAX_STEPS`), so a tiny denoise is refused before any work."""
     return check_schedule_length(steps, denoise)
-
-
-def check_model_sampling(model_sampling: object) -> None:
-    """None or a model sampling object (`ModelSampling`, `FlowModelSampling`, ...: it has `sigma_min`,
-    `sigma_max` and `noise_scaling`), not a name such as 'sd'."""
-    if model_sampling is not None and not all(
-            hasattr(model_sampling, key) for key in ("sigma_min", "sigma_max", "noise_scaling")):
-        raise ValueError("model_sampling must be None or a model sampling object (dualsampler.sampling."
-                         f"ModelSampling, FlowModelSampling, FluxModelSampling), got {model_sampling!r}")
 
 
 class SpannedNoise(NoiseStream):

@@ -159,3 +159,12 @@ class ModelSampling:
         if math.isclose(sigma, self.sigma_max, rel_tol=1e-5) or sigma > self.sigma_max:
             return latent + noise * torch.sqrt(1.0 + torch.tensor(sigma, dtype=noise.dtype) ** 2.0)
         return latent + noise * sigma
+
+
+def check_model_sampling(model_sampling: object) -> None:
+    """None or a model sampling object (`ModelSampling`, `FlowModelSampling`, ...: it has `sigma_min`,
+    `sigma_max` and `noise_scaling`), not a name such as 'sd'."""
+    if model_sampling is not None and not all(
+            hasattr(model_sampling, key) for key in ("sigma_min", "sigma_max", "noise_scaling")):
+        raise ValueError("model_sampling must be None or a model sampling object (dualsampler.sampling."
+                         f"ModelSampling, FlowModelSampling, FluxModelSampling), got {model_sampling!r}")

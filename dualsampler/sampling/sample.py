@@ -89,6 +89,8 @@ def sample(
     of the SDE samplers), so the same seed gives the same tensor. Each callback report also carries `evals`, the
     model calls since the previous report, and `sigma_next`.
     """
+    if not callable(denoiser):
+        raise ValueError(f"denoiser must be a callable denoiser(x, sigma) -> x0, got {type(denoiser).__name__}")
     check_sampler(sampler)
     check_latent(x, "x")
     check_sigmas(sigmas)

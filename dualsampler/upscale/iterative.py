@@ -20,7 +20,9 @@ def check_upscale_latent(latent: Tensor, upscaler: TwoSamplersForMaskUpscaler) -
 def checked_plan(
     upscale_factor: float, steps: int, step_mode: str, upscaler: TwoSamplersForMaskUpscaler
 ) -> list[tuple[tuple[int, int], float]]:
-    """`upscale_plan(...)`, after checking that the upscaler's hooked samplers can run every iteration."""
+    """`upscale_plan(...)`, after checking that `upscaler` is one and its hooked samplers can run every iteration."""
+    if not isinstance(upscaler, TwoSamplersForMaskUpscaler):
+        raise ValueError(f"upscaler must be a TwoSamplersForMaskUpscaler, got {type(upscaler).__name__}")
     plan = upscale_plan(upscale_factor, steps, step_mode)
     upscaler.check_iterations([step_info for step_info, _ in plan])
     return plan
@@ -36,8 +38,8 @@ def iterative_upscale(
 ) -> Tensor:
     """Run `upscaler.upscale_shape(step_info, latent, W * s, H * s)` for each `(step_info, s)` of `upscale_plan`,
     `W x H` the input's pixel size; `noise_mask` is handed to the post-encode hooks of every iteration."""
-    check_upscale_latent(latent, upscaler)
     plan = checked_plan(upscale_factor, steps, step_mode, upscaler)
+    check_upscale_latent(latent, upscaler)
     f = upscaler.vae_factor
     height, width = latent.shape[-2] * f, latent.shape[-1] * f
     check_final_size(height, width, upscale_factor)

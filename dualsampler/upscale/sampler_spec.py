@@ -39,6 +39,8 @@ class UpscaleSampler:
         if not isinstance(self.ksampler, KSampler):
             raise ValueError(f"ksampler must be a dualsampler.sampling.KSampler, got {type(self.ksampler).__name__}")
         check_pass_settings(self.steps, self.denoise, self.cfg)
+        seeds = self.seed if isinstance(self.seed, (list, tuple)) else None
+        object.__setattr__(self, "seed", check_seed(self.seed, 1 if seeds is None else len(seeds)))
         object.__setattr__(self, "steps", int(self.steps))  # 8.0 from a config runs as 8
         object.__setattr__(self, "denoise", float(self.denoise))
         if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):

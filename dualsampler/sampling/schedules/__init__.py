@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from torch import Tensor
 
-from ..model_sampling import ModelSampling
+from ..model_sampling import ModelSampling, check_model_sampling
 from .ays_sd1 import ays_sd1
 from .ays_sdxl import ays_sdxl
 from .ays_svd import ays_svd
@@ -61,7 +61,8 @@ def schedule_sigmas(scheduler: str, steps: int, model_sampling: ModelSampling) -
 def get_sigmas(scheduler: str, steps: int, model_sampling: ModelSampling | None = None) -> Tensor:
     """`steps + 1` sigmas of the named schedule, descending, the last 0 (float32)."""
     check_scheduler(scheduler)
-    check_steps(steps)
+    steps = check_steps(steps)
+    check_model_sampling(model_sampling)
     return schedule_sigmas(scheduler, steps, model_sampling or ModelSampling())
 
 
