@@ -28,6 +28,8 @@ def as_mask_batch(mask: Tensor, name: str = "mask", batch: int | None = None) ->
         mask = mask[:, None]
     elif mask.ndim != 4 or mask.shape[1] != 1:
         raise ValueError(f"{name} must have shape [H,W], [B,H,W] or [B,1,H,W], got {tuple(mask.shape)}")
+    if mask.numel() == 0:
+        raise ValueError(f"{name} must have every size >= 1, got shape {tuple(mask.shape)}")
     if batch is not None and mask.shape[0] not in (1, batch):
         raise ValueError(f"{name} batch must be 1 or {batch} (the latent's batch), got {mask.shape[0]}")
     mask = mask.float() if not mask.is_floating_point() else mask

@@ -57,6 +57,8 @@ class Trace:
     def stack(cls, traces: Sequence[Trace]) -> Trace:
         """One trace of several calls (batches): the per-pixel maps concatenated along the batch, the counts (per
         step, role, member, reports) averaged over the calls, i.e. per call as in a single trace."""
+        if not isinstance(traces, (list, tuple)) or not all(isinstance(t, Trace) for t in traces):
+            raise ValueError(f"traces must be a list of Trace objects, got {traces!r}")
         traces = [t for t in traces if t.evals is not None]
         if not traces:
             raise ValueError("Trace.stack needs at least one trace with reports")

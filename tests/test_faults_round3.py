@@ -32,7 +32,7 @@ from dualsampler.runner.upscaling import UpscaleSpec
 from dualsampler.sampling import KSampler, UNetDenoiser, get_sigmas, sample
 from dualsampler.trace import Trace
 from dualsampler.upscale import (CfgScheduleHook, DenoiseScheduleHook, NoiseInjectionHook, StepsScheduleHook,
-                                 UpscaleSampler, iterative_upscale)
+                                 UpscaleSampler, iterative_upscale, resize_images)
 from dualsampler.validation import check_device
 from test_faults_table import Models, judge, models, vae  # noqa: F401  (the counting models and their fixtures)
 
@@ -114,6 +114,9 @@ ROWS = [
     ("sample seed list negative", lambda m: m.ksampler().sample(torch.zeros(2, 4, 8, 8), [1, -1], 4),
      r"seed must be an int in \[0, 2\*\*64\)"),
     ("sample latent 3-D", lambda m: m.ksampler().sample(torch.zeros(4, 8, 8), 0, 4), r"latent must be a 4-D tensor"),
+    ("sample latent height 0", lambda m: m.ksampler().sample(torch.zeros(1, 4, 0, 8), 0, 2),
+     r"latent must be a 4-D tensor \[B, C, H, W\] with every size >= 1, got \(1, 4, 0, 8\)"),
+    ("sample latent batch 0", lambda m: m.ksampler().sample(torch.zeros(0, 4, 8, 8), 0, 2), r"with every size >= 1"),
     ("sample latent integer", lambda m: m.ksampler().sample(torch.zeros(1, 4, 8, 8, dtype=torch.long), 0, 4),
      r"latent must be a floating-point tensor"),
     ("sample latent inf", lambda m: m.ksampler().sample(torch.full((1, 4, 8, 8), INF), 0, 4), r"latent contains NaN or infinite"),
@@ -122,6 +125,7 @@ ROWS = [
     ("sample noise_mask batch 3", lambda m: m.ksampler().sample(torch.zeros(2, 4, 8, 8), 0, 4,
                                                                 noise_mask=torch.zeros(3, 8, 8)), r"noise_mask batch must be 1 or 2"),
     ("sample() sigmas increasing", lambda m: sample(m, m.latent(), torch.tensor([1.0, 2.0, 0.0])), r"sigmas must be strictly decreasing"),
+    ("sample() sigmas a list", lambda m: sample(m, m.latent(), [1.0, 0.0]), r"sigmas must be a 1-D tensor .* got list"),
     ("sample() sigmas NaN", lambda m: sample(m, m.latent(), torch.tensor([NAN, 0.0])), r"sigmas must be finite"),
     ("sample() sampler unknown", lambda m: sample(m, m.latent(), get_sigmas("karras", 2), "eulr"), r"sampler must be one of"),
     ("get_sigmas scheduler unknown", lambda m: get_sigmas("cosine", 4), r"scheduler must be one of normal, karras"),
@@ -148,6 +152,7 @@ ROWS = [
         seed=0, steps=2), r"regions\[1\].sampler must be a dualsampler.sampling.KSampler"),
     ("region mask numpy", lambda m: m.two(Alternate(), mask=np.ones((8, 8))), r"mask must be a torch.Tensor"),
     ("region mask 5-D", lambda m: m.two(Fused(), mask=torch.ones(1, 1, 1, 8, 8)), r"mask must have shape \[H,W\]"),
+    ("region mask empty", lambda m: m.two(Alternate(), mask=torch.ones(0, 0)), r"mask must have every size >= 1"),
     ("region mask above 1", lambda m: m.two(Alternate(), mask=torch.full((8, 8), 2.0)), r"mask values must lie in \[0, 1\]"),
     ("region mask batch 3", lambda m: m.two(Alternate(), latent=torch.zeros(2, 4, 8, 8), mask=torch.ones(3, 8, 8)),
      r"mask batch must be 1 or 2"),
@@ -217,6 +222,8 @@ ROWS = [
      r"upstream_compat must be true or false"),
     ("hook denoise 1e-9 over the iterations", lambda m: iterative_upscale(
         m.latent(), 2.0, 2, m.upscaler(hook_base=DenoiseScheduleHook(1e-9))), r"denoise must be >= steps / 10000"),
+    ("resize images NaN", lambda m: resize_images(m.images(value=NAN), 16, 16, "bilinear"), r"images contains NaN"),
+    ("resize images a list", lambda m: resize_images([[0.0]], 16, 16, "bilinear"), r"images must be \[B, C, H, W\]; got shape list"),
     ("upscaler config use_tiled_vae 'no'", lambda m: UpscaleSpec(use_tiled_vae="no"), r"use_tiled_vae must be true or false"),
     ("upscaler config upstream_compat 'yes'", lambda m: UpscaleSpec(upstream_compat="yes"), r"upstream_compat must be true or false"),
     ("upscaler config iterations 2.5", lambda m: UpscaleSpec(iterations=2.5), r"steps \(upscaler.iterations\) must be an integer in \[1, 64\]"),
@@ -234,6 +241,7 @@ ROWS = [
     ("kid subsets True", lambda m: kernel_distance("judge", m.judge, subsets=True), r"subsets must be an integer in \[1, 10000\], got True"),
     # the trace
     ("trace callback 3", lambda m: Trace(3), r"callback must be None or a callable"),
+    ("trace stack None", lambda m: Trace.stack(None), r"traces must be a list of Trace objects"),
     ("trace with no reports", lambda m: Trace().summary(), r"the trace has no reports"),
     # load_model and the model's files, before any weight loads
     ("load_model compile 'no'", lambda m: load_model(compile="no"), r"compile must be true or false, got 'no'"),

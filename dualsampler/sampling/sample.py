@@ -12,8 +12,10 @@ from .samplers import SAMPLER_FUNCTIONS, Callback, Denoiser, check_sampler
 
 
 def check_sigmas(sigmas: Tensor) -> None:
-    if sigmas.ndim != 1 or len(sigmas) < 1:
-        raise ValueError(f"sigmas must be a 1-D tensor with at least one entry, got shape {tuple(sigmas.shape)}")
+    """A 1-D tensor of finite sigmas >= 0, strictly decreasing."""
+    if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or len(sigmas) < 1:
+        shape = tuple(sigmas.shape) if isinstance(sigmas, Tensor) else type(sigmas).__name__
+        raise ValueError(f"sigmas must be a 1-D tensor with at least one entry, got {shape}")
     if not torch.isfinite(sigmas).all() or (sigmas < 0).any():
         raise ValueError("sigmas must be finite and >= 0")
     if len(sigmas) > 1 and (sigmas[1:] >= sigmas[:-1]).any():
@@ -21,9 +23,10 @@ def check_sigmas(sigmas: Tensor) -> None:
 
 
 def check_latent(x: Tensor, name: str = "latent") -> None:
-    if not isinstance(x, Tensor) or x.ndim != 4:
+    """A finite floating-point `[B, C, H, W]` tensor with every dimension at least 1."""
+    if not isinstance(x, Tensor) or x.ndim != 4 or x.numel() == 0:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a 4-D tensor [B, C, H, W], got {shape}")
+        raise ValueError(f"{name} must be a 4-D tensor [B, C, H, W] with every size >= 1, got {shape}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
     if not torch.isfinite(x).all():

@@ -65,8 +65,11 @@ def resize_images(
     float filter) and `bicubic` without the clamp.
     """
     check_scale_method(method)
-    if images.ndim != 4:
-        raise ValueError(f"images must be [B, C, H, W]; got shape {tuple(images.shape)}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be [B, C, H, W]; got shape {shape}")
+    if not torch.isfinite(images).all():
+        raise ValueError("images contains NaN or infinite values")
     height, width = check_side(height, "height"), check_side(width, "width")
     if (height, width) == tuple(images.shape[-2:]):
         return images
