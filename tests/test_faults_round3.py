@@ -236,7 +236,9 @@ ROWS = [
     ("evaluator perceptual 'lpips'", lambda m: Evaluator(perceptual="lpips"), r"metrics.perceptual must be one of auto, judge, lpips/alex"),
     ("evaluator band_width 0", lambda m: Evaluator(band_width=0), r"metrics.band_width must be an integer in \[1, 4096\]"),
     ("evaluator real_images -1", lambda m: Evaluator(real_images=-1), r"metrics.real_images must be an integer in \[0, 100000\]"),
-    ("evaluator clip 3", lambda m: Evaluator(clip=3), r"metrics.clip must be a path"),
+    ("evaluator clip 3", lambda m: Evaluator(clip=3), r"metrics.clip must be a local CLIP folder"),
+    ("evaluator clip missing folder", lambda m: Evaluator(clip=str(m.tmp_path / "clip")),
+     r"metrics.clip must be a local CLIP folder \(with its config.json\) or null, got '.*clip'"),
     ("metrics band_width True", lambda m: m.metrics(band_width=True), r"band_width must be an integer in \[1, 4096\], got True"),
     ("kid subsets True", lambda m: kernel_distance("judge", m.judge, subsets=True), r"subsets must be an integer in \[1, 10000\], got True"),
     # the trace
@@ -328,6 +330,7 @@ CONFIG_ROWS = [
     ("model dtype", ["model.dtype=fp16"], r"model: dtype must be one of float32"),
     ("model random_seed", ["model.random_seed=-1"], r"model: random_seed must be an integer in \[0, 4294967295\]"),
     ("mask rx true", ["mask=ellipse", "mask.rx=true"], r"mask: rx must be a finite number in \(0, 4\], got True"),
+    ("metrics.clip missing", ["metrics.clip=/nonexistent/clip"], r"metrics: metrics.clip must be a local CLIP folder"),
 ]
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -49,8 +50,8 @@ class Evaluator:
         check_bool(self.judge, "metrics.judge")
         check_bool(self.references, "metrics.references")
         check_choice(self.perceptual, "metrics.perceptual", PERCEPTUAL)
-        if self.clip is not None and not isinstance(self.clip, str):
-            raise ValueError(f"metrics.clip must be a path to a local CLIP folder or null, got {self.clip!r}")
+        if self.clip is not None and (not isinstance(self.clip, str) or not (Path(self.clip) / "config.json").is_file()):
+            raise ValueError(f"metrics.clip must be a local CLIP folder (with its config.json) or null, got {self.clip!r}")
 
     def keys(self) -> list[str]:
         """Every metric name an evaluation with these settings may report (what an objective or a figure may name;
