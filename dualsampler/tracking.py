@@ -18,12 +18,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .validation import check_bounded, check_choice
+
 log = logging.getLogger(__name__)
 
 WANDB_HOST = "api.wandb.ai"
 MODES = ("auto", "online", "offline", "disabled")
 INIT_TIMEOUT_S = 15.0  # wandb's default is 90 s: an unreachable server would hold every job that long
-MAX_INIT_TIMEOUT_S = 600.0
 
 Status = dict[str, Any]
 
@@ -83,14 +84,14 @@ class WandbTracker:
         mode: str = "auto",
         init_timeout: float = INIT_TIMEOUT_S,
     ):
-        if mode not in MODES:
-            raise ValueError(f"logger.mode must be one of {', '.join(MODES)}; got {mode!r}")
+        check_choice(mode, "logger.mode", MODES)
         if not isinstance(project, str) or not project:
             raise ValueError(f"logger.project must be a non-empty string; got {project!r}")
-        if isinstance(init_timeout, bool) or not isinstance(init_timeout, (int, float)) or not 0 < init_timeout <= MAX_INIT_TIMEOUT_S:
-            raise ValueError(f"logger.init_timeout must be a number of seconds in (0, {MAX_INIT_TIMEOUT_S:g}]; got {init_timeout!r}")
+        for key, value in (("entity", entity), ("group", group)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"logger.{key} must be a string or null; got {value!r}")
         self.project, self.entity, self.group, self.mode = project, entity, group, mode
-        self.init_timeout = float(init_timeout)
+        self.init_timeout = float(check_bounded(init_timeout, "init_timeout", "logger.init_timeout"))
 
     def _log(self, mode: str, name: str, config: dict, metrics: dict, per_seed: list[dict], grid: Path, out_dir: Path) -> None:
         wandb = quiet_wandb(mode)

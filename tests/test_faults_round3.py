@@ -30,6 +30,7 @@ from dualsampler.runner.job import JobParts
 from dualsampler.runner.settings import ConfigError
 from dualsampler.runner.upscaling import UpscaleSpec
 from dualsampler.sampling import KSampler, UNetDenoiser, get_sigmas, sample
+from dualsampler.tracking import WandbTracker
 from dualsampler.trace import Trace
 from dualsampler.upscale import (CfgScheduleHook, DenoiseScheduleHook, NoiseInjectionHook, StepsScheduleHook,
                                  UpscaleSampler, iterative_upscale, resize_images)
@@ -241,6 +242,10 @@ ROWS = [
      r"metrics.clip must be a local CLIP folder \(with its config.json\) or null, got '.*clip'"),
     ("metrics band_width True", lambda m: m.metrics(band_width=True), r"band_width must be an integer in \[1, 4096\], got True"),
     ("kid subsets True", lambda m: kernel_distance("judge", m.judge, subsets=True), r"subsets must be an integer in \[1, 10000\], got True"),
+    # the tracker
+    ("logger init_timeout True", lambda m: WandbTracker(init_timeout=True), r"logger.init_timeout must be a finite number in \(0, 600\]"),
+    ("logger entity a number", lambda m: WandbTracker(entity=3), r"logger.entity must be a string or null"),
+    ("logger mode None", lambda m: WandbTracker(mode=None), r"logger.mode must be one of auto, online, offline, disabled"),
     # the trace
     ("trace callback 3", lambda m: Trace(3), r"callback must be None or a callable"),
     ("trace stack None", lambda m: Trace.stack(None), r"traces must be a list of Trace objects"),
