@@ -53,7 +53,7 @@ def png_header(width: int, height: int) -> bytes:
 
 def world_copy(m: Models, damage: str) -> Path:
     """The embedded world copied to a temporary folder, then damaged: `empty unet`, `truncated vae`, `truncated
-    unet` (half of its safetensors file), or `no vae config`."""
+    unet` (half of its safetensors file), `garbage unet` (a header that is no JSON), or `no vae config`."""
     folder = m.tmp_path / "world"
     shutil.copytree(WEIGHTS, folder, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     if damage == "empty unet":
@@ -62,6 +62,8 @@ def world_copy(m: Models, damage: str) -> Path:
     elif damage.startswith("truncated"):
         weights = folder / damage.split(" ")[1] / "diffusion_pytorch_model.safetensors"
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "garbage unet":
+        (folder / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
     elif damage == "no vae config":
         (folder / "vae" / "config.json").unlink()
     return folder
@@ -260,13 +262,15 @@ ROWS = [
     ("world folder with an empty unet/", lambda m: load_model(world_copy(m, "empty unet")),
      r"model folder is missing '.*unet/config\.json'"),
     ("world folder with a truncated VAE", lambda m: load_model(world_copy(m, "truncated vae")),
-     r"weights file '.*vae/diffusion_pytorch_model\.safetensors' is truncated"),
+     r"weights file '.*vae/diffusion_pytorch_model\.safetensors' is damaged \(truncated\)"),
     ("world folder with a truncated UNet", lambda m: load_model(world_copy(m, "truncated unet")),
-     r"weights file '.*unet/diffusion_pytorch_model\.safetensors' is truncated"),
+     r"weights file '.*unet/diffusion_pytorch_model\.safetensors' is damaged \(truncated\)"),
     ("world folder without the VAE's config", lambda m: load_model(world_copy(m, "no vae config")),
      r"model folder is missing '.*vae/config\.json'"),
     ("truncated VAE's fingerprint", lambda m: ModelSource(path=str(world_copy(m, "truncated vae"))).fingerprint(),
-     r"is truncated"),
+     r"is damaged \(truncated\)"),
+    ("world folder with a UNet that is not safetensors", lambda m: load_model(world_copy(m, "garbage unet")),
+     r"weights file '.*unet/diffusion_pytorch_model\.safetensors' is damaged: not a readable safetensors file"),
     ("model source compile 'no'", lambda m: ModelSource(compile="no").check(), r"compile must be true or false"),
     ("model source random_seed -1", lambda m: ModelSource(random_seed=-1).check(), r"random_seed must be an integer in \[0, 4294967295\]"),
     ("world prompt word unknown", lambda m: ModelSource().check_prompts({"base_sampler.prompt": "purple unicorns"}),

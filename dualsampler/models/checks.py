@@ -33,10 +33,11 @@ def check_safetensors(path: Path) -> None:
                 raise ValueError("header longer than the file")
             header = json.loads(f.read(length))
     except (struct.error, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"weights file {str(path)!r} is not a readable safetensors file ({err})") from None
+        raise ValueError(f"weights file {str(path)!r} is damaged: not a readable safetensors file ({err})") from None
     end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
     if size < 8 + length + end:
-        raise ValueError(f"weights file {str(path)!r} is truncated: {size} bytes of the {8 + length + end} its header lists")
+        raise ValueError(f"weights file {str(path)!r} is damaged (truncated): {size} bytes of the {8 + length + end} "
+                         "its header lists")
 
 
 def weights_files(folder: Path, stems: tuple[str, ...]) -> list[Path]:
