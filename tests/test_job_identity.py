@@ -169,3 +169,30 @@ def test_another_experiments_job_never_replaces_a_finished_result(tmp_path):
     assert json.loads(a_result.read_text()) == other
     failure = json.loads((a_result.parent / "failure.json").read_text())
     assert "holds the finished result of another configuration" in failure["error"] and "steps" in failure["error"]
+
+
+def test_a_hyper_parameter_its_other_settings_switch_off_names_no_job_and_is_not_recorded():
+    overrides = ["dual=regional", "dual.second_seed=7"]
+    assert job_name(overrides, compose_job(*overrides)) == ("dual=regional", ["dual.second_seed=7"])
+    seeded = overrides + ["dual.second_seed_mode=add"]
+    assert job_name(seeded, compose_job(*seeded))[0] == ",".join(sorted(seeded))
+    flat = ["dual=mixture_of_diffusers", "dual.weights=flat", "dual.sigma_scale=0.3"]
+    assert job_name(flat, compose_job(*flat)) == ("dual.weights=flat,dual=mixture_of_diffusers", [flat[2]])
+    assert "second_seed" not in Regional().settings() and Regional(second_seed_mode="add").settings()["second_seed"] == 0
+    assert "sigma_scale" not in ALGORITHMS["mixture_of_diffusers"](weights="flat").settings()
+
+
+@pytest.mark.parametrize("name, settings, switched_off", [
+    ("regional", {"second_seed_mode": "none"}, {"second_seed": 5}),
+    ("mixture_of_diffusers", {"weights": "flat"}, {"sigma_scale": 0.5}),
+])
+def test_a_switched_off_hyper_parameter_changes_nothing(name, settings, switched_off):
+    base = KSampler(GaussianData(mu=-1.0, std=0.3), "euler")
+    inside = KSampler(GaussianData(mu=1.0, std=0.3), "euler")
+
+    def run(**extra) -> torch.Tensor:
+        return ALGORITHMS[name](**settings, **extra)(torch.zeros(1, 4, 8, 8), base_sampler=base, mask_sampler=inside,
+                                                     mask=ellipse_mask(32, 32), seed=3, steps=4)
+
+    assert set(switched_off) == ALGORITHMS[name].inert(settings)
+    assert torch.equal(run(), run(**switched_off))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -163,9 +163,16 @@ class RegionSampler:
     def _sample(self, run: RegionRun) -> Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def inert(cls, settings: Mapping[str, Any]) -> frozenset[str]:
+        """Its hyper-parameters that do not act given the others' values in `settings` (its fields, as the config
+        or `asdict` holds them): left out of the job's identity and of `settings()`. None by default."""
+        return frozenset()
+
     def settings(self) -> dict[str, Any]:
-        """The algorithm's name and hyper-parameters (what results record)."""
-        return {"algorithm": self.name, **asdict(self)}  # type: ignore[call-overload]
+        """The algorithm's name and the hyper-parameters that act (what results record)."""
+        fields = asdict(self)  # type: ignore[call-overload]
+        return {"algorithm": self.name, **{k: v for k, v in fields.items() if k not in self.inert(fields)}}
 
 
 def union_mask(run: RegionRun) -> Tensor:

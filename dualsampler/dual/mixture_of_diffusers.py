@@ -4,7 +4,7 @@ generation"): overlapping predictions mixed with Gaussian weights centred on eac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor
@@ -60,6 +60,11 @@ class MixtureOfDiffusers(RegionSampler):
         self.sigma_scale = check_real(self.sigma_scale, "sigma_scale", 0.01, 10.0)
         if self.weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {self.weights!r}")
+
+    @classmethod
+    def inert(cls, settings: Mapping[str, Any]) -> frozenset[str]:
+        """`sigma_scale` with `weights: flat` (no Gaussian to scale)."""
+        return frozenset({"sigma_scale"}) if settings.get("weights", "gaussian") == "flat" else frozenset()
 
     def mixing_weights(self, run: RegionRun) -> list[Tensor]:
         """The base's and each region's mixing weight `[B,1,h,w]`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor
@@ -107,6 +107,11 @@ class Regional(RegionSampler):
         self.second_seed = check_int(self.second_seed, "second_seed", 0, 2**64 - 1)
         if not isinstance(self.overlap_at_mask_resolution, bool):
             raise ValueError(f"overlap_at_mask_resolution must be true or false, got {self.overlap_at_mask_resolution!r}")
+
+    @classmethod
+    def inert(cls, settings: Mapping[str, Any]) -> frozenset[str]:
+        """`second_seed` when `second_seed_mode` is `none` (the later steps keep the run's seed)."""
+        return frozenset({"second_seed"}) if settings.get("second_seed_mode", "none") == "none" else frozenset()
 
     def check_schedule(self, steps: int) -> None:
         if self.base_only_steps > steps:

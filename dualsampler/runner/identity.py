@@ -8,7 +8,9 @@ here. A key is left out when it is
   (`NEUTRAL_KEYS`, matched on the first part of a dotted key, so `logger.init_timeout` is neutral as `logger` is);
 - inert for this job: a setting the job's region algorithm does not consume (`RegionSampler.consumes`), e.g.
   `overlap_factor` for `whole_run`, or the mask sampler's sampler and scheduler for the algorithms that integrate
-  one trajectory with the base sampler's; the samplers' `steps`/`denoise` act only on the upscaler's passes.
+  one trajectory with the base sampler's; the samplers' `steps`/`denoise` act only on the upscaler's passes; an
+  algorithm's own hyper-parameter that its other settings switch off (`RegionSampler.inert`: `regional`'s
+  `second_seed` without a second-seed mode, `mixture_of_diffusers`' `sigma_scale` with flat weights).
 
 `experiment` is not neutral: it names the job's folder and is recorded, so jobs of two experiments never share a
 folder. A sweep over an inert key gives the same folder and identity for each of its values, so the first job
@@ -42,15 +44,18 @@ def inert_keys(dual_consumes: Iterable[str], upscaler_consumes: Iterable[str] = 
 
 
 def config_inert_keys(config: Mapping[str, Any]) -> frozenset[str]:
-    """`inert_keys` of a composed job config, from the classes its `dual` and `upscaler` groups name (nothing is
-    instantiated); none when a group names no importable class (the job then fails on its own, naming it)."""
+    """The keys of a job config (composed or resolved) that do not act on its job: `inert_keys` of the classes its
+    `dual` and `upscaler` groups name, and `dual.<field>` for each of the region algorithm's own hyper-parameters
+    that does not act given the others (`RegionSampler.inert`). Nothing is instantiated; none when a group names no
+    importable class (the job then fails on its own, naming it)."""
     try:
-        dual = get_class(config["dual"]["_target_"]).consumes
+        dual = get_class(config["dual"]["_target_"])
         upscaler = config.get("upscaler")
         upscaling = get_class(upscaler["_target_"]).consumes if upscaler else ()
+        own = {f"dual.{name}" for name in dual.inert(config["dual"])}
     except Exception:  # noqa: BLE001 - any unreadable group: name every key, the job's own checks report it
         return frozenset()
-    return inert_keys(dual, upscaling)
+    return inert_keys(dual.consumes, upscaling) | own
 
 
 def _path(override: Override) -> str:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import images as image_files
 from .claim import JobClaimed, claim_job
 from .devices import claim_device, job_threads
-from .identity import differing_keys, inert_keys, job_identity
+from .identity import config_inert_keys, differing_keys, job_identity
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, recorded_config, versions, write_json_atomic
 from ..figure_spec import check_figures
 from ..trace import Trace
@@ -86,12 +86,11 @@ class JobParts:
                    parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source, found["weights"])
 
 
-def identity(config: DictConfig, parts: JobParts, experiment: str | None = None) -> dict[str, Any]:
-    """The job's identity (runner/identity.py): its resolved config without the neutral keys and the keys its
-    region algorithm and upscaler do not consume, plus `experiment`."""
-    upscaler = () if parts.upscaler is None else parts.upscaler.consumes
-    return job_identity(OmegaConf.to_container(config, resolve=True), inert_keys(parts.dual.consumes, upscaler),
-                        experiment)
+def identity(config: DictConfig, experiment: str | None = None) -> dict[str, Any]:
+    """The job's identity (runner/identity.py): its resolved config without the neutral keys and the keys that do
+    not act on it, plus `experiment`."""
+    plain = OmegaConf.to_container(config, resolve=True)
+    return job_identity(plain, config_inert_keys(plain), experiment)
 
 
 def check_not_foreign(out_dir: Path, plain: dict[str, Any]) -> None:
@@ -117,7 +116,7 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
     threads = job_threads(parts.settings.threads, parallel_jobs)
     if threads is not None:
         torch.set_num_threads(threads)
-    plain = identity(config, parts, experiment)
+    plain = identity(config, experiment)
     weights = parts.weights
     done = finished_result(out_dir, plain, weights)
     if done is not None:
