@@ -79,15 +79,18 @@ def model_calls(result: dict[str, Any]) -> int:
     size = (config["height"] // 4, config["width"] // 4)
     trace = Trace()
     algorithm(torch.zeros(1, 4, *size), base_sampler=KSampler(Gaussian(-1.0), config["base_sampler"]["sampler"]),
-              mask_sampler=KSampler(Gaussian(1.0), config["mask_sampler"]["sampler"]),
+              mask_sampler=KSampler(Gaussian(1.0), config["mask_sampler"].get("sampler", "euler")),  # absent: unused
               mask=instantiate(config["mask"]), seed=0, steps=config["steps"], callback=trace)
     return trace.summary()["evals_total"]
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """One row per (label, overlap); a job whose algorithm does not consume the overlap (`whole_run`: its config
+    records none) is one job for every overlap, so it fills the row of each overlap the sweep ran."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
+    swept = sorted({r["config"]["overlap_factor"] for r in results if "overlap_factor" in r["config"]}) or [0]
     for result in results:
-        key = (label(result["dual"]), int(result["config"]["overlap_factor"]))
+        overlaps = [result["config"]["overlap_factor"]] if "overlap_factor" in result["config"] else swept
         per_seed = defaultdict(list)
         for row in result["per_seed"]:
             for metric, value in row.items():
@@ -96,8 +99,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, 
         values = {m: interval(per_seed[m]) if per_seed.get(m) else (result["metrics"].get(m, float("nan")), 0.0)
                   for m in METRICS}
         images = len(result["seeds"])
-        rows[key] = {"values": values, "sample_s": result["timings"]["sample_s"] / images,
-                     "calls": model_calls(result)}
+        row = {"values": values, "sample_s": result["timings"]["sample_s"] / images, "calls": model_calls(result)}
+        rows.update({(label(result["dual"]), int(overlap)): row for overlap in overlaps})
     return rows
 
 
