@@ -378,3 +378,28 @@ def test_the_shipped_configs_pass_every_check(no_loading):
         assert parts.settings.steps == 2
     assert config_parts(["upscaler=two_samplers", "upscaler.iterations=2.0"]).upscaler.iterations == 2
     assert no_loading == []
+
+
+@pytest.fixture(scope="module")
+def world():
+    from dualsampler.models.world import random_world
+
+    return random_world(0)
+
+
+@pytest.mark.parametrize("cfg, prompt, message", [
+    (NAN, "red dots", r"cfg must be a finite number in \[0, 100\], got nan"),
+    (INF, "red dots", r"cfg must be a finite number in \[0, 100\], got inf"),
+    (True, "red dots", r"cfg must be a finite number in \[0, 100\], got True"),
+    (3.0, "red unicorns", r"prompt 'red unicorns': word 'unicorns' is unknown"),
+], ids=["cfg NaN", "cfg inf", "cfg True", "unknown word"])
+def test_the_models_denoiser_refuses_before_encoding_a_prompt(world, cfg, prompt, message):
+    calls = []
+    hooks = [module.register_forward_hook(lambda *_: calls.append(1)) for module in (world.prompt_encoder, world.unet)]
+    try:
+        with pytest.raises(ValueError, match=message):
+            world.denoiser(prompt, cfg=cfg)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == []

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..sampling import ModelSampling, UNetDenoiser
 from ..sampling.unet_denoiser import Conditioning
+from ..validation import check_bounded
 from .codec import decode_latents, encode_images
 from .detect import FolderInfo
 from .fingerprint import files_fingerprint
@@ -82,7 +83,9 @@ class StableDiffusion:
         return Conditioning(cond), Conditioning(uncond)
 
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0) -> UNetDenoiser:
-        """UNetDenoiser for `prompt` with `negative_prompt` as the CFG unconditional branch."""
+        """UNetDenoiser for `prompt` with `negative_prompt` as the CFG unconditional branch; `cfg` is checked before
+        the prompts are encoded."""
+        check_bounded(cfg, "cfg")
         cond, uncond = self.encode_prompt(prompt, negative_prompt)
         return UNetDenoiser(self.unet, self.model_sampling, cond, uncond, cfg, vae_scale_factor=self.vae_scale_factor)
 

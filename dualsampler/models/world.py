@@ -10,6 +10,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from . import architectures
+from ..validation import check_bounded
 from .checks import check_config_file, weights_files
 from .codec import decode_latents, encode_images
 from .fingerprint import files_fingerprint, folder_files
@@ -81,8 +82,11 @@ class World:
         return self.prompt_encoder.encode(list(prompts)).to(self.unet.dtype)
 
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0):
-        """UNetDenoiser for `prompt` with `negative_prompt` as the CFG unconditional branch."""
+        """UNetDenoiser for `prompt` with `negative_prompt` as the CFG unconditional branch; `cfg` is checked before
+        the prompts are encoded."""
         from ..sampling import UNetDenoiser
+
+        check_bounded(cfg, "cfg")
 
         return UNetDenoiser(
             self.unet,
