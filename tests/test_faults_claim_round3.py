@@ -107,3 +107,13 @@ def test_a_relaunch_neither_waits_on_a_finished_job_nor_on_a_claim_left_empty(tm
     assert again.returncode == 0, again.stderr[-3000:]
     assert (second / "result.json").is_file() and not (second / CLAIM_FILE).exists()
     assert read_claim(first)["token"] == "x"
+
+
+def test_the_temporary_file_of_a_writer_that_died_mid_write_is_removed_by_the_next_claim(tmp_path):
+    left = tmp_path / f"{CLAIM_FILE}.abc123.tmp"
+    left.write_text('{"pid": 1')
+    fresh = tmp_path / f"{CLAIM_FILE}.def456.tmp"  # another writer's, being written now
+    fresh.write_text("")
+    age(left, UNREADABLE_GRACE_SECONDS + 1)
+    with claim_job(tmp_path, timeout=1) as claimed:
+        assert claimed and not left.exists() and fresh.exists()

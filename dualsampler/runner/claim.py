@@ -2,8 +2,9 @@
 
 The claim is `<job folder>/.claim.json` holding the owner's pid, host, process start time and a random token. It
 is written whole to a temporary file and then linked into place (`os.link` fails when a claim exists), so a claim
-is never seen half-written and a failed write (disk full, a crash) leaves no claim behind. It is removed when the
-owner leaves the `with` block (also on error).
+is never seen half-written and a failed write (disk full, a crash) leaves no claim behind (the temporary file of a
+writer that died is removed by the next claim once older than the grace below). It is removed when the owner
+leaves the `with` block (also on error).
 A claim is stale, and taken over, when its owner is a dead process on this host (pid gone, or reused by a process
 started later), or when it cannot be read and is older than `UNREADABLE_GRACE_SECONDS` (a claim left by a writer
 that stopped mid-write; no claim this module writes is ever unreadable). A readable claim from another host is
@@ -125,6 +126,16 @@ def _take_over_stale(out_dir: Path) -> None:
             (out_dir / CLAIM_FILE).unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(out_dir: Path, grace: float = UNREADABLE_GRACE_SECONDS) -> None:
+    """Remove the temporary files of claims whose writer stopped before linking them (older than `grace` s)."""
+    for tmp in out_dir.glob(f"{CLAIM_FILE}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > grace:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def try_claim(out_dir: Path, claim: dict[str, Any]) -> dict[str, Any] | None:
     """Create the claim; None when it is ours now, else the claim that holds the job (a live other process's)."""
     path = Path(out_dir) / CLAIM_FILE
@@ -177,6 +188,7 @@ def claim_job(out_dir: str | Path, wait: bool = True, timeout: float | None = No
                      held.get("pid"), held.get("host"), out_dir / CLAIM_FILE)
             next_note = time.monotonic() + NOTE_SECONDS
         time.sleep(poll)
+    remove_stale_temporaries(out_dir)
     try:
         yield True
     finally:
