@@ -51,7 +51,7 @@ def main(config: DictConfig) -> float:
     experiment = hydra_config.runtime.choices.get("experiment")
     objective = Objective()
     try:
-        objective = Objective(**OmegaConf.to_container(config.objective, resolve=True))
+        objective = Objective.from_config(OmegaConf.to_container(config.objective, resolve=True))
         result = run_job(config, out_dir, name, lock_dir, parallel_jobs, experiment)
     except Exception as error:
         if isinstance(error, ConfigError):

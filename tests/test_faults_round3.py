@@ -324,6 +324,8 @@ CONFIG_ROWS = [
      r"objective.metric: 'region_accuracy/inside' is not a metric this job reports"),
     ("objective.floors need the judge", ["hparams_search=seam_overlap"], r"objective.floors: 'region_accuracy/inside' is not a metric"),
     ("objective.penalty", ["objective.penalty=-1"], r"objective.penalty must be a finite number in \[0, 1e\+06\]"),
+    ("objective unknown key", ["+objective.metrics=seam/gradient_ratio"], r"objective: unknown key 'metrics'"),
+    ("denoise under steps / 10000", ["steps=4", "denoise=0.0003"], r"denoise=0.0003 is invalid with steps=4: denoise must be >= steps / 10000"),
     ("figures kind", [f"+figures=[{FIGURE.replace('line', 'pie')}]"], r"figures\[0\].kind must be one of line, bar, heatmap"),
     ("figures unknown key", [f"+figures=[{FIGURE[:-1]}, hues: dual}}]"], r"figures\[0\]: unknown key 'hues'"),
     ("figures metric typo", [f"+figures=[{FIGURE.replace('seam/gradient_ratio', 'seam/gradient')}]"],

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..figure_spec import check_figures
 from ..sampling.ksampler import check_denoise
 from ..sampling.schedules import check_steps
-from ..validation import BOUNDS, check_bounded, check_device, check_real, check_text
+from ..validation import BOUNDS, check_bounded, check_device, check_real, check_schedule_length, check_text
 
 MAX_SEED = 2**64  # seeds are unsigned 64-bit, as upstream
 MAX_SEEDS = int(BOUNDS["seed_count"].high)
@@ -73,6 +73,17 @@ class Objective:
                 raise ConfigError(f"{name}: {key!r} is not a metric this job reports (metrics=...); it reports "
                                   f"{', '.join(metrics)}")
 
+    @classmethod
+    def from_config(cls, values: Any) -> Objective:
+        """The objective of a config's `objective:` mapping; ConfigError naming a key it does not have."""
+        values = values or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"objective must be a mapping, got {values!r}")
+        unknown = [key for key in values if key not in cls.__dataclass_fields__]
+        if unknown:
+            raise ConfigError(f"objective: unknown key {unknown[0]!r}; its keys are {', '.join(cls.__dataclass_fields__)}")
+        return cls(**values)
+
     @property
     def worst(self) -> float:
         return math.inf if self.direction == "minimize" else -math.inf
@@ -130,6 +141,10 @@ class JobSettings:
                 if not message.startswith((f"{key}=", f"{key}[")):  # figures name their entry already
                     message = f"{key}={getattr(self, key)!r} is invalid: {message}"
                 raise ConfigError(message) from None
+        try:
+            check_schedule_length(self.steps, self.denoise)
+        except ValueError as error:
+            raise ConfigError(f"denoise={self.denoise!r} is invalid with steps={self.steps}: {error}") from None
         seed_list(self.seeds)
 
 
@@ -137,8 +152,8 @@ def job_settings(config: DictConfig) -> JobSettings:
     """The job's settings with their ranges checked (ConfigError naming the key)."""
     plain = OmegaConf.to_container(config, resolve=True)
     known = {k: v for k, v in plain.items() if k in JobSettings.__dataclass_fields__}
-    objective = known.pop("objective", None) or {}
-    return JobSettings(**known, objective=Objective(**objective))
+    objective = Objective.from_config(known.pop("objective", None))
+    return JobSettings(**known, objective=objective)
 
 
 ConfigStore.instance().store(name="job_schema", node=JobSettings)
