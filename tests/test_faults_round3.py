@@ -326,6 +326,8 @@ CONFIG_ROWS = [
     ("objective.penalty", ["objective.penalty=-1"], r"objective.penalty must be a finite number in \[0, 1e\+06\]"),
     ("objective unknown key", ["+objective.metrics=seam/gradient_ratio"], r"objective: unknown key 'metrics'"),
     ("denoise under steps / 10000", ["steps=4", "denoise=0.0003"], r"denoise=0.0003 is invalid with steps=4: denoise must be >= steps / 10000"),
+    ("height not a multiple of the VAE's factor", ["height=66"],
+     r"model: height and width must be multiples of the model's VAE factor 4; got 66x64"),
     ("figures kind", [f"+figures=[{FIGURE.replace('line', 'pie')}]"], r"figures\[0\].kind must be one of line, bar, heatmap"),
     ("figures unknown key", [f"+figures=[{FIGURE[:-1]}, hues: dual}}]"], r"figures\[0\]: unknown key 'hues'"),
     ("figures metric typo", [f"+figures=[{FIGURE.replace('seam/gradient_ratio', 'seam/gradient')}]"],

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..validation import check_bool, check_device, check_int
-from .checks import check_dtype
+from .checks import check_config_file, check_dtype
 from .fingerprint import files_fingerprint
 from .loader import check_source, load_model
 
@@ -62,6 +62,30 @@ class ModelSource:
                 split_prompt(prompt, colors, patterns, allow_partial=True)
             except ValueError as error:
                 raise ValueError(f"{key}: {error}") from None
+
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent cell of the model's VAE, from its config alone (no weights loaded): a job's canvas must
+        be a multiple of it."""
+        resolved = self.check()
+        if resolved is None:
+            from .architectures import VAE_CONFIG
+
+            return 2 ** (len(VAE_CONFIG["block_out_channels"]) - 1)
+        kind, info = resolved
+        if kind == "world":
+            from .world import world_folders
+
+            folder = world_folders(info)["vae"]
+        else:
+            folder = (info if kind == "folder" else info[1]).folder / "vae"
+        return 2 ** (len(check_config_file(folder / "config.json").get("block_out_channels", [0] * 4)) - 1)
+
+    def check_canvas(self, height: int, width: int) -> None:
+        """Raise ValueError naming height and width unless both are multiples of the VAE's factor."""
+        factor = self.vae_scale_factor()
+        if height % factor or width % factor:
+            raise ValueError(f"height and width must be multiples of the model's VAE factor {factor}; "
+                             f"got {height}x{width}")
 
     def fingerprint(self) -> str:
         """sha256 (16 hex digits) of the files the model loads from (size and mtime for files over 64 MiB), without

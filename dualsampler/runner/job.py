@@ -70,6 +70,7 @@ class JobParts:
                  for field in ("prompt", "negative_prompt")}
         for key, check in (("model", lambda: found.setdefault("weights", source.fingerprint())),
                            ("model", lambda: source.check_prompts(texts)),
+                           ("model", lambda: source.check_canvas(settings.height, settings.width)),
                            ("metrics", lambda: parts["metrics"].check(settings.height, settings.width, prompts)),
                            ("dual", lambda: parts["dual"].check_schedule(settings.steps)),
                            ("upscaler", lambda: parts["upscaler"] is None or parts["upscaler"].check(
