@@ -14,19 +14,23 @@ from dualsampler.sampling.streams import stream_seed, stream_seeds
 from dualsampler.upscale import NoiseInjectionHook
 
 SEEDS = [0, 1, 2, 3]
-TOLERANCE = 2e-4  # batched convolutions round differently from single ones (README, "Seeds")
+TOLERANCE = 2e-4  # of the latents' scale: batched convolutions round differently from single ones (README, "Seeds")
 TINY = ["model=random_world", "height=64", "width=64", "steps=2", f"seeds={len(SEEDS)}", "logger=none"]
 UPSCALED = ["upscaler.steps=2", "upscaler.iterations=2"]  # 64 -> 128 px in two iterations of 2 steps per pass
 SHIPPED = ([f"experiment={p.stem}" for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
            + [f"dual={p.stem}" for p in sorted((CONF_DIR / "dual").glob("*.yaml"))]
            + [f"upscaler={p.stem}" for p in sorted((CONF_DIR / "upscaler").glob("*.yaml"))])
+# Swept values of the experiments beyond their defaults that take other code paths: ancestral and second-order
+# samplers in the per-step route, a full-sample upscale iteration.
+SWEPT = ["experiment=sampler_pairs sampler@base_sampler=euler_ancestral sampler@mask_sampler=heun",
+         "experiment=upscale_schedules upscaler.full_sample_schedule=interleave1"]
 
 
 def job_parts(choice: str) -> JobParts:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        config = compose(config_name="config", overrides=[choice, *TINY])
+        config = compose(config_name="config", overrides=[*choice.split(), *TINY])
         if config.get("upscaler"):
-            config = compose(config_name="config", overrides=[choice, *TINY, *UPSCALED])
+            config = compose(config_name="config", overrides=[*choice.split(), *TINY, *UPSCALED])
     return JobParts.from_config(config)
 
 
@@ -40,7 +44,7 @@ def test_every_shipped_config_is_covered():
     assert {"experiment=blending_methods", "dual=regional", "upscaler=two_samplers_hooks"} <= set(SHIPPED)
 
 
-@pytest.mark.parametrize("choice", SHIPPED)
+@pytest.mark.parametrize("choice", SHIPPED + SWEPT)
 def test_batch_sizes_one_two_and_four_give_the_same_images(choice, model):
     parts = job_parts(choice)
     base, inside = parts.base_spec.build(model), parts.mask_spec.build(model)
@@ -52,8 +56,9 @@ def test_batch_sizes_one_two_and_four_give_the_same_images(choice, model):
         alone, pairs, four = (torch.cat([sample_batch(parts, model, base, inside, parts.mask, upscale, SEEDS[i:i + b])
                                          for i in range(0, len(SEEDS), b)]) for b in (1, 2, 4))
     assert alone.shape[0] == len(SEEDS) and not torch.equal(alone[0], alone[1])  # each image its own noise
+    scale = max(1.0, float(alone.abs().max()))  # the random-weight world's latents reach tens after 2 steps
     for batched in (pairs, four):
-        assert (batched - alone).abs().max() <= TOLERANCE, choice
+        assert (batched - alone).abs().max() <= TOLERANCE * scale, choice
 
 
 def test_stream_seeds_are_named_per_element_and_reproducible():
