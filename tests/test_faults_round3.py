@@ -170,6 +170,7 @@ ROWS = [
     ("regional base_only_steps -1", lambda m: Regional(base_only_steps=-1), r"base_only_steps must be an integer in \[0, 10000\]"),
     ("regional second_seed -1", lambda m: Regional(second_seed=-1), r"second_seed must be an integer in \[0, 18446744073709551615\]"),
     ("regional second_seed_mode", lambda m: Regional(second_seed_mode="both"), r"second_seed_mode must be one of none, fixed"),
+    ("regional recovery unknown key", lambda m: Regional(recovery={"sigma_ratio": 0.1}), r"recovery: unknown key 'sigma_ratio'; its keys are mode, sampler, ratio"),
     ("regional recovery string", lambda m: Regional(recovery="auto"), r"recovery must be a Recovery"),
     ("overlap_factor True", lambda m: Alternate(overlap_factor=True), r"overlap_factor must be an integer in \[0, 1024\], got True"),
     ("overlap_factor 2000", lambda m: Regional(overlap_factor=2000), r"overlap_factor must be an integer in \[0, 1024\]"),

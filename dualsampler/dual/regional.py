@@ -100,6 +100,10 @@ class Regional(RegionSampler):
         self.base_only_steps = check_int(self.base_only_steps, "base_only_steps", 0, MAX_STEPS)
         self.restore_latent = check_bool(self.restore_latent, "restore_latent")
         if isinstance(self.recovery, dict):
+            unknown = [key for key in self.recovery if key not in Recovery.__dataclass_fields__]
+            if unknown:
+                raise ValueError(f"recovery: unknown key {unknown[0]!r}; its keys are "
+                                 f"{', '.join(Recovery.__dataclass_fields__)}")
             self.recovery = Recovery(**self.recovery)
         if not isinstance(self.recovery, Recovery):
             raise ValueError(f"recovery must be a Recovery or its settings as a dict, got {self.recovery!r}")
