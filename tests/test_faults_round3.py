@@ -33,7 +33,7 @@ from dualsampler.sampling import KSampler, UNetDenoiser, get_sigmas, sample
 from dualsampler.tracking import WandbTracker
 from dualsampler.trace import Trace
 from dualsampler.upscale import (CfgScheduleHook, DenoiseScheduleHook, NoiseInjectionHook, StepsScheduleHook,
-                                 UpscaleSampler, iterative_upscale, resize_images)
+                                 UpscaleSampler, iterative_upscale, iterative_upscale_image, resize_images)
 from dualsampler.validation import check_device
 from test_faults_table import Models, judge, models, vae  # noqa: F401  (the counting models and their fixtures)
 
@@ -203,6 +203,14 @@ ROWS = [
      r"latent has 8 channels but the upscaler's VAE takes 4"),
     ("upscale latent NaN", lambda m: iterative_upscale(torch.full((1, 4, 8, 8), NAN), 2.0, 1, m.upscaler()), r"latent contains NaN"),
     ("upscale upscaler None", lambda m: iterative_upscale(m.latent(), 2.0, 1, None), r"upscaler must be a TwoSamplersForMaskUpscaler"),
+    ("upscaler decode 8 channels", lambda m: m.upscaler().decode(m.latent(channels=8)), r"latent has 8 channels but the VAE takes 4"),
+    ("upscaler encode NaN images", lambda m: m.upscaler().encode(torch.full((1, 3, 32, 32), NAN)), r"images contains NaN"),
+    ("upscaler vae None", lambda m: m.upscaler(vae=None), r"vae must be a diffusers AutoencoderKL, got NoneType"),
+    ("upscale noise_mask NaN", lambda m: iterative_upscale(m.latent(), 2.0, 1, m.upscaler(), noise_mask=torch.full((8, 8), NAN)),
+     r"noise_mask values must lie in \[0, 1\]"),
+    ("upscale image NaN", lambda m: iterative_upscale_image(torch.full((1, 3, 32, 32), NAN), 2.0, 1, m.upscaler()),
+     r"images contains NaN"),
+    ("hook step_info past the end", lambda m: CfgScheduleHook(3.0).set_steps((5, 2)), r"step_info must be \(i, n\) with integers 0 <= i < n"),
     ("upscale step_mode unknown", lambda m: iterative_upscale(m.latent(), 2.0, 1, m.upscaler(), "cubic"),
      r"step_mode must be one of simple, geometric"),
     ("upscaler upstream_compat 'no'", lambda m: m.upscaler(upstream_compat="no"), r"upstream_compat must be true or false"),
@@ -243,6 +251,7 @@ ROWS = [
     ("evaluator clip 3", lambda m: Evaluator(clip=3), r"metrics.clip must be a local CLIP folder"),
     ("evaluator clip missing folder", lambda m: Evaluator(clip=str(m.tmp_path / "clip")),
      r"metrics.clip must be a local CLIP folder \(with its config.json\) or null, got '.*clip'"),
+    ("metrics perceptual unknown", lambda m: m.metrics(perceptual="lpips"), r"perceptual must be one of auto, judge, lpips/alex"),
     ("metrics band_width True", lambda m: m.metrics(band_width=True), r"band_width must be an integer in \[1, 4096\], got True"),
     ("kid subsets True", lambda m: kernel_distance("judge", m.judge, subsets=True), r"subsets must be an integer in \[1, 10000\], got True"),
     # the tracker

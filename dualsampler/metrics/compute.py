@@ -22,8 +22,9 @@ from dualsampler.metrics.inputs import (
     judge_vocabulary,
     prepare_masks,
 )
-from dualsampler.metrics.perceptual import perceptual_metric
+from dualsampler.metrics.perceptual import PERCEPTUAL, perceptual_metric
 from dualsampler.metrics.region_accuracy import RegionAccuracy
+from dualsampler.validation import check_choice
 from dualsampler.metrics.seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
 
 Chunk = dict[str, Tensor | list[str]]
@@ -70,6 +71,7 @@ def compute_metrics(
     check_width(batch_size, "batch_size")
     if fid_features not in EXTRACTORS:
         raise ValueError(f"fid_features must be one of {EXTRACTORS}, got {fid_features!r}")
+    check_choice(perceptual, "perceptual", PERCEPTUAL)
     batch = images.shape[0]
     if references is not None:
         references = check_pair(images, references).to(images.device)

@@ -18,7 +18,7 @@ from ..validation import check_bool, check_bounded, check_choice
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
 from .inputs import prepare_masks
-from .perceptual import perceptual_metric
+from .perceptual import PERCEPTUAL, perceptual_metric
 from .region_accuracy import RegionAccuracy
 from .seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
 
@@ -27,7 +27,6 @@ REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered real set of FID/KID, away 
 JUDGE_PATCH = 32  # pixels: the judge reads 32 px patches, so a canvas under it cannot be judged
 
 
-PERCEPTUAL = ("auto", "judge", "lpips/alex", "lpips/vgg", "lpips/squeeze")
 
 
 @dataclass

@@ -12,6 +12,8 @@ from torchmetrics import Metric
 
 from dualsampler.metrics.features import frozen
 from dualsampler.metrics.inputs import check_images, check_pair
+
+PERCEPTUAL = ("auto", "judge", "lpips/alex", "lpips/vgg", "lpips/squeeze")  # what `perceptual_metric` takes
 from dualsampler.metrics.optional import lpips_available, lpips_weights
 
 

@@ -26,8 +26,11 @@ def _placement(vae) -> tuple[torch.device, torch.dtype]:
 @torch.no_grad()
 def encode_images(vae, images: Tensor) -> Tensor:
     """Images [B, 3, H, W] in [0, 1] -> latents `(mode(E(2x - 1)) - shift) * scaling`, float32."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be [B, 3, H, W] in [0, 1], got {tuple(images.shape)}")
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be [B, 3, H, W] in [0, 1], got {shape}")
+    if not torch.isfinite(images).all():
+        raise ValueError("images contains NaN or infinite values")
     device, dtype = _placement(vae)
     scaling, shift = vae_scaling(vae)
     z = vae.encode(images.to(device=device, dtype=dtype) * 2 - 1).latent_dist.mode()
@@ -36,7 +39,14 @@ def encode_images(vae, images: Tensor) -> Tensor:
 
 @torch.no_grad()
 def decode_latents(vae, latents: Tensor) -> Tensor:
-    """Latents [B, C, h, w] -> images `clamp((D(z / scaling + shift) + 1) / 2, 0, 1)`, float32."""
+    """Latents [B, C, h, w] (C the VAE's latent channels) -> images `clamp((D(z / scaling + shift) + 1) / 2, 0, 1)`,
+    float32."""
+    if not isinstance(latents, Tensor) or latents.dim() != 4:
+        shape = tuple(latents.shape) if isinstance(latents, Tensor) else type(latents).__name__
+        raise ValueError(f"latents must be [B, C, h, w], got {shape}")
+    channels = getattr(vae.config, "latent_channels", None)
+    if isinstance(channels, int) and latents.shape[1] != channels:
+        raise ValueError(f"latent has {latents.shape[1]} channels but the VAE takes {channels}")
     device, dtype = _placement(vae)
     scaling, shift = vae_scaling(vae)
     z = (latents.to(device).float() / scaling + shift).to(dtype)

@@ -29,7 +29,10 @@ class UpscaleHook:
         self.batch_seed: Seed | None = None
 
     def set_steps(self, step_info: tuple[int, int]) -> None:
-        """Remember the iteration `(i, n)` that the next calls belong to."""
+        """Remember the iteration `(i, n)` that the next calls belong to (integers, 0 <= i < n)."""
+        if not (isinstance(step_info, tuple) and len(step_info) == 2 and all(
+                isinstance(k, int) and not isinstance(k, bool) for k in step_info) and 0 <= step_info[0] < step_info[1]):
+            raise ValueError(f"step_info must be (i, n) with integers 0 <= i < n; got {step_info!r}")
         self.cur_step, self.total_steps = step_info
 
     def set_seed(self, seed: Seed) -> None:

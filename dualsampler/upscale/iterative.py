@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from dualsampler.masks import as_mask_batch
 from dualsampler.sampling.sample import check_latent
 from dualsampler.upscale.step_plan import check_final_size, upscale_plan
 from dualsampler.upscale.two_samplers_upscaler import TwoSamplersForMaskUpscaler
@@ -40,6 +41,8 @@ def iterative_upscale(
     `W x H` the input's pixel size; `noise_mask` is handed to the post-encode hooks of every iteration."""
     plan = checked_plan(upscale_factor, steps, step_mode, upscaler)
     check_upscale_latent(latent, upscaler)
+    if noise_mask is not None:
+        as_mask_batch(noise_mask, "noise_mask")
     f = upscaler.vae_factor
     height, width = latent.shape[-2] * f, latent.shape[-1] * f
     check_final_size(height, width, upscale_factor)

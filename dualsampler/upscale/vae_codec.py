@@ -20,7 +20,10 @@ MIN_TILE_SIZE = 64
 
 def vae_factor(vae) -> int:
     """Pixels per latent cell of a diffusers AutoencoderKL: `2 ** (len(block_out_channels) - 1)`."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    blocks = getattr(getattr(vae, "config", None), "block_out_channels", None)
+    if not blocks:
+        raise ValueError(f"vae must be a diffusers AutoencoderKL, got {type(vae).__name__}")
+    return 2 ** (len(blocks) - 1)
 
 
 def check_tile_size(tile_size: int, factor: int) -> None:
