@@ -65,10 +65,7 @@ BOUNDS: dict[str, Bound] = {
 }
 
 MAX_STEPS = int(BOUNDS["steps"].high)
-MAX_CFG = BOUNDS["cfg"].high
-MAX_GROW = int(BOUNDS["overlap_factor"].high)
 MAX_SIDE = int(BOUNDS["side"].high)
-MAX_FEATHER = BOUNDS["feather"].high
 MAX_FACTOR = BOUNDS["upscale_factor"].high
 MAX_ITERATIONS = int(BOUNDS["iterations"].high)
 MAX_TILE_SIZE = int(BOUNDS["tile_size"].high)
