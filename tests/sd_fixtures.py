@@ -3,12 +3,15 @@ zero-SNR scheduler, SDXL base) with hand-written tiny CLIP tokenizer files, save
 test run, plus a single-file checkpoint of the SD 1.5 one. Nothing is downloaded.
 
 tests/conftest.py imports the `sd_models` fixture from here, so any test can ask for it; the folders are built at
-most once per test run, on first use.
+most once per test run, on first use, and shared by the run's xdist workers (the first builds them under a lock).
+Tests treat them as read-only (a test that changes a folder copies it first).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import string
 from dataclasses import dataclass
@@ -239,9 +242,13 @@ def save_ldm_checkpoint(folder: Path, path: Path) -> None:
     save_file(checkpoint, path)
 
 
+def models_in(root: Path) -> SDModels:
+    return SDModels(root / "sd15", root / "sd2v", root / "sd2v_zero_snr", root / "sdxl", root / "sd15.safetensors")
+
+
 def build_all(root: Path) -> SDModels:
     root.mkdir(parents=True, exist_ok=True)
-    models = SDModels(root / "sd15", root / "sd2v", root / "sd2v_zero_snr", root / "sdxl", root / "sd15.safetensors")
+    models = models_in(root)
     build_sd15(models.sd15)
     build_sd2v(models.sd2v)
     build_zero_snr(models.sd2v, models.sd2v_zero_snr)
@@ -250,12 +257,22 @@ def build_all(root: Path) -> SDModels:
     return models
 
 
-_BUILT: dict[str, SDModels] = {}
+def built_once(root: Path) -> SDModels:
+    """The folders under `root/sd_models`, built by the first process that asks (an flock'd marker file)."""
+    root.mkdir(parents=True, exist_ok=True)
+    folder, done = root / "sd_models", root / "sd_models.done"
+    with open(root / "sd_models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build_all(folder)
+            done.touch()
+    return models_in(folder)
 
 
 @pytest.fixture(scope="session")
 def sd_models(tmp_path_factory) -> SDModels:
-    """The tiny Stable Diffusion folders, built once per test run."""
-    if "models" not in _BUILT:
-        _BUILT["models"] = build_all(tmp_path_factory.mktemp("sd_models"))
-    return _BUILT["models"]
+    """The tiny Stable Diffusion folders, built once per test run: under pytest-xdist in the run's shared base
+    folder (the parent of each worker's), so one worker builds them and the others read them."""
+    base = tmp_path_factory.getbasetemp()
+    return built_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)

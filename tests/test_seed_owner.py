@@ -44,7 +44,13 @@ def test_every_shipped_config_is_covered():
     assert {"experiment=blending_methods", "dual=regional", "upscaler=two_samplers_hooks"} <= set(SHIPPED)
 
 
-@pytest.mark.parametrize("choice", SHIPPED + SWEPT)
+def slow_if_upscaled(choice: str):
+    """The upscaled configs sample 64 -> 128 px three times over (seconds each): end to end, out of the quick subset."""
+    upscaled = any(word in choice for word in ("upscaler=two_samplers", "experiment=upscale_schedules"))
+    return pytest.param(choice, marks=pytest.mark.slow) if upscaled else choice
+
+
+@pytest.mark.parametrize("choice", [slow_if_upscaled(choice) for choice in SHIPPED + SWEPT])
 def test_batch_sizes_one_two_and_four_give_the_same_images(choice, model):
     parts = job_parts(choice)
     base, inside = parts.base_spec.build(model), parts.mask_spec.build(model)

@@ -87,12 +87,14 @@ def test_an_offline_run_opens_no_socket_but_wandbs_local_one(tmp_path):
     assert any(isinstance(event.get("connect"), str) for event in sockets)  # the hook saw wandb's local socket
 
 
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
 def test_auto_without_credentials_logs_offline_without_network(tmp_path):
     status, sockets, _ = log_in_subprocess(tmp_path, mode="auto")
     assert status["ok"] and status["mode"] == "offline"
     assert non_local(sockets) == []
 
 
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
 def test_the_offline_run_holds_the_logged_config_metrics_and_grid(tmp_path):
     log_in_subprocess(tmp_path, mode="offline")
     run = read_offline_run(next((tmp_path / "job" / "wandb").glob("offline-run-*")), env=child_env(tmp_path))
@@ -102,6 +104,7 @@ def test_the_offline_run_holds_the_logged_config_metrics_and_grid(tmp_path):
     assert run["history"][0]["grid._type"] == "image-file" and run["history"][0]["per_seed._type"] == "table-file"
 
 
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
 def test_an_unreachable_server_in_online_mode_is_a_status_not_an_exception(tmp_path):
     env = child_env(tmp_path, WANDB_API_KEY="0" * 40, WANDB_BASE_URL=CLOSED_LOCAL_PORT)
     status, sockets, seconds = log_in_subprocess(tmp_path, env=env, mode="online", init_timeout=2)
@@ -111,6 +114,7 @@ def test_an_unreachable_server_in_online_mode_is_a_status_not_an_exception(tmp_p
     assert seconds < 60  # wandb's own init timeout would hold it 90 s
 
 
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
 def test_auto_with_a_key_but_no_server_falls_back_to_an_offline_run(tmp_path):
     env = child_env(tmp_path, WANDB_API_KEY="0" * 40, WANDB_BASE_URL=CLOSED_LOCAL_PORT)
     status, _, seconds = log_in_subprocess(tmp_path, env=env, mode="auto", init_timeout=2)
@@ -120,6 +124,7 @@ def test_auto_with_a_key_but_no_server_falls_back_to_an_offline_run(tmp_path):
     assert seconds < 60
 
 
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
 def test_a_failure_while_logging_is_a_status_not_an_exception(tmp_path):
     status, _, _ = log_in_subprocess(tmp_path, mode="offline", grid=False)  # the grid image is missing
     assert status["ok"] is False and status["mode"] == "offline"
