@@ -16,7 +16,8 @@ from ..sampling.ksampler import KSampler, denoise_to_steps
 from ..sampling.noise import Seed
 from ..sampling.samplers import Callback
 from ..validation import check_callback
-from .checks import check_common, check_latent_channels, check_region_list, check_region_mask, check_sampler_object
+from ..sampling.sample import check_latent_channels
+from .checks import check_common, check_region_list, check_region_mask, check_sampler_object
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class RegionSampler:
         seed, steps, denoise = check_common(latent, seed, steps, denoise)
         check_callback(callback)
         check_sampler_object(base_sampler, "base_sampler")
-        check_latent_channels(latent, base_sampler, "base_sampler")
+        check_latent_channels(latent, base_sampler.denoiser, "base_sampler")
         regions = check_region_list(regions)
         if self.max_regions is not None and len(regions) > self.max_regions:
             raise ValueError(f"{type(self).__name__} takes at most {self.max_regions} region(s), got {len(regions)}")
@@ -152,7 +153,7 @@ class RegionSampler:
             if not isinstance(region, Region):
                 raise ValueError(f"regions[{k}] must be a dualsampler.dual.Region(mask, sampler), got {region!r}")
             check_sampler_object(region.sampler, sampler_name)
-            check_latent_channels(latent, region.sampler, sampler_name)
+            check_latent_channels(latent, region.sampler.denoiser, sampler_name)
             checked.append(Region(check_region_mask(region.mask, latent, name).to(latent.device), region.sampler))
         adv_steps, start = denoise_to_steps(steps, denoise)
         return RegionRun(latent, base_sampler, tuple(checked), seed, steps, denoise, adv_steps, start, callback)

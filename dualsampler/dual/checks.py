@@ -1,5 +1,5 @@
-"""Checks the region samplers run once at their public entry: latent, samplers, region lists, masks against the
-latent, seed/steps/denoise. Each error names the parameter and its allowed values (`dualsampler.validation`)."""
+"""Checks the region samplers run once at their public entry: samplers, region lists, masks against the latent,
+seed/steps/denoise (the latent's channels: `sampling.sample.check_latent_channels`). Each error names the parameter and its allowed values (`dualsampler.validation`)."""
 
 from __future__ import annotations
 
@@ -38,17 +38,6 @@ def check_region_list(regions: Any) -> tuple[Any, ...]:
     if not isinstance(regions, (list, tuple)) or not regions:
         raise ValueError(f"regions must be a non-empty list of dualsampler.dual.Region, got {regions!r}")
     return tuple(regions)
-
-
-def check_latent_channels(latent: Tensor, sampler: KSampler, name: str) -> None:
-    """The latent's channel count against the model behind the sampler's denoiser, when it says: the UNet's
-    `config.in_channels`, or the denoiser's own `latent_channels`."""
-    unet = getattr(sampler.denoiser, "unet", None)
-    expected = getattr(getattr(unet, "config", None), "in_channels", None)
-    if not isinstance(expected, int):
-        expected = getattr(sampler.denoiser, "latent_channels", None)
-    if isinstance(expected, int) and latent.shape[1] != expected:
-        raise ValueError(f"latent has {latent.shape[1]} channels but {name}'s model expects {expected}")
 
 
 def check_settings(latent: Tensor, seed: Seed, steps: int, denoise: float, prefix: str = "") -> tuple[Seed, int, float]:

@@ -19,7 +19,7 @@ from .brownian import BrownianTreeNoise
 from .model_sampling import ModelSampling, check_model_sampling
 from .noise import NoiseStream, Seed, check_seed
 from .noise_mask import latent_noise_mask, masked_denoiser
-from .sample import check_latent, counting, integrate, with_counts
+from .sample import check_latent, check_latent_channels, counting, integrate, with_counts
 from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampler
 from .samplers.guidance import CFG_PP_SAMPLERS, require_uncond
 from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
@@ -147,6 +147,7 @@ class KSampler:
         return_with_leftover_noise = as_flag(return_with_leftover_noise, "return_with_leftover_noise")
         steps = check_steps(steps)
         check_latent(latent)
+        check_latent_channels(latent, self.denoiser, "the KSampler's denoiser")
         seed = check_seed(seed, latent.shape[0])
         start_at_step = check_int(start_at_step, "start_at_step", 0, MAX_STEPS)
         end_at_step = check_int(end_at_step, "end_at_step", 0, MAX_STEPS)
@@ -211,6 +212,7 @@ class KSampler:
         `denoise` > 0.9999, else the last `steps + 1` sigmas of the `int(steps / denoise)`-step schedule."""
         steps, denoise = check_steps(steps), check_denoise(denoise)
         check_latent(latent)
+        check_latent_channels(latent, self.denoiser, "the KSampler's denoiser")
         seed = check_seed(seed, latent.shape[0])
         check_callback(callback)
         if denoise > FULL_DENOISE:

@@ -33,6 +33,17 @@ def check_latent(x: Tensor, name: str = "latent") -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+def check_latent_channels(latent: Tensor, denoiser: Any, name: str) -> None:
+    """The latent's channel count against the model behind `denoiser`, when it says: its UNet's
+    `config.in_channels`, or its own `latent_channels`; the error names `name`'s model."""
+    unet = getattr(denoiser, "unet", None)
+    expected = getattr(getattr(unet, "config", None), "in_channels", None)
+    if not isinstance(expected, int):
+        expected = getattr(denoiser, "latent_channels", None)
+    if isinstance(expected, int) and latent.shape[1] != expected:
+        raise ValueError(f"latent has {latent.shape[1]} channels but {name}'s model expects {expected}")
+
+
 class CountingDenoiser:
     """Counts calls of a denoiser (`evals`); other attributes (`model_sampling`, ...) are the inner denoiser's."""
 
@@ -96,6 +107,7 @@ def sample(
         raise ValueError(f"denoiser must be a callable denoiser(x, sigma) -> x0, got {type(denoiser).__name__}")
     check_sampler(sampler)
     check_latent(x, "x")
+    check_latent_channels(x, denoiser, "the denoiser")
     check_sigmas(sigmas)
     seed = check_seed(seed, x.shape[0])
     return integrate(denoiser, x, sigmas, sampler, seed, callback)
