@@ -31,6 +31,7 @@ from dualsampler.runner.settings import ConfigError
 from dualsampler.runner.upscaling import UpscaleSpec
 from dualsampler.sampling import KSampler, UNetDenoiser, get_sigmas, sample
 from dualsampler.tracking import WandbTracker
+from dualsampler.sampling.samplers.dpm_adaptive import sample_dpm_adaptive
 from dualsampler.trace import Trace
 from dualsampler.upscale import (CfgScheduleHook, DenoiseScheduleHook, NoiseInjectionHook, StepsScheduleHook,
                                  UpscaleSampler, iterative_upscale, iterative_upscale_image, resize_images)
@@ -137,6 +138,10 @@ ROWS = [
     ("sample() sigmas a list", lambda m: sample(m, m.latent(), [1.0, 0.0]), r"sigmas must be a 1-D tensor .* got list"),
     ("sample() sigmas NaN", lambda m: sample(m, m.latent(), torch.tensor([NAN, 0.0])), r"sigmas must be finite"),
     ("sample() sampler unknown", lambda m: sample(m, m.latent(), get_sigmas("karras", 2), "eulr"), r"sampler must be one of"),
+    ("dpm_adaptive tolerances 1e-12", lambda m: sample_dpm_adaptive(m, m.latent(), get_sigmas("karras", 2), rtol=1e-12, atol=1e-12),
+     r"rtol or atol must be >= 1e-06"),
+    ("dpm_adaptive h_init 1e-300", lambda m: sample_dpm_adaptive(m, m.latent(), get_sigmas("karras", 2), h_init=1e-300),
+     r"h_init must be a finite number in \[1e-06, 10\]"),
     ("get_sigmas scheduler unknown", lambda m: get_sigmas("cosine", 4), r"scheduler must be one of normal, karras"),
     ("get_sigmas steps string", lambda m: get_sigmas("karras", "10"), r"steps must be an integer in \[1, 10000\]"),
     ("get_sigmas model_sampling 'sd'", lambda m: get_sigmas("karras", 4, "sd"), r"model_sampling must be None or a model sampling"),

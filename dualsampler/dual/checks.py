@@ -1,5 +1,6 @@
 """Checks the region samplers run once at their public entry: samplers, region lists, masks against the latent,
-seed/steps/denoise (the latent's channels: `sampling.sample.check_latent_channels`). Each error names the parameter and its allowed values (`dualsampler.validation`)."""
+seed/steps/denoise (the latent's channels: `sampling.sample.check_latent_channels`). Each error names the
+parameter and its allowed values (`dualsampler.validation`)."""
 
 from __future__ import annotations
 

@@ -60,11 +60,17 @@ class StepSizeController:
         return accept
 
 
+# The least rtol/atol (the larger of the two) and h_init: far below upstream's 0.05 / 0.0078 / 0.05, the number of
+# steps grows without bound.
+MIN_TOLERANCE = 1e-6
+
+
 def check_adaptive(order: int, rtol: float, atol: float, h_init: float, accept_safety: float, eta: float) -> None:
     check_choice(order, "order", (2, 3))
-    if not check_real(rtol, "rtol", 0.0) and not check_real(atol, "atol", 0.0):
-        raise ValueError("rtol and atol must not both be 0")
-    check_real(h_init, "h_init", 0.0, low_open=True)
+    if max(check_real(rtol, "rtol", 0.0, 10.0), check_real(atol, "atol", 0.0, 10.0)) < MIN_TOLERANCE:
+        raise ValueError(f"rtol or atol must be >= {MIN_TOLERANCE:g} (a smaller tolerance takes unbounded steps), "
+                         f"got rtol={rtol!r}, atol={atol!r}")
+    check_real(h_init, "h_init", MIN_TOLERANCE, 10.0)
     check_real(accept_safety, "accept_safety", 0.0, 1.0, low_open=True)
     check_eta(eta)
 
