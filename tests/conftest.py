@@ -1,9 +1,11 @@
 """Shared fixtures. Torch runs on one thread in the tests and in every subprocess they start: on a loaded 2-core
 machine torch's default threads made the suite about four times slower (issue 11). Shared helpers live in helpers.py.
 
-The suite runs on two pytest-xdist workers (`-n 2 --dist loadgroup` in pyproject's addopts; `-n 0` runs it in one
-process): tests are spread one by one, except those of the modules in ONE_WORKER, which share a module fixture that
-costs seconds (a sweep's processes, a wheel and its venv, a dual-sampled latent) and so run on one worker."""
+The suite runs on two pytest-xdist workers (`-n 2 --dist loadfile` in pyproject's addopts; `-n 0` runs it in one
+process). Each test file runs whole on one worker, so a module fixture that costs seconds (a sweep's processes, a
+wheel and its venv, a dual-sampled latent) is built once. (`--dist loadgroup` would spread single tests, but
+pytest-xdist 3.8 does not group them under pytest 9: its group suffix goes to `item._nodeid`, which pytest 9 no
+longer reads.)"""
 
 from __future__ import annotations
 
@@ -19,15 +21,6 @@ from helpers import GaussianData  # noqa: E402
 from sd_fixtures import sd_models  # noqa: E402, F401  (tiny Stable Diffusion folders, built once per run)
 
 torch.set_num_threads(1)
-
-ONE_WORKER = {"test_run_sweep", "test_packaging", "test_upscale_end_to_end"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.stem in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture
