@@ -15,12 +15,17 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"  # set before torch starts its pools; subprocesses inherit it
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 from helpers import GaussianData  # noqa: E402
 from sd_fixtures import sd_models  # noqa: E402, F401  (tiny Stable Diffusion folders, built once per run)
 
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """torch on one thread where tests run (torch is not imported here: xdist's controller runs no test)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -1,15 +1,18 @@
 """Helpers shared by several test modules: exact Gaussian data, tiny random diffusers UNets, a forward counter.
 
 Test modules import them with `from helpers import ...` (pytest puts tests/ on sys.path); fixtures stay in
-conftest.py.
+conftest.py. torch and diffusers are imported where they are used: conftest imports this module, and pytest-xdist's
+controller process, which runs no test, should not pay seconds of imports before it starts the workers.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-from diffusers import UNet2DConditionModel
+if TYPE_CHECKING:
+    import torch
+    from diffusers import UNet2DConditionModel
 
 
 class GaussianData:
@@ -31,6 +34,9 @@ class GaussianData:
 
 def tiny_cond_unet() -> UNet2DConditionModel:
     """A seeded random text-conditioned UNet of SD's architecture, 4 latent channels, 8-dim conditioning."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
     torch.manual_seed(0)
     return UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
@@ -49,6 +55,8 @@ class ForwardCounter:
 
 def embeddings(seed: int) -> torch.Tensor:
     """Seeded conditioning [1, 3 tokens, 8] for `tiny_cond_unet`."""
+    import torch
+
     return torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(seed))
 
 

@@ -16,9 +16,12 @@ import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
+
+if TYPE_CHECKING:  # torch is imported where used: conftest imports this module (see helpers.py)
+    import torch
 
 TEXT_WIDTH = 32
 MAX_TOKENS = 77
@@ -90,6 +93,8 @@ def build_sd15(folder: Path) -> None:
     from diffusers import PNDMScheduler, StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
+    import torch
+
     torch.manual_seed(15)
     vocab = write_tokenizer(folder / "tokenizer")
     pipe = StableDiffusionPipeline(
@@ -104,6 +109,8 @@ def build_sd15(folder: Path) -> None:
 def build_sd2v(folder: Path) -> None:
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
     from transformers import CLIPTokenizer
+
+    import torch
 
     torch.manual_seed(2)
     vocab = write_tokenizer(folder / "tokenizer", pad_token="!")
@@ -129,6 +136,8 @@ def build_zero_snr(source: Path, folder: Path) -> None:
 def build_sdxl(folder: Path) -> None:
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
     from transformers import CLIPTokenizer
+
+    import torch
 
     torch.manual_seed(10)
     vocab = write_tokenizer(folder / "tokenizer")
