@@ -193,7 +193,7 @@ def test_differential_diffusion_holds_a_pixel_to_the_base_trajectory_until_the_t
 
 @pytest.mark.parametrize("cls, kwargs, message", [
     (MultiDiffusion, {"bootstrap": 1.5}, r"bootstrap must be a finite number in \[0, 1\]"),
-    (MultiDiffusion, {"overlap_factor": -2}, "overlap_factor must be an integer in \[0,"),
+    (MultiDiffusion, {"overlap_factor": -2}, r"overlap_factor must be an integer in \[0,"),
     (MixtureOfDiffusers, {"sigma_scale": 0}, r"sigma_scale must be a finite number in \[0.01, 10\]"),
     (MixtureOfDiffusers, {"weights": "cosine"}, "weights must be one of gaussian, flat"),
     (SoftInpainting, {"schedule_bias": -1}, r"schedule_bias must be a finite number in \[0, 8\]"),
@@ -201,7 +201,7 @@ def test_differential_diffusion_holds_a_pixel_to_the_base_trajectory_until_the_t
     (SoftInpainting, {"transition_contrast_boost": 0.5}, r"transition_contrast_boost must be a finite number in \[1, 32\]"),
     (SoftInpainting, {"feather": float("nan")}, r"feather must be a finite number in \[0, 64\]"),
     (DifferentialDiffusion, {"feather": "wide"}, r"feather must be a finite number in \[0, 64\]"),
-    (DifferentialDiffusion, {"overlap_factor": 1.5}, "overlap_factor must be an integer in \[0,"),
+    (DifferentialDiffusion, {"overlap_factor": 1.5}, r"overlap_factor must be an integer in \[0,"),
 ])
 def test_bad_hyper_parameters_are_rejected_when_the_method_is_made(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
