@@ -161,7 +161,7 @@ def test_fused_feathering_softens_the_blend(samplers, latent, mask):
     ({"mask": torch.ones(H + 1, W)}, "does not match the latent"),
     ({"mask": torch.full((H, W), 1.5)}, r"mask values must lie in \[0, 1\]"),
     ({"mode": "parallel"}, "mode must be one of seed, regional, fused"),
-    ({"overlap_factor": -1}, "overlap_factor must be an integer in \[0,"),
+    ({"overlap_factor": -1}, r"overlap_factor must be an integer in \[0,"),
     ({"denoise": 0}, r"denoise must be a finite number in \(0, 1\]"),
     ({"steps": 0}, "steps must be an integer in \\[1,"),
     ({"mask": torch.ones(3, 1, H, W)}, "mask batch must be 1 or 2"),

@@ -127,7 +127,7 @@ def test_second_order_and_unipc_samplers_drop_the_penultimate_sigma(ms, sampler)
 
 
 def test_steps_are_bounded_by_upstreams_maximum_and_samplers_that_drop_a_sigma_still_reach_it(ms):
-    with pytest.raises(ValueError, match="steps must be an integer in \[1, 10000\], got 10001"):
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[1, 10000\], got 10001"):
         get_sigmas("karras", 10_001, ms)
     assert KSampler(lambda x, s: x, "dpm_2", "karras", ms).sigmas(10_000).shape == (10_001,)
 
