@@ -186,6 +186,7 @@ def test_a_hyper_parameter_its_other_settings_switch_off_names_no_job_and_is_not
     ("regional", {"second_seed_mode": "none"}, {"second_seed": 5}),
     ("mixture_of_diffusers", {"weights": "flat"}, {"sigma_scale": 0.5}),
 ])
+@pytest.mark.filterwarnings("ignore:overlap_factor. the grown mask covers")  # regional's default overlap on 8x8
 def test_a_switched_off_hyper_parameter_changes_nothing(name, settings, switched_off):
     base = KSampler(GaussianData(mu=-1.0, std=0.3), "euler")
     inside = KSampler(GaussianData(mu=1.0, std=0.3), "euler")
