@@ -6,8 +6,10 @@ A case's tolerance has two parts, both measured on this toolkit's side when the 
   inputs in float64 (the sampler math then runs in float64 too) and (b) the largest change among `PROBES` runs in
   which every denoiser prediction and every float32 draw of `torch.randn` (whose vectorised Box-Muller differs by
   one rounding between vector paths) comes back times `1 + 2^-23 u`, u ~ U(-1, 1) per element;
-- its spread over ATen's vector paths: on x86-64 ATen runs one of three (default, AVX2, AVX512; forced with
-  ATEN_CPU_CAPABILITY), and the largest difference between this case's results under the paths this machine has.
+- its spread over the vector paths: on x86-64 ATen runs one of three (default, AVX2, AVX512; forced with
+  ATEN_CPU_CAPABILITY) and oneDNN's convolutions (the upscaler cases' VAE and upscale model) pick their own
+  instruction set by CPU (capped with ONEDNN_MAX_CPU_ISA); `PATH_ENV` pairs them, and the spread is the largest
+  difference between this case's results under the paths this machine has.
   This catches what no smooth probe does: the SDE samplers' Brownian tree resolves query times on a 1e-6 grid,
   and a query time is a float32 result of exp/log that rounds differently on the default path, so one rounding can
   move a query to the next grid point and the result by ~1e-3.
@@ -142,8 +144,16 @@ def rule(base: float) -> str:
             f"+ {SPREAD_FACTOR:g} x its spread over ATen's vector paths (scripts/parity_tolerance.py)")
 
 
+# Each vector path as the environment that forces it: ATen's kernels and oneDNN's instruction set together.
+PATH_ENV = {
+    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+}
+
+
 def vector_paths() -> list[str]:
-    """The ATEN_CPU_CAPABILITY values this CPU can run: default always, then avx2 and avx512 as supported."""
+    """The PATH_ENV paths this CPU can run: default always, then avx2 and avx512 as supported."""
     ladder = ["default", "avx2", "avx512"]
     native = torch.backends.cpu.get_cpu_capability().lower()
     return ladder[: ladder.index(native) + 1] if native in ladder else ["default", native]
@@ -165,12 +175,13 @@ def _compat(entry: dict) -> bool:
 
 
 def results_under(path: str, manifest_path: Path) -> dict[str, Tensor]:
-    """Every case of the manifest run by this toolkit in a child process with ATEN_CPU_CAPABILITY=path."""
+    """Every case of the manifest run by this toolkit in a child process under PATH_ENV[path]."""
     from safetensors.torch import load_file
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ours.safetensors"
-        env = {**os.environ, "ATEN_CPU_CAPABILITY": path, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {**os.environ, **PATH_ENV.get(path, {"ATEN_CPU_CAPABILITY": path}), "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1"}
         subprocess.run([sys.executable, __file__, str(manifest_path.parent), "--run-ours", str(out)], env=env,
                        check=True)
         return load_file(str(out))

@@ -2,7 +2,8 @@
 ComfyUI and the Impact Pack produced for each case of scripts/upstream_parity.py (commits in its manifest), and
 this toolkit must give them from the same inputs, each case to its own tolerance: 1e-4 plus ten times its
 sensitivity to float32 rounding (scripts/parity_tolerance.py), so that the goldens hold on any x86-64 CPU, whichever
-vector path it takes (CI runs this file natively and with ATEN_CPU_CAPABILITY=default), and a real bug still shows.
+vector path it takes (CI runs this file natively and on the default path: ATEN_CPU_CAPABILITY=default,
+ONEDNN_MAX_CPU_ISA=SSE41), and a real bug still shows.
 
 A `within_rounding` case has a known cause (in the manifest) but differs by less than its own tolerance: the case
 is ill-conditioned enough that rounding alone moves it as far, so it is held to that tolerance like any other.
