@@ -166,10 +166,6 @@ def _harness() -> Any:
     return upstream_parity
 
 
-def _case(harness: Any, entry: dict) -> Any:
-    return harness.Case(**{k: v for k, v in entry.items() if k in harness.Case.__dataclass_fields__})
-
-
 def _compat(entry: dict) -> bool:
     return entry["status"] == "deviation"
 
@@ -196,7 +192,8 @@ def run_all(manifest_path: Path, out: Path) -> None:
     tensors = {}
     with torch.no_grad():
         for entry in json.loads(manifest_path.read_text())["cases"]:
-            tensors[entry["name"]] = harness.run_ours(_case(harness, entry), upstream_compat=_compat(entry))
+            case = harness.case_from_entry(entry)
+            tensors[entry["name"]] = harness.run_ours(case, upstream_compat=_compat(entry))
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out))
 
 
@@ -209,7 +206,8 @@ def assign(manifest_path: Path) -> dict:
     for entry in manifest["cases"]:
         results = [r[entry["name"]].double() for r in by_path.values()]
         spread = max(float((a - results[0]).abs().max()) for a in results)
-        s = sensitivity(_case(harness, entry), harness.run_ours, harness.GaussianDenoiser, _compat(entry))
+        case = harness.case_from_entry(entry)
+        s = sensitivity(case, harness.run_ours, harness.GaussianDenoiser, _compat(entry))
         entry["sensitivity"], entry["spread"] = float(f"{s:.2e}"), float(f"{spread:.2e}")
         entry["tolerance"] = tolerance_for(entry["sensitivity"], entry["spread"], manifest["tolerance"])
         if entry["status"] == "known_difference" and entry["max_abs_diff"] <= entry["tolerance"]:

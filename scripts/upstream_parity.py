@@ -224,6 +224,11 @@ class Case:
         return list(zip(names, region_masks(kind, resolution, len(names), self.shape)))
 
 
+def case_from_entry(entry: dict[str, Any]) -> Case:
+    """The case a manifest entry describes (its Case fields; the status, diffs and tolerance are the manifest's)."""
+    return Case(**{k: v for k, v in entry.items() if k in Case.__dataclass_fields__})
+
+
 def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: list[str], seed_loop: bool) -> list[Case]:
     cases: list[Case] = []
     one_step = {"uni_pc", "uni_pc_bh2"}

@@ -50,11 +50,6 @@ def case_param(entry: dict):
     return pytest.param(entry, id=entry["name"], marks=marks)
 
 
-def as_case(entry: dict):
-    fields = {k: v for k, v in entry.items() if k in harness.Case.__dataclass_fields__}
-    return harness.Case(**fields)
-
-
 def test_the_manifest_names_the_upstream_commits_and_the_model():
     assert set(MANIFEST["upstream"]) >= {"comfyui", "impact"}
     assert all(len(commit) == 40 for commit in MANIFEST["upstream"].values())
@@ -80,7 +75,7 @@ def test_every_sampler_and_scheduler_offered_has_goldens():
 
 @pytest.mark.parametrize("entry", [case_param(e) for e in MANIFEST["cases"]])
 def test_ours_gives_upstreams_tensor(entry):
-    case = as_case(entry)
+    case = harness.case_from_entry(entry)
     with torch.no_grad():
         ours = harness.run_ours(case, upstream_compat=entry["status"] == "deviation")
     assert ours.shape == TENSORS[case.name].shape
@@ -102,7 +97,7 @@ def test_each_case_holds_to_the_stated_rule_and_few_cases_loosen_it():
 
 def test_the_sensitivity_probe_measures_an_ill_conditioned_case_and_not_a_well_conditioned_one():
     probe = harness.parity_tolerance.sensitivity
-    by_name = {e["name"]: as_case(e) for e in MANIFEST["cases"]}
+    by_name = {e["name"]: harness.case_from_entry(e) for e in MANIFEST["cases"]}
     assert probe(by_name["ksa/euler/karras"], harness.run_ours, harness.GaussianDenoiser) < 1e-5
     assert probe(by_name["ksa/dpm_adaptive/simple"], harness.run_ours, harness.GaussianDenoiser) > 1e-4
 
@@ -124,7 +119,7 @@ WELL_CONDITIONED = [e for e in MANIFEST["cases"] if e["status"] == "ok" and e["t
 @pytest.mark.parametrize("entry", WELL_CONDITIONED[::25], ids=lambda e: e["name"])
 def test_a_small_bug_still_fails_its_case(entry):
     """The tolerances stay tight enough to see a 0.1% model error (every 25th case held below 1e-3)."""
-    case = as_case(entry)
+    case = harness.case_from_entry(entry)
     with torch.no_grad():
         ours = harness.run_ours(case, denoiser=BiasedDenoiser())
     assert float((ours - TENSORS[case.name]).abs().max()) > entry["tolerance"]
@@ -133,7 +128,7 @@ def test_a_small_bug_still_fails_its_case(entry):
 @pytest.mark.parametrize("entry", [e for e in MANIFEST["cases"] if e["status"] == "deviation"][:8],
                          ids=lambda e: e["name"])
 def test_a_documented_deviation_differs_by_default(entry):
-    case = as_case(entry)
+    case = harness.case_from_entry(entry)
     with torch.no_grad():
         ours = harness.run_ours(case)
     assert float((ours - TENSORS[case.name]).abs().max()) > MANIFEST["tolerance"]
