@@ -260,12 +260,17 @@ ROWS = [
 ]
 
 
-@pytest.mark.parametrize("call, message", [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
-def test_a_bad_value_is_refused_before_any_model_call_naming_the_parameter(models, call, message):
+def assert_refused_before_any_model_call(models: Models, call, message: str) -> None:
+    """`call(models)` raises a ValueError matching `message` and no counting model was called."""
     with pytest.raises(ValueError) as error:
         call(models)
     assert re.search(message, str(error.value)), str(error.value)
     assert models.calls == 0
+
+
+@pytest.mark.parametrize("call, message", [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
+def test_a_bad_value_is_refused_before_any_model_call_naming_the_parameter(models, call, message):
+    assert_refused_before_any_model_call(models, call, message)
 
 
 def test_the_counting_models_count_a_valid_call_of_each(models):
