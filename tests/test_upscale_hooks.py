@@ -77,6 +77,12 @@ def test_hooks_do_not_touch_the_original_sampler_or_denoiser():
     assert hooked.resolved().denoiser is not sampler.ksampler.denoiser
 
 
+def test_a_cfg_hook_keeps_the_samplers_upstream_compat():
+    sampler = UpscaleSampler(KSampler(GuidedZero(8.0), upstream_compat=True), seed=0, steps=20, denoise=0.5)
+    hooked = per_iteration(CfgScheduleHook(2.0), sampler, 2)[-1]
+    assert hooked.resolved().denoiser.cfg == 2.0 and hooked.resolved().upstream_compat
+
+
 def test_combined_hook_applies_both_in_order():
     calls = []
 

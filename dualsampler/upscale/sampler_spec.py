@@ -61,7 +61,8 @@ class UpscaleSampler:
             return self.ksampler
         denoiser = copy.copy(self.ksampler.denoiser)
         denoiser.cfg = self.cfg
-        return KSampler(denoiser, self.ksampler.sampler, self.ksampler.scheduler, self.ksampler.model_sampling)
+        return KSampler(denoiser, self.ksampler.sampler, self.ksampler.scheduler, self.ksampler.model_sampling,
+                        self.ksampler.upstream_compat)
 
     def sample(self, latent: Tensor) -> Tensor:
         """Re-noise `latent` and sample the last `steps` of the `int(steps / denoise)`-step schedule to sigma 0, as
