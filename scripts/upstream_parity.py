@@ -838,14 +838,8 @@ KNOWN_CAUSES = [
                       "`mask != 1` hands them to the base sampler too; ours counts a value within 1e-6 of 1 as on")),
     (r"^seeds/dpm_adaptive$", ("dpm_adaptive's step-size controller takes the error norm over the whole batch, so a "
                                "seed list's element differs from its run alone (upstream's equivalent)")),
-    (r"^(regional|two)/.*sde", ("the Impact Pack's wrappers seed the SDE Brownian tree over the whole schedule's "
-                                "sigma range; ours over the slice's")),
-    (r"sde", "SDE Brownian-tree noise (issue 12 cause 1)"),
     (r"^slice/sa_solver", ("upstream's sa_solver returns the state before its last predictor step when the slice "
                            "ends above sigma 0 (a one-step leftover slice returns its input)")),
-    (r"dpmpp_2s_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp update"),
-    (r"dpm_adaptive", "dpm_adaptive step-size control"),
-    (r"ipndm_v", "ipndm_v variable-step coefficients"),
     (r"uni_pc", ("upstream's UniPC runs in float32 and drifts up to ~1e-4 from its own float64 result, which ours "
                  "matches to 1e-13")),
 ]
