@@ -24,8 +24,8 @@ from .samplers import DISCARD_PENULTIMATE_SIGMA, Callback, Denoiser, check_sampl
 from .samplers.guidance import CFG_PP_SAMPLERS, require_uncond
 from .samplers.uni_pc import UNI_PC_VARIANTS, upstream_one_step_uni_pc
 from .schedules import check_scheduler, check_steps, schedule_sigmas
-from ..validation import (MAX_STEPS, check_bool, check_bounded, check_callback, check_int, check_real, check_schedule_length,
-                          check_switch)
+from ..validation import (MAX_STEPS, check_bool, check_bounded, check_callback, check_int, check_real,
+                          check_schedule_length, check_switch)
 
 # Samplers whose noise-masked held region is noised with a separate draw from seed + 1 (upstream runs `ddim` as
 # euler with "random" inpainting noise), whatever the run's own added noise is.
@@ -37,11 +37,6 @@ FULL_DENOISE = 0.9999
 # ComfyUI's own sampler object, whose tree spans the slice.
 SPANNED_TREE_SAMPLERS = frozenset({"dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde",
                                    "dpmpp_3m_sde_gpu"})
-
-
-def as_flag(value: bool | str, name: str) -> bool:
-    """A bool, or exactly upstream's widget strings `enable` / `disable`."""
-    return check_switch(value, name)
 
 
 def check_denoise(denoise: float) -> float:
@@ -143,8 +138,8 @@ class KSampler:
         """Run steps `start_at_step .. end_at_step` of a `steps`-step schedule (SPEC §4); returns a new latent.
 
         `sigma_scale` multiplies the sliced sigmas (upstream's sigma factor, used by the recovery modes)."""
-        add_noise = as_flag(add_noise, "add_noise")
-        return_with_leftover_noise = as_flag(return_with_leftover_noise, "return_with_leftover_noise")
+        add_noise = check_switch(add_noise, "add_noise")
+        return_with_leftover_noise = check_switch(return_with_leftover_noise, "return_with_leftover_noise")
         steps = check_steps(steps)
         check_latent(latent)
         check_latent_channels(latent, self.denoiser, "the KSampler's denoiser")
