@@ -1,23 +1,25 @@
-"""A job's evaluation as one object: configured once (conf/metrics/), started on a model, a mask and the two
-prompts, updated batch by batch, computed once into aggregate values and one row of values per image."""
+"""A job's evaluation as one object: configured once (conf/metrics/), started on a model, updated batch by batch
+with each batch's item (a base prompt and 1..16 regions, each a mask and a prompt), computed once into aggregate
+values and one row of values per image."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from ..validation import check_bool, check_bounded, check_choice
+from ..validation import check_bool, check_bounded, check_choice, check_int, check_text
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
-from .inputs import prepare_masks
+from .inputs import check_images, prepare_masks
 from .perceptual import PERCEPTUAL, perceptual_metric
 from .region_accuracy import RegionAccuracy
 from .seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
@@ -25,8 +27,8 @@ from .seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
 log = logging.getLogger(__name__)
 REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered real set of FID/KID, away from the sampled seeds
 JUDGE_PATCH = 32  # pixels: the judge reads 32 px patches, so a canvas under it cannot be judged
-
-
+MAX_REGIONS = 16  # regions of one item, as a data-set manifest allows (dualsampler.runner.items.MAX_REGIONS)
+REAL_BATCH = 32  # reference composites of the real set read by the judge at once
 
 
 @dataclass
@@ -34,7 +36,12 @@ class Evaluator:
     """Seam metrics always; with `judge` (the world's texture judge, only for models that have one) region
     accuracy, with `references` the perceptual distances to the world's reference composites, with
     `real_images` > 0 FID/KID against that many rendered composites; with `clip` (a local CLIP folder)
-    `region_clip/inside|outside`. A metric that cannot be computed is absent, its reason in `absent`."""
+    `region_clip/inside|outside`. A metric that cannot be computed is absent, its reason in `absent`.
+
+    Over an item's regions: the seam metrics on the boundary of their union, `region_accuracy/outside` outside the
+    union on the base prompt, `region_accuracy/inside` the mean over the regions of each one's accuracy on its own
+    prompt, read where no other region covers it. Items with 2+ regions add, per region k (from 0),
+    `region_accuracy/region<k>` and the seam metrics of its own mask, `seam/<metric>/region<k>`."""
 
     band_width: int = 4
     judge: bool = True
@@ -52,9 +59,11 @@ class Evaluator:
         if self.clip is not None and (not isinstance(self.clip, str) or not (Path(self.clip) / "config.json").is_file()):
             raise ValueError(f"metrics.clip must be a local CLIP folder (with its config.json) or null, got {self.clip!r}")
 
-    def keys(self) -> list[str]:
-        """Every metric name an evaluation with these settings may report (what an objective or a figure may name;
-        a metric the model cannot compute is then absent, with its reason)."""
+    def keys(self, regions: int = 1) -> list[str]:
+        """Every metric name an evaluation with these settings of items with up to `regions` regions may report
+        (what an objective or a figure may name; a metric the model cannot compute is then absent, with its reason).
+        Items with 2+ regions add per-region keys `<metric>/region<k>`, k from 0."""
+        regions = check_int(regions, "regions", 1, MAX_REGIONS)
         keys = ["seam/gradient_ratio", "seam/color_jump"]
         if self.judge:
             keys += ["region_accuracy/inside", "region_accuracy/outside"]
@@ -65,6 +74,8 @@ class Evaluator:
                 keys += ["fid/judge", "kid/judge"]
         if self.clip is not None:
             keys += ["region_clip/inside", "region_clip/outside"]
+        if regions > 1:
+            keys += [key for k in range(regions) for key in region_keys(k, self.judge)]
         return keys
 
     def check(self, height: int, width: int, prompts: dict[str, str]) -> None:
@@ -83,80 +94,212 @@ class Evaluator:
                     raise ValueError(f"{key}: {error} (the judge's metrics read the world's prompts; use "
                                      f"metrics=seams for other prompts)") from None
 
-    def start(self, model: Any, mask: Tensor, prompts: tuple[str, str], device: torch.device | str) -> Evaluation:
-        """An evaluation of images sampled on `model` with `mask` (image size), base and mask prompts."""
-        return Evaluation(self, model, mask, prompts, torch.device(device))
+    def start(self, model: Any, device: torch.device | str) -> Evaluation:
+        """An evaluation of images sampled on `model`, each batch with its own item's prompts and masks."""
+        return Evaluation(self, model, torch.device(device))
+
+
+def region_keys(k: int, judge: bool) -> list[str]:
+    """The per-region keys of region `k` (items with 2+ regions): its accuracy with the judge, its seam metrics."""
+    accuracy = [f"region_accuracy/region{k}"] if judge else []
+    return accuracy + [f"seam/gradient_ratio/region{k}", f"seam/color_jump/region{k}"]
+
+
+class ImageMean(Metric):
+    """Mean of per-image values (float64, NaN where an image had nothing to read, left out); NaN when none was read.
+
+    update(values [B]); `forward` gives the batch's mean, so one image's value comes back as float32."""
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: Tensor) -> None:
+        """Add the read values of a batch."""
+        values = values.to(self.total.device, torch.float64).reshape(-1)
+        read = ~values.isnan()
+        self.total += values[read].sum()
+        self.count += read.sum()
+
+    def compute(self) -> Tensor:
+        """Mean over the values read; NaN when none was."""
+        return torch.where(self.count > 0, self.total / self.count.clamp(min=1), math.nan).float()
+
+
+def image_value(reader: Metric, *inputs: Any) -> Tensor:
+    """One image's value of a region reader (RegionAccuracy, RegionCLIPScore: `total` and `count` states), as a
+    float64 scalar, NaN when its region could not be read; the reader's state is cleared first."""
+    reader.reset()
+    reader.update(*inputs)
+    return torch.where(reader.count > 0, reader.total / reader.count.clamp(min=1), math.nan)
+
+
+def mean_over_regions(values: Sequence[Tensor]) -> Tensor:
+    """The mean of per-region float64 values over the regions read (NaN left out); NaN when none was."""
+    return torch.stack(list(values)).nanmean()
+
+
+@dataclass
+class Item:
+    """One update's item at image size: its base prompt, its regions' masks (as given when the size matches, else
+    resized and binarised), prompts, their union and each region's own part (not covered by the other regions)."""
+
+    base: str
+    masks: list[Tensor]
+    prompts: list[str]
+    union: Tensor
+    own: list[Tensor]
+
+    @property
+    def regions(self) -> list[tuple[Tensor, str]]:
+        """(mask [H, W], prompt) per region, as `reference_images` takes them."""
+        return list(zip(self.masks, self.prompts))
+
+
+def fit_item(images: Tensor, base_prompt: str, regions: Sequence[tuple[Tensor, str]]) -> Item:
+    """The item of a batch of images [B,3,H,W]: masks [H,W] (or [1,H,W], [1,1,H,W]) at image size are kept as they
+    are, others resized like `prepare_masks` (an integer fraction of the image size) and binarised."""
+    check_text(base_prompt, "base_prompt")
+    listed = isinstance(regions, Sequence) and not isinstance(regions, str)
+    if not listed or not 1 <= len(regions) <= MAX_REGIONS:
+        raise ValueError(f"regions must be a list of 1 to {MAX_REGIONS} (mask, prompt) pairs, got "
+                         + (f"{len(regions)} pairs" if listed else type(regions).__name__))
+    masks, binary, prompts = [], [], []
+    for k, region in enumerate(regions):
+        if not (isinstance(region, Sequence) and len(region) == 2 and isinstance(region[0], Tensor)):
+            raise ValueError(f"regions[{k}] must be a (mask tensor, prompt) pair, got {type(region).__name__}")
+        mask, prompt = region
+        prompts.append(check_text(prompt, f"regions[{k}] prompt"))
+        if mask.dim() not in (2, 3, 4) or mask.numel() != mask.shape[-2] * mask.shape[-1]:
+            raise ValueError(f"regions[{k}] mask must be [H,W], [1,H,W] or [1,1,H,W], got {tuple(mask.shape)}")
+        mask = mask.float().to(images.device).reshape(mask.shape[-2:])
+        try:
+            binary.append(prepare_masks(mask, images[:1])[0, 0])
+        except ValueError as error:
+            raise ValueError(f"regions[{k}] {error}") from None
+        masks.append(mask if mask.shape == images.shape[-2:] else binary[-1])
+    if len(masks) == 1:
+        return Item(base_prompt, masks, prompts, masks[0], masks)
+    stacked = torch.stack(binary)
+    alone = (stacked.sum(dim=0) == 1).to(stacked.dtype)  # pixels covered by one region only
+    return Item(base_prompt, masks, prompts, stacked.amax(dim=0), [mask * alone for mask in binary])
+
+
+Update = Callable[[Metric, dict[str, Any]], Tensor]
 
 
 @dataclass
 class Evaluation:
-    """Per-batch updates (`update(images, seeds)`), then `compute() -> (aggregate, per-image rows)`."""
+    """Per-batch updates (`update(images, seeds, base_prompt, regions, item)`), then
+    `compute() -> (aggregates, per-image rows)`."""
 
     settings: Evaluator
     model: Any
-    mask: Tensor
-    prompts: tuple[str, str]
     device: torch.device
     absent: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.rows: list[dict[str, Any]] = []
-        self.per_image: dict[str, tuple[Metric, Callable[..., Any]]] = {}
+        self.items: dict[str | None, Item] = {}  # each item's latest update, in order of first update
+        self.per_image: dict[str, tuple[Metric, Update]] = {}
+        self.per_region: list[dict[str, tuple[Metric, Update]]] = []  # region k's keys, once an item has 2+ regions
+        self.readers: dict[str, Metric] = {}
         self.aggregate_only: dict[str, Metric] = {}
-        self.mask = self.mask.float().to(self.device)
         world_judge = getattr(self.model, "judge", None)
         if s.judge and world_judge is None:
             self.absent["region_accuracy"] = "the model has no judge (only the embedded world's textures can be judged)"
         self.judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
         self.reference_images = getattr(self.model, "reference_images", None) if self.judge is not None else None
-        self.per_image["seam/gradient_ratio"] = (SeamGradientRatio(s.band_width), lambda m, b: m(b["images"], b["masks"]))
-        self.per_image["seam/color_jump"] = (SeamColorJump(s.band_width), lambda m, b: m(b["images"], b["masks"]))
+        self.per_image["seam/gradient_ratio"] = (SeamGradientRatio(s.band_width),
+                                                 lambda m, b: m(b["image"], b["union"]))
+        self.per_image["seam/color_jump"] = (SeamColorJump(s.band_width), lambda m, b: m(b["image"], b["union"]))
         if self.judge is not None:
-            base, inside = self.prompts
+            self.readers["accuracy"] = RegionAccuracy(self.judge, "inside", s.band_width)
+            self.readers["accuracy_outside"] = RegionAccuracy(self.judge, "outside", s.band_width)
             self.per_image["region_accuracy/inside"] = (
-                RegionAccuracy(self.judge, "inside", s.band_width), lambda m, b: m(b["images"], b["masks"], [inside]))
-            self.per_image["region_accuracy/outside"] = (
-                RegionAccuracy(self.judge, "outside", s.band_width), lambda m, b: m(b["images"], b["masks"], [base]))
+                ImageMean(), lambda m, b: m(mean_over_regions(b["accuracy"])))
+            self.per_image["region_accuracy/outside"] = (ImageMean(), lambda m, b: m(image_value(
+                self.readers["accuracy_outside"], b["image"], b["union"], [b["item"].base])))
             if s.references and self.reference_images is not None:
                 key, metric = perceptual_metric(s.perceptual, self.judge)
-                self.per_image[key] = (metric, lambda m, b: m(b["images"], b["references"]))
+                self.per_image[key] = (metric, lambda m, b: m(b["image"], b["reference"]))
                 self.per_image["seam/perceptual"] = (
-                    SeamPerceptual(self.judge, s.band_width), lambda m, b: m(b["images"], b["masks"], b["references"]))
+                    SeamPerceptual(self.judge, s.band_width), lambda m, b: m(b["image"], b["union"], b["reference"]))
             if s.real_images and self.reference_images is not None:
                 self.aggregate_only = {"fid/judge": frechet_distance("judge", self.judge),
                                        "kid/judge": kernel_distance("judge", self.judge)}
         if s.clip is not None:
-            from .clip_region import RegionCLIPScore
-
-            base, inside = self.prompts
-            for region, own, other in (("inside", inside, base), ("outside", base, inside)):
-                metric = RegionCLIPScore(s.clip, region, s.band_width)
-                self.per_image[f"region_clip/{region}"] = (
-                    metric, lambda m, b, own=own, other=other: m(b["images"], b["masks"], [own], [other]))
-        for metric, _ in self.per_image.values():
-            metric.to(self.device)
-        for metric in self.aggregate_only.values():
+            self._add_clip(s.clip)
+        metrics = [*self.readers.values(), *self.aggregate_only.values(), *(m for m, _ in self.per_image.values())]
+        for metric in metrics:
             metric.to(self.device)
 
-    def update(self, images: Tensor, seeds: Sequence[int]) -> None:
-        """Add a batch of images [B,3,H,W] in [0,1], one seed each: every metric updated once per image."""
-        images = images.to(self.device)
-        if self.mask.shape[-2:] != images.shape[-2:]:  # upscaled images: the mask follows them, once
-            self.mask = prepare_masks(self.mask.reshape(1, 1, *self.mask.shape[-2:]), images[:1])[0, 0]
-        masks = self.mask.reshape(1, 1, *self.mask.shape[-2:])
+    def _add_clip(self, folder: str) -> None:
+        """region_clip/inside: per image the mean over its regions of the share of region k's crops CLIP places
+        closer to its prompt than to the base prompt; region_clip/outside: the mean over its regions of the share
+        of the crops outside all regions closer to the base prompt than to region k's prompt."""
+        from .clip_region import RegionCLIPScore
+
+        band = self.settings.band_width
+        inside = self.readers["clip_inside"] = RegionCLIPScore(folder, "inside", band)
+        outside = self.readers["clip_outside"] = RegionCLIPScore(folder, "outside", band)
+        self.per_image["region_clip/inside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
+            image_value(inside, b["image"], own, [prompt], [b["item"].base])
+            for own, prompt in zip(b["item"].own, b["item"].prompts)])))
+        self.per_image["region_clip/outside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
+            image_value(outside, b["image"], b["union"], [b["item"].base], [prompt]) for prompt in b["item"].prompts])))
+
+    def _region_metrics(self, k: int) -> dict[str, tuple[Metric, Update]]:
+        """Region k's per-image metrics: its accuracy on its own part (judge), the seam metrics of its mask."""
+        band = self.settings.band_width
+        metrics: dict[str, tuple[Metric, Update]] = {}
+        if self.judge is not None:
+            metrics[f"region_accuracy/region{k}"] = (ImageMean(), lambda m, b: m(b["accuracy"][k]))
+        metrics[f"seam/gradient_ratio/region{k}"] = (SeamGradientRatio(band),
+                                                     lambda m, b: m(b["image"], b["item"].masks[k]))
+        metrics[f"seam/color_jump/region{k}"] = (SeamColorJump(band), lambda m, b: m(b["image"], b["item"].masks[k]))
+        for metric, _ in metrics.values():
+            metric.to(self.device)
+        return metrics
+
+    def update(self, images: Tensor, seeds: Sequence[int], base_prompt: str, regions: Sequence[tuple[Tensor, str]],
+               item: str | None = None) -> None:
+        """Add a batch of images [B,3,H,W] in [0,1], one seed each, sampled for one item: `base_prompt` and
+        `regions` (mask [H,W] at image size or an integer fraction of it, prompt), later regions on top; `item`
+        names the item in the rows (None: no name). Every metric updated once per image."""
+        images = check_images(images).to(self.device)
+        seeds = list(seeds)
+        if len(seeds) != images.shape[0]:
+            raise ValueError(f"seeds must hold one seed per image ({images.shape[0]}), got {len(seeds)}")
+        if item is not None:
+            check_text(item, "item")
+        fitted = fit_item(images, base_prompt, regions)
+        self.items[item] = fitted
+        regions_metrics = []
+        if len(fitted.masks) > 1:
+            self.per_region += [self._region_metrics(k) for k in range(len(self.per_region), len(fitted.masks))]
+            regions_metrics = self.per_region[:len(fitted.masks)]
         references = None
         if "seam/perceptual" in self.per_image:
-            references = self.reference_images(*self.prompts, self.mask, list(seeds)).to(self.device)
+            references = self.reference_images(fitted.base, fitted.regions, seeds).to(self.device)
         for k, seed in enumerate(seeds):
-            one = {"images": images[k:k + 1], "masks": masks,
-                   "references": None if references is None else references[k:k + 1]}
-            row: dict[str, Any] = {"seed": seed}
+            one: dict[str, Any] = {"image": images[k:k + 1], "union": fitted.union, "item": fitted,
+                                   "reference": None if references is None else references[k:k + 1]}
+            row: dict[str, Any] = {"seed": seed} if item is None else {"seed": seed, "item": item}
             with self.judge.reuse() if self.judge is not None else nullcontext():
-                for key, (metric, update) in self.per_image.items():
-                    value = float(update(metric, one))
-                    if not math.isnan(value):  # NaN: this image's region was too small to read
-                        row[key] = value
+                if self.judge is not None:
+                    one["accuracy"] = [image_value(self.readers["accuracy"], one["image"], own, [prompt])
+                                       for own, prompt in zip(fitted.own, fitted.prompts)]
+                for metrics in [self.per_image, *regions_metrics]:
+                    for key, (metric, update) in metrics.items():
+                        value = float(update(metric, one))
+                        if not math.isnan(value):  # NaN: this image's region was too small to read
+                            row[key] = value
             self.rows.append(row)
         if self.aggregate_only:
             with self.judge.reuse():
@@ -164,14 +307,17 @@ class Evaluation:
                     metric.update(images, real=False)
 
     def compute(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        """Aggregate values over every image so far, and the per-image rows."""
+        """Aggregate values over every image of every item so far (region k's over the images of items that have
+        it), and the per-image rows."""
         results = {}
-        for key, (metric, _) in self.per_image.items():
-            value = float(metric.compute())
-            if math.isnan(value):
-                self.absent[key] = "no image had a region large enough to read"
-            else:
-                results[key] = value
+        for k, metrics in [(None, self.per_image), *enumerate(self.per_region)]:
+            for key, (metric, _) in metrics.items():
+                value = float(metric.compute())
+                if math.isnan(value):
+                    region = "a region" if k is None else f"region {k}"
+                    self.absent[key] = f"no image had {region} large enough to read"
+                else:
+                    results[key] = value
         if self.aggregate_only:
             if len(self.rows) < 2:
                 self.absent["fid/judge"] = self.absent["kid/judge"] = "FID/KID need at least 2 images"
@@ -185,9 +331,14 @@ class Evaluation:
         return results, self.rows
 
     def _add_real_images(self) -> None:
-        seeds = [REAL_SEED_OFFSET + i for i in range(self.settings.real_images)]
-        for start in range(0, len(seeds), 32):
-            real = self.reference_images(*self.prompts, self.mask, seeds[start:start + 32]).to(self.device)
-            with self.judge.reuse():
-                for metric in self.aggregate_only.values():
-                    metric.update(real, real=True)
+        """The real set: `real_images` reference composites, image i of item i mod (items seen), seed
+        REAL_SEED_OFFSET + i, read item by item."""
+        items = list(self.items.values())
+        for index, fitted in enumerate(items):
+            seeds = [REAL_SEED_OFFSET + i for i in range(index, self.settings.real_images, len(items))]
+            for start in range(0, len(seeds), REAL_BATCH):
+                real = self.reference_images(fitted.base, fitted.regions, seeds[start:start + REAL_BATCH])
+                real = real.to(self.device)
+                with self.judge.reuse():
+                    for metric in self.aggregate_only.values():
+                        metric.update(real, real=True)

@@ -106,13 +106,15 @@ class World:
         """Latents [B, 4, h, w] -> images [B, 3, h*f, w*f] in [0, 1] (the one codec, `models.codec.decode_latents`)."""
         return decode_latents(self.vae, latents)
 
-    def reference_images(self, base_prompt: str, mask_prompt: str, mask: torch.Tensor, seeds: list[int]) -> torch.Tensor:
-        """The metrics' reference set: one hard composite of the two prompts' textures per seed, at the mask's size
-        -> Tensor[len(seeds), 3, H, W] (`world.render_composite`)."""
-        from ..world import render_composite
+    def reference_images(self, base_prompt: str, regions: list[tuple[torch.Tensor, str]],
+                         seeds: list[int]) -> torch.Tensor:
+        """The metrics' reference set: one hard composite of the base prompt's texture and each region's (mask,
+        prompt), later regions on top, per seed, at the masks' size -> Tensor[len(seeds), 3, H, W]
+        (`world.composites.render_regions`)."""
+        from ..world.composites import render_regions
 
-        mask = mask.float().cpu().reshape(1, 1, *mask.shape[-2:])
-        return torch.stack([render_composite(base_prompt, mask_prompt, mask, s) for s in seeds])
+        regions = [(mask.float().cpu().reshape(1, 1, *mask.shape[-2:]), prompt) for mask, prompt in regions]
+        return torch.stack([render_regions(base_prompt, regions, s) for s in seeds])
 
     @torch.no_grad()
     def generate(

@@ -1,7 +1,8 @@
-"""Two-region reference composites: the base prompt's texture outside a mask, the mask prompt's inside."""
+"""Reference composites: the base prompt's texture, each region's prompt's texture pasted inside its mask."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -10,19 +11,54 @@ from .textures import render_texture
 MASK_SHAPES = ("half_plane", "rectangle", "ellipse")
 
 
+def render_regions(base_prompt: str, regions: Sequence[tuple[torch.Tensor, str]], seed: int) -> torch.Tensor:
+    """Hard-edged composite of N regions -> Tensor[3, H, W]: texture(base_prompt), then region k's texture pasted
+    where its mask > 0.5, later regions on top.
+
+    `regions`: (mask [H, W] or [1, 1, H, W], prompt) pairs, all masks the same size; the base texture uses `seed`,
+    region k's texture `seed + 1 + k`.
+    """
+    masks = _region_masks(regions)
+    height, width = masks[0].shape
+    out = render_texture(base_prompt, height, width, seed)
+    for k, (mask, (_, prompt)) in enumerate(zip(masks, regions)):
+        out = torch.where(mask.to(out.device) > 0.5, render_texture(prompt, height, width, seed + 1 + k), out)
+    return out
+
+
 def render_composite(base_prompt: str, mask_prompt: str, mask: torch.Tensor, seed: int) -> torch.Tensor:
     """Hard-edged composite -> Tensor[3, H, W]: where(mask > 0.5, texture(mask_prompt), texture(base_prompt)).
 
-    `mask` is [H, W] or [1, 1, H, W]; the base texture uses `seed`, the mask texture `seed + 1`.
+    `mask` is [H, W] or [1, 1, H, W]; the base texture uses `seed`, the mask texture `seed + 1` (the one-region
+    `render_regions`).
     """
+    return render_regions(base_prompt, [(_plain_mask(mask, "mask"), mask_prompt)], seed)
+
+
+def _region_masks(regions: Sequence[tuple[torch.Tensor, str]]) -> list[torch.Tensor]:
+    """The masks of `regions` as [H, W], after checking it is a non-empty list of (mask, prompt) pairs of one size."""
+    if not isinstance(regions, Sequence) or isinstance(regions, str) or not regions:
+        raise ValueError(f"regions must be a non-empty list of (mask, prompt) pairs, got {type(regions).__name__}"
+                         + (" of length 0" if isinstance(regions, Sequence) else ""))
+    masks = []
+    for k, region in enumerate(regions):
+        if not (isinstance(region, Sequence) and len(region) == 2 and isinstance(region[0], torch.Tensor)
+                and isinstance(region[1], str)):
+            raise ValueError(f"regions[{k}] must be a (mask tensor, prompt string) pair, got {type(region).__name__}")
+        masks.append(_plain_mask(region[0], f"regions[{k}] mask"))
+        if masks[k].shape != masks[0].shape:
+            raise ValueError(f"regions[{k}] mask must have the size of regions[0]'s mask, "
+                             f"{tuple(masks[0].shape)}, got {tuple(masks[k].shape)}")
+    return masks
+
+
+def _plain_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
+    """`mask` [H, W] or [1, 1, H, W] as [H, W]; any other shape is a ValueError naming `name`."""
     if mask.dim() == 4 and mask.shape[:2] == (1, 1):
         mask = mask[0, 0]
     if mask.dim() != 2:
-        raise ValueError(f"mask must be [H, W] or [1, 1, H, W], got shape {tuple(mask.shape)}")
-    height, width = mask.shape
-    base = render_texture(base_prompt, height, width, seed)
-    inside = render_texture(mask_prompt, height, width, seed + 1)
-    return torch.where(mask.to(base.device) > 0.5, inside, base)
+        raise ValueError(f"{name} must be [H, W] or [1, 1, H, W], got shape {tuple(mask.shape)}")
+    return mask
 
 
 def random_region_mask(height: int, width: int, seed: int) -> torch.Tensor:
