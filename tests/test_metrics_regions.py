@@ -182,7 +182,8 @@ def test_a_region_too_small_to_read_is_absent_with_its_reason(world):
     regions = [ONE[0], (tiny, "red dots")]
     images = world.reference_images(BASE, regions, [0, 1])
     aggregates, rows, absent = evaluate(world, [(images, [0, 1], BASE, regions)])
-    assert absent == {"region_accuracy/region1": "no image had region 1 large enough to read"}
+    assert absent == {"region_accuracy/region1": "no image had region 1 large enough to read (the part of its mask "
+                                                 "no other region covers holds no whole 32 px patch 4 px from its edge)"}
     assert all("region_accuracy/region1" not in row and "seam/gradient_ratio/region1" in row for row in rows)
     assert aggregates["region_accuracy/region0"] == aggregates["region_accuracy/inside"] == 1.0  # region 0 alone
 

@@ -314,8 +314,9 @@ class Evaluation:
             for key, (metric, _) in metrics.items():
                 value = float(metric.compute())
                 if math.isnan(value):
-                    region = "a region" if k is None else f"region {k}"
-                    self.absent[key] = f"no image had {region} large enough to read"
+                    self.absent[key] = "no image had a region large enough to read" if k is None else (
+                        f"no image had region {k} large enough to read (the part of its mask no other region "
+                        f"covers holds no whole {JUDGE_PATCH} px patch {self.settings.band_width} px from its edge)")
                 else:
                     results[key] = value
         if self.aggregate_only:
