@@ -60,6 +60,23 @@ def quiet_wandb(mode: str):
     return wandb
 
 
+def image_table(rows: list[dict], out_dir: Path, image: Any) -> tuple[list[str], list[list[Any]]]:
+    """(columns, data) of the per-image table: one row per row of `rows` (one per image), the columns `item` (when
+    any row has one), `seed`, `image` (when any row has one: `image(out_dir / path, caption="<item> seed <n>")`),
+    then the metrics in name order; a key a row lacks is None."""
+    keys = {key for row in rows for key in row}
+    metrics = sorted(keys - {"item", "seed", "image"})
+    columns = [key for key in ("item", "seed", "image") if key == "seed" or key in keys] + metrics
+
+    def cell(row: dict, key: str) -> Any:
+        if key != "image" or row.get("image") is None:
+            return row.get(key)
+        caption = " ".join(str(part) for part in (row.get("item"), "seed", row.get("seed")) if part is not None)
+        return image(str(out_dir / row["image"]), caption=caption)
+
+    return columns, [[cell(row, key) for key in columns] for row in rows]
+
+
 class NullTracker:
     """Logs nothing: the job's result.json is the only record."""
 
@@ -69,7 +86,8 @@ class NullTracker:
 
 
 class WandbTracker:
-    """One W&B run per job in `group` (the sweep): config, metrics, the grid image and a per-seed table.
+    """One W&B run per job in `group` (the sweep): config, metrics, the grid image and a table of one row per image
+    (`image_table`: item, seed, the image, its metrics), logged as `per_seed`.
 
     The run lives in `<job folder>/wandb/`; offline runs upload later with `wandb sync <job folder>/wandb/offline-run-*`.
     `init_timeout` (seconds, in (0, 600]) bounds how long `wandb.init` may wait for the server. With `mode=auto`
@@ -101,8 +119,8 @@ class WandbTracker:
             config=config, dir=str(out_dir), mode=mode, settings=settings,
         )
         try:
-            columns = ["seed", *sorted({key for row in per_seed for key in row if key != "seed"})]
-            table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in per_seed])
+            columns, data = image_table(per_seed, out_dir, wandb.Image)
+            table = wandb.Table(columns=columns, data=data)
             run.log({**metrics, "grid": wandb.Image(str(grid), caption=name), "per_seed": table})
             run.summary.update(metrics)
         except BaseException:

@@ -17,7 +17,7 @@ import time
 import pytest
 from helpers import read_offline_run
 
-from dualsampler.tracking import NullTracker, WandbTracker
+from dualsampler.tracking import NullTracker, WandbTracker, image_table
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 CLOSED_LOCAL_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
@@ -43,9 +43,14 @@ CHILD = textwrap.dedent("""
     grid = out / "grid.png"
     if kwargs.pop("grid", True):
         Image.new("RGB", (8, 8), "red").save(grid)
+    rows = kwargs.pop("rows", [{"seed": 0, "seam/color_jump": 0.25}])
+    for index, row in enumerate(rows):
+        if "image" in row:
+            (out / row["image"]).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (40 * index, 0, 255)).save(out / row["image"])
     status = WandbTracker(group="sweep", **kwargs).log_job(
         "overlap_factor=2", {"overlap_factor": 2, "dual": {"mode": "seed"}}, {"seam/color_jump": 0.25},
-        [{"seed": 0, "seam/color_jump": 0.25}], grid, out)
+        rows, grid, out)
     print("STATUS " + json.dumps(status), flush=True)
 """)
 
@@ -102,6 +107,57 @@ def test_the_offline_run_holds_the_logged_config_metrics_and_grid(tmp_path):
     assert run["config"]["overlap_factor"] == 2 and run["config"]["dual"] == {"mode": "seed"}
     assert run["history"][0]["seam/color_jump"] == 0.25 and run["summary"]["seam/color_jump"] == 0.25
     assert run["history"][0]["grid._type"] == "image-file" and run["history"][0]["per_seed._type"] == "table-file"
+
+
+def logged_table(tmp_path, key="per_seed") -> tuple[dict, set[str]]:
+    """The table `key` of the job's offline run as W&B stored it (in the run's `run-<id>-<key>` table artifact,
+    which holds the images; the run's own media/table file only names their type): ({"columns", "data"}, the
+    paths of the artifact's files), read from the run file by wandb's own reader."""
+    run_file = next((tmp_path / "job" / "wandb").glob("offline-run-*/run-*.wandb"))
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_file)],
+                         capture_output=True, text=True, check=True, env=child_env(tmp_path), timeout=120)
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    artifact = next(r["artifact"] for r in records if r.get("type") == "artifact"
+                    and r["artifact"]["type"] == "run_table" and r["artifact"]["name"].endswith(f"-{key}"))
+    files = {entry["path"]: entry["local_path"] for entry in artifact["manifest"]["contents"]}
+    with open(files[f"{key}.table.json"]) as table:
+        return json.load(table), set(files)
+
+
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
+def test_the_table_has_one_row_per_image_with_the_image(tmp_path):
+    rows = [{"item": item, "seed": seed, "image": f"images/{item}/seed{seed}.png", "seam/color_jump": 0.1 * seed}
+            for item in ("cat", "dog") for seed in (0, 1)]
+    status, _, _ = log_in_subprocess(tmp_path, mode="offline", rows=rows)
+    assert status["ok"], status
+    table, files = logged_table(tmp_path)
+    assert table["columns"] == ["item", "seed", "image", "seam/color_jump"]
+    assert [row[:2] + row[3:] for row in table["data"]] == [["cat", 0, 0.0], ["cat", 1, 0.1], ["dog", 0, 0.0],
+                                                             ["dog", 1, 0.1]]
+    images = [row[2] for row in table["data"]]
+    assert [image["_type"] for image in images] == ["image-file"] * 4
+    assert [image["caption"] for image in images] == ["cat seed 0", "cat seed 1", "dog seed 0", "dog seed 1"]
+    assert len({image["path"] for image in images}) == 4 and {image["path"] for image in images} <= files
+
+
+@pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
+def test_rows_without_item_or_image_keep_the_seed_and_metric_columns(tmp_path):
+    rows = [{"seed": 3, "image": "images/seed3.png", "seam/color_jump": 0.5}, {"seed": 4, "seam/color_jump": 0.25}]
+    status, _, _ = log_in_subprocess(tmp_path, mode="offline", rows=rows)
+    assert status["ok"], status
+    table, _ = logged_table(tmp_path)
+    assert table["columns"] == ["seed", "image", "seam/color_jump"]
+    assert table["data"][0][1]["caption"] == "seed 3" and table["data"][1] == [4, None, 0.25]
+
+
+def test_the_image_table_holds_one_row_per_image_metrics_last(tmp_path):
+    rows = [{"seed": 0, "seam/b": 2.0, "item": "cat", "image": "images/cat/seed0.png", "seam/a": 1.0},
+            {"seed": 0, "item": "dog", "seam/a": 3.0}]
+    columns, data = image_table(rows, tmp_path, lambda path, caption: (path, caption))
+    assert columns == ["item", "seed", "image", "seam/a", "seam/b"]
+    assert data == [["cat", 0, (str(tmp_path / "images/cat/seed0.png"), "cat seed 0"), 1.0, 2.0],
+                    ["dog", 0, None, 3.0, None]]
+    assert image_table([{"seed": 1, "seam/a": 0.5}], tmp_path, None) == (["seed", "seam/a"], [[1, 0.5]])
 
 
 @pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
