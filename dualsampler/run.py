@@ -31,7 +31,13 @@ def job_dir(overrides: Sequence[str], _root_: DictConfig) -> str:
     return job_name(list(overrides), _root_)[0]
 
 
+def data_file(relative: str) -> str:
+    """The absolute path of a file shipped in the package's data sets (`dualsampler/data/`), for configs."""
+    return str(Path(str(files("dualsampler.data"))) / relative)
+
+
 OmegaConf.register_new_resolver("job_dir", job_dir, replace=True)
+OmegaConf.register_new_resolver("data_file", data_file, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://dualsampler.conf", config_name="config")

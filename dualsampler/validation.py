@@ -53,6 +53,8 @@ BOUNDS: dict[str, Bound] = {
                                        "64 px the tiles' overlap dominates"),
     "batch_size": Bound(1, 4096, True, "images per forward: 4096 latents already exceed any accelerator's memory"),
     "threads": Bound(1, 1024, True, "torch threads of one job: more than any machine's cores"),
+    "models_kept": Bound(0, 8, True, "loaded models a worker process keeps for the next jobs of a sweep (0: none); "
+                                     "each holds its weights in memory"),
     "seed_count": Bound(1, 100_000, True, "images per job: each is saved, evaluated and logged"),
     "band_width": Bound(1, 4096, True, "pixels each side of a seam: 4096 px already spans any canvas"),
     "real_images": Bound(0, 100_000, True, "reference composites FID/KID render and read with the judge"),

@@ -26,9 +26,10 @@ def test_documented_overrides_build_the_objects_they_name():
     parts = JobParts.from_config(cfg)
     assert parts.dual == Fused(overlap_factor=8, feather=2.0)
     assert parts.seeds == [0, 1, 2, 3] and parts.settings.steps == 12 and parts.settings.batch_size == 8
-    assert parts.mask_spec.sampler == "dpmpp_2m" and parts.mask_spec.prompt == "red dots"
+    (item,) = parts.items  # the job's own item: base_sampler outside the mask, mask_sampler inside
+    assert item.regions[0].spec.sampler == "dpmpp_2m" and item.regions[0].spec.prompt == "red dots"
     assert isinstance(parts.evaluator, Evaluator) and type(parts.tracker).__name__ == "NullTracker"
-    assert parts.mask.shape[-2:] == (128, 128)
+    assert item.regions[0].mask.shape[-2:] == (128, 128) and item.id is None and item.image is None
 
 
 @pytest.mark.parametrize("name, algorithm", [("alternate", Alternate), ("regional", Regional), ("fused", Fused),

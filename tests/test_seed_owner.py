@@ -8,7 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from dualsampler.run import CONF_DIR
-from dualsampler.runner.job import JobParts, sample_batch
+from dualsampler.runner.job import JobParts, prepare_item, sample_batch
 from dualsampler.sampling import NoiseStream
 from dualsampler.sampling.streams import stream_seed, stream_seeds
 from dualsampler.upscale import NoiseInjectionHook
@@ -53,13 +53,9 @@ def slow_if_upscaled(choice: str):
 @pytest.mark.parametrize("choice", [slow_if_upscaled(choice) for choice in SHIPPED + SWEPT])
 def test_batch_sizes_one_two_and_four_give_the_same_images(choice, model):
     parts = job_parts(choice)
-    base, inside = parts.base_spec.build(model), parts.mask_spec.build(model)
-    upscale = None
-    if parts.upscaler is not None:
-        upscale = parts.upscaler.build(model, {"base": (parts.base_spec, base), "mask": (parts.mask_spec, inside)},
-                                       parts.mask)
     with torch.inference_mode():
-        alone, pairs, four = (torch.cat([sample_batch(parts, model, base, inside, parts.mask, upscale, SEEDS[i:i + b])
+        run, upscale = prepare_item(parts, model, parts.items[0], torch.device("cpu"))
+        alone, pairs, four = (torch.cat([sample_batch(parts, run, upscale, SEEDS[i:i + b])
                                          for i in range(0, len(SEEDS), b)]) for b in (1, 2, 4))
     assert alone.shape[0] == len(SEEDS) and not torch.equal(alone[0], alone[1])  # each image its own noise
     scale = max(1.0, float(alone.abs().max()))  # the random-weight world's latents reach tens after 2 steps

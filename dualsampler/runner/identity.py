@@ -10,7 +10,10 @@ here. A key is left out when it is
   `overlap_factor` for `whole_run`, or the mask sampler's sampler and scheduler for the algorithms that integrate
   one trajectory with the base sampler's; the samplers' `steps`/`denoise` act only on the upscaler's passes; an
   algorithm's own hyper-parameter that its other settings switch off (`RegionSampler.inert`: `regional`'s
-  `second_seed` without a second-seed mode, `mixture_of_diffusers`' `sigma_scale` with flat weights).
+  `second_seed` without a second-seed mode, `mixture_of_diffusers`' `sigma_scale` with flat weights);
+- replaced by the job's items (`item_inert_keys`): `mask` and the prompts a manifest or a `regions` list gives.
+  What the items read from files (manifest masks, input images) enters the identity as their fingerprint
+  (`runner/items.inputs_fingerprint`, added by the runner).
 
 `experiment` is not neutral: it names the job's folder and is recorded, so jobs of two experiments never share a
 folder. A sweep over an inert key gives the same folder and identity for each of its values, so the first job
@@ -20,13 +23,14 @@ computes and the others find its result (the runner logs why).
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any, Iterable, Mapping, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.utils import get_class
 
-NEUTRAL_KEYS = ("name", "device", "threads", "batch_size", "logger", "figures", "objective", "hparams_search",
+NEUTRAL_KEYS = ("name", "device", "threads", "models_kept", "batch_size", "logger", "figures", "objective", "hparams_search",
                 "hydra")
 BASE_JOB_DIR = "base"  # the folder of a job with no acting overrides
 SAMPLER_GROUPS = ("base_sampler", "mask_sampler")
@@ -35,6 +39,7 @@ SAMPLER_GROUPS = ("base_sampler", "mask_sampler")
 CONSUMABLE = ("overlap_factor",) + tuple(f"{group}.{key}" for group in SAMPLER_GROUPS
                                          for key in ("sampler", "scheduler", "steps", "denoise"))
 EXPERIMENT = "experiment"
+MAX_OVERRIDE_NAME = 64  # characters of one override in a folder name; longer ones are named by their hash
 MISSING = object()  # a key one of two compared identities lacks
 
 
@@ -55,7 +60,22 @@ def config_inert_keys(config: Mapping[str, Any]) -> frozenset[str]:
         own = {f"dual.{name}" for name in dual.inert(config["dual"])}
     except Exception:  # noqa: BLE001 - any unreadable group: name every key, the job's own checks report it
         return frozenset()
-    return inert_keys(dual.consumes, upscaling) | own
+    return inert_keys(dual.consumes, upscaling) | own | item_inert_keys(config)
+
+
+def item_inert_keys(config: Mapping[str, Any]) -> frozenset[str]:
+    """The keys the job's items replace (runner/items.py): a manifest gives each item its prompts and regions, a
+    `regions` list replaces `mask` and the mask sampler's prompt, and input images with an upscaler are upscaled
+    as they are (no region-sampler run: its settings do not act)."""
+    inert: set[str] = set()
+    data, given = config.get("data") or {}, config.get("input") or {}
+    if str(data.get("_target_", "")).endswith(".Manifest"):
+        inert |= {"mask", "regions", "base_sampler.prompt", "mask_sampler.prompt"}
+    elif config.get("regions"):
+        inert |= {"mask", "mask_sampler.prompt"}
+    if str(given.get("_target_", "")).endswith(".ImageInput") and config.get("upscaler"):
+        inert |= {"dual", "steps", "denoise", "overlap_factor"}
+    return frozenset(inert)
 
 
 def _path(override: Override) -> str:
@@ -75,13 +95,23 @@ def override_acts(override: Override, inert: frozenset[str]) -> bool:
     return True
 
 
+def short_override(override: Override) -> str:
+    """An override as it names a folder: as typed, or `key=#<hash>` (12 hex digits of its sha256) when it is
+    longer than MAX_OVERRIDE_NAME characters (a `regions=[...]` list would exceed the file system's 255 bytes)."""
+    line = override.input_line
+    if len(line) <= MAX_OVERRIDE_NAME:
+        return line
+    key = line.split("=", 1)[0]
+    return f"{key}=#{hashlib.sha256(line.encode()).hexdigest()[:12]}"
+
+
 def job_name(overrides: Sequence[str], config: Mapping[str, Any]) -> tuple[str, list[str]]:
     """The job's folder name, its acting overrides sorted and joined by `,` (Hydra's `override_dirname` of them;
     BASE_JOB_DIR when none acts), and the overrides left out because they do not act on this job (neutral ones
     aside)."""
     inert = config_inert_keys(config)
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    acting = sorted(o.input_line for o in parsed if override_acts(o, inert))
+    acting = sorted(short_override(o) for o in parsed if override_acts(o, inert))
     unused = [o.input_line for o in parsed if _path(o).split(".")[0] not in NEUTRAL_KEYS and not override_acts(o, inert)]
     return ",".join(acting) or BASE_JOB_DIR, unused
 

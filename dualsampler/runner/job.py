@@ -20,14 +20,20 @@ from tqdm import tqdm
 from . import images as image_files
 from .claim import JobClaimed, claim_job
 from .devices import claim_device, job_threads
+from ..dual import Region
+from ..upscale.vae_codec import vae_encode
+from .inputs import load_image
+from .items import JobItem, inputs_fingerprint, job_items
+from .model_cache import load_model_cached
 from .identity import config_inert_keys, differing_keys, job_identity
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, recorded_config, versions, write_json_atomic
 from ..figure_spec import check_figures
 from ..trace import Trace
 from .settings import ConfigError, JobSettings, job_settings, seed_list
+from .specs import SamplerSpec
 
 log = logging.getLogger(__name__)
-GROUPS = ("base_sampler", "mask_sampler", "mask", "dual", "upscaler", "metrics", "logger", "model")
+GROUPS = ("base_sampler", "mask_sampler", "mask", "dual", "upscaler", "metrics", "logger", "model", "input", "data")
 
 
 def build(config: DictConfig, key: str) -> Any:
@@ -42,49 +48,61 @@ def build(config: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}: {error}") from None
 
 
+def checked(key: str, check: Callable[[], Any]) -> Any:
+    """`check()`; its ValueError becomes a ConfigError whose message starts with `key`."""
+    try:
+        return check()
+    except ValueError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
+
+
 @dataclass
 class JobParts:
-    """Every group of a job's config as the object it instantiates to, checked, nothing loaded yet; `weights` is
-    the model source's fingerprint (its files checked on the way)."""
+    """Every group of a job's config as the object it instantiates to, checked, nothing loaded yet: its items
+    (runner/items.py: prompts, regions, input images, every file read and checked), `weights` the model
+    source's fingerprint, `inputs` the fingerprint of what the items read beyond the config (None: nothing)."""
 
     settings: JobSettings
     seeds: list[int]
-    base_spec: Any
-    mask_spec: Any
-    mask: torch.Tensor
+    items: list[JobItem]
     dual: Callable[..., torch.Tensor]
     upscaler: Any
     evaluator: Any
     tracker: Any
     source: Any
     weights: str
+    inputs: str | None
 
     @classmethod
     def from_config(cls, config: DictConfig) -> JobParts:
         settings = job_settings(config)
         parts = {key: build(config, key) for key in GROUPS}
-        source = parts["model"]
-        prompts = {f"{key}.prompt": parts[key].prompt for key in ("base_sampler", "mask_sampler")}
-        found = {}
-        texts = {f"{key}.{field}": getattr(parts[key], field) for key in ("base_sampler", "mask_sampler")
-                 for field in ("prompt", "negative_prompt")}
-        for key, check in (("model", lambda: found.setdefault("weights", source.fingerprint())),
-                           ("model", lambda: source.check_prompts(texts)),
-                           ("model", lambda: source.check_canvas(settings.height, settings.width)),
-                           ("metrics", lambda: parts["metrics"].check(settings.height, settings.width, prompts)),
-                           ("dual", lambda: parts["dual"].check_schedule(settings.steps)),
-                           ("upscaler", lambda: parts["upscaler"] is None or parts["upscaler"].check(
-                               settings.height, settings.width,
-                               {"base": parts["base_sampler"], "mask": parts["mask_sampler"]})),
-                           ("objective", lambda: settings.objective.check(parts["metrics"].keys())),
-                           ("figures", lambda: check_figures(settings.figures, parts["metrics"].keys()))):
-            try:
-                check()
-            except ValueError as error:
-                message = str(error)
-                raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
-        return cls(settings, seed_list(settings.seeds), parts["base_sampler"], parts["mask_sampler"], parts["mask"],
-                   parts["dual"], parts["upscaler"], parts["metrics"], parts["logger"], source, found["weights"])
+        source, h, w = parts["model"], settings.height, settings.width
+        weights = checked("model", source.fingerprint)
+        images = checked("input", lambda: parts["input"].check(h, w)) if parts["input"] is not None else []
+        manifest = checked("data", lambda: parts["data"].items(h, w)) if parts["data"] is not None else None
+        items = checked("regions" if settings.regions else "data", lambda: job_items(
+            parts["base_sampler"], parts["mask_sampler"], parts["mask"], settings.regions, manifest, images, h, w))
+        texts = {key: text for item in items for key, text in item.prompts().items()}
+        prompts = {key: text for key, text in texts.items() if not key.endswith("negative_prompt")}
+        most = max(len(item.regions) for item in items)
+        upscaler = parts["upscaler"]
+        checked("model", lambda: source.check_prompts(texts))
+        checked("model", lambda: source.check_canvas(h, w))
+        checked("metrics", lambda: parts["metrics"].check(h, w, prompts))
+        checked("dual", lambda: parts["dual"].check_schedule(settings.steps))
+        if upscaler is not None:
+            for item in items:
+                if len(item.regions) > 1:
+                    raise ConfigError(f"upscaler: the two-sampler upscaler takes one region (a mask and its sampler); "
+                                      f"{'item ' + item.id if item.id else 'regions'} has {len(item.regions)}")
+                checked("upscaler", lambda: upscaler.check(h, w, {"base": item.base, "mask": item.regions[0].spec}))
+        keys = parts["metrics"].keys(most)
+        checked("objective", lambda: settings.objective.check(keys))
+        checked("figures", lambda: check_figures(settings.figures, keys))
+        return cls(settings, seed_list(settings.seeds), items, parts["dual"], upscaler, parts["metrics"],
+                   parts["logger"], source, weights, inputs_fingerprint(items))
 
 
 def identity(config: DictConfig, experiment: str | None = None) -> dict[str, Any]:
@@ -118,6 +136,8 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
     if threads is not None:
         torch.set_num_threads(threads)
     plain = identity(config, experiment)
+    if parts.inputs is not None:
+        plain["inputs"] = parts.inputs
     weights = parts.weights
     done = finished_result(out_dir, plain, weights)
     if done is not None:
@@ -150,22 +170,73 @@ def skip(out_dir: Path, name: str, done: dict[str, Any]) -> dict[str, Any]:
     return done
 
 
-def sample_batch(parts: JobParts, model: Any, base: Any, inside: Any, mask: torch.Tensor,
-                 upscale: Callable[[torch.Tensor, list[int]], torch.Tensor] | None, seeds: list[int],
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> torch.Tensor:
-    """The latents of one batch: the region algorithm from an empty latent with one seed per element, then the
-    upscaler. Every random stream of an image derives from its own seed (sampling/streams.py), so an image does
-    not depend on the batch it is sampled in beyond float rounding."""
+@dataclass
+class ItemRun:
+    """An item on the loaded model: its samplers, its masks on the device and the latent it starts from
+    (`[1, C, h, w]`: zeros, or its input image encoded)."""
+
+    item: JobItem
+    base: Any
+    regions: list[Region]
+    start: torch.Tensor
+
+    @property
+    def folder(self) -> str:
+        return "images" if self.item.id is None else f"images/{self.item.id}"
+
+    def label(self, seed: int) -> str:
+        return f"seed {seed}" if self.item.id is None else f"{self.item.id} seed {seed}"
+
+
+def start_latent(parts: JobParts, model: Any, item: JobItem, device: torch.device) -> torch.Tensor:
+    """The latent an item starts from: its input image fitted to the canvas and encoded with the model's VAE (tiled
+    when the upscaler's tiled VAE is on), else zeros."""
     s = parts.settings
     f = model.vae_scale_factor
-    latent = torch.zeros(len(seeds), model.latent_channels, s.height // f, s.width // f, device=mask.device)
-    latent = parts.dual(latent, base_sampler=base, mask_sampler=inside, mask=mask, seed=list(seeds), steps=s.steps,
-                        denoise=s.denoise, callback=callback)
+    if item.image is None:
+        return torch.zeros(1, model.latent_channels, s.height // f, s.width // f, device=device)
+    image = load_image(item.image, s.height, s.width)[None].to(device)
+    tiled = parts.upscaler is not None and parts.upscaler.use_tiled_vae
+    return vae_encode(model.vae, image, parts.upscaler.tile_size if tiled else None).float()
+
+
+def prepare_item(parts: JobParts, model: Any, item: JobItem, device: torch.device,
+                 sampler: Callable[[SamplerSpec], Any] | None = None,
+                 ) -> tuple[ItemRun, Callable[[torch.Tensor, list[int]], torch.Tensor] | None]:
+    """An item on the loaded model and its upscale function (None without an upscaler); `sampler` builds a spec's
+    KSampler (default `spec.build(model)`; the job passes one that builds each distinct spec once)."""
+    sampler = sampler or (lambda spec: spec.build(model))
+    run = ItemRun(item, sampler(item.base), [Region(r.mask.to(device), sampler(r.spec)) for r in item.regions],
+                  start_latent(parts, model, item, device))
+    if parts.upscaler is None:
+        return run, None
+    pair = {"base": (item.base, run.base), "mask": (item.regions[0].spec, run.regions[0].sampler)}
+    return run, parts.upscaler.build(model, pair, run.regions[0].mask)
+
+
+def sample_batch(parts: JobParts, run: ItemRun, upscale: Callable[[torch.Tensor, list[int]], torch.Tensor] | None,
+                 seeds: list[int], callback: Callable[[dict[str, Any]], None] | None = None) -> torch.Tensor:
+    """The latents of one batch of an item: the region algorithm from the item's start latent with one seed per
+    element, then the upscaler; an input image with an upscaler is upscaled as it is (the upscaler's passes
+    re-sample it). Every random stream of an image derives from its own seed (sampling/streams.py), so an image
+    does not depend on the batch it is sampled in beyond float rounding."""
+    s = parts.settings
+    latent = run.start.expand(len(seeds), -1, -1, -1).clone()
+    if upscale is not None and run.item.image is not None:
+        return upscale(latent, list(seeds))
+    if len(run.regions) == 1:
+        latent = parts.dual(latent, base_sampler=run.base, mask_sampler=run.regions[0].sampler,
+                            mask=run.regions[0].mask, seed=list(seeds), steps=s.steps, denoise=s.denoise,
+                            callback=callback)
+    else:
+        latent = parts.dual.sample_regions(latent, base_sampler=run.base, regions=run.regions, seed=list(seeds),
+                                           steps=s.steps, denoise=s.denoise, callback=callback)
     return latent if upscale is None else upscale(latent, list(seeds))
 
 
 def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> dict[str, Any]:
-    """Load the model, sample and evaluate every seed batch by batch; the result without its identity keys."""
+    """Load the model (or reuse this process's), sample and evaluate every item for every seed, batch by batch;
+    the result without its identity keys."""
     s = parts.settings
     timings = dict.fromkeys(("load_s", "sample_s", "decode_s", "metrics_s", "save_s"), 0.0)
     started = tick = time.perf_counter()
@@ -177,51 +248,74 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         tick = now
 
     with claim_device(s.device, lock_dir) as device, torch.inference_mode():
-        model = parts.source.load(device)
-        base, inside = parts.base_spec.build(model), parts.mask_spec.build(model)
-        mask = parts.mask.to(device)
+        model, reused = load_model_cached(parts.source, parts.weights, device, s.models_kept)
         f = model.vae_scale_factor
         if s.height % f or s.width % f:
             raise ConfigError(f"height and width must be multiples of the model's VAE factor {f}; got {s.height}x{s.width}")
-        upscale = None
-        if parts.upscaler is not None:
-            upscale = parts.upscaler.build(model, {"base": (parts.base_spec, base), "mask": (parts.mask_spec, inside)}, mask)
-        evaluation = parts.evaluator.start(model, mask, (parts.base_spec.prompt, parts.mask_spec.prompt), device)
+        evaluation = parts.evaluator.start(model, device)
         lap("load_s")
-        saved, decoded, traces = [], [], []
-        with tqdm(total=len(parts.seeds), desc=name, unit="image") as bar:
-            for begin in range(0, len(parts.seeds), s.batch_size):
-                batch = parts.seeds[begin:begin + s.batch_size]
-                traces.append(Trace())
-                latent = sample_batch(parts, model, base, inside, mask, upscale, batch, traces[-1])
-                lap("sample_s")
-                images = model.decode(latent).float()
-                lap("decode_s")
-                decoded.append(images.cpu())
-                saved += image_files.save_images(decoded[-1], batch, out_dir / "images")
-                lap("save_s")
-                evaluation.update(images, batch)
-                lap("metrics_s")
-                bar.update(len(batch))
-        metrics, per_seed = evaluation.compute()
+        saved, decoded, labels, traces = [], [], [], []
+        built: dict[SamplerSpec, Any] = {}
+
+        def sampler(spec: SamplerSpec) -> Any:
+            if spec not in built:
+                built[spec] = spec.build(model)
+            return built[spec]
+
+        with tqdm(total=len(parts.items) * len(parts.seeds), desc=name, unit="image") as bar:
+            for number, item in enumerate(parts.items):
+                run, upscale = prepare_item(parts, model, item, device, sampler)
+                lap("load_s")
+                for begin in range(0, len(parts.seeds), s.batch_size):
+                    batch = parts.seeds[begin:begin + s.batch_size]
+                    trace = Trace() if number == 0 else None
+                    latent = sample_batch(parts, run, upscale, batch, trace)
+                    if trace is not None:
+                        traces.append(trace)
+                    lap("sample_s")
+                    images = model.decode(latent).float()
+                    lap("decode_s")
+                    decoded.append(images.cpu())
+                    labels += [run.label(seed) for seed in batch]
+                    paths = image_files.save_images(decoded[-1], batch, out_dir / run.folder)
+                    saved += paths
+                    lap("save_s")
+                    evaluation.update(images, batch, item.base.prompt,
+                                      [(r.mask, r.spec.prompt) for r in item.regions], item.id)
+                    lap("metrics_s")
+                    bar.update(len(batch))
+        metrics, per_image = evaluation.compute()
         lap("metrics_s")
-    traced = Trace.stack(traces)
-    trace_images = traced.save_images(out_dir / "trace")
+    for row, path in zip(per_image, saved):
+        row["image"] = str(path.relative_to(out_dir))
+    traced = Trace.stack(traces) if traces and all(t.reports for t in traces) else None
+    trace_images = traced.save_images(out_dir / "trace") if traced is not None else []
     grid = out_dir / "grid.png"
-    image_files.labelled_grid(torch.cat(decoded), [f"seed {k}" for k in parts.seeds], name).save(grid)
+    image_files.labelled_grid(torch.cat(decoded), labels, name).save(grid)
     lap("save_s")
     timings["total_s"] = round(time.perf_counter() - started, 3)
-    return {
+    first = parts.items[0]
+    result = {
         "seeds": parts.seeds,
         "dual": parts.dual.settings(),
         "metrics": metrics,
         "absent": dict(evaluation.absent),
-        "per_seed": per_seed,
+        "per_seed": per_image,
         "images": [str(p.relative_to(out_dir)) for p in saved],
         "grid": grid.name,
-        "trace": {**traced.summary(), "images": [str(p.relative_to(out_dir)) for p in trace_images],
-                  "images_seed": parts.seeds[0]},
         "timings": timings,
+        "model_reused": reused,
         "device": str(device),
         "threads": torch.get_num_threads(),
     }
+    if traced is None:
+        result["trace"] = {"absent": "input images upscaled as they are: no region-sampler run to trace"}
+    else:
+        result["trace"] = {**traced.summary(), "images": [str(p.relative_to(out_dir)) for p in trace_images],
+                           "images_seed": parts.seeds[0], **({"item": first.id} if first.id else {})}
+    if parts.inputs is not None:
+        result["items"] = [{"id": item.id, "regions": len(item.regions), "prompt": item.base.prompt,
+                            "region_prompts": [r.spec.prompt for r in item.regions],
+                            **({"image": str(item.image)} if item.image is not None else {})}
+                           for item in parts.items]
+    return result

@@ -109,6 +109,8 @@ class JobSettings:
     height: int = 128
     width: int = 128
     overlap_factor: int = 2
+    regions: Any = field(default_factory=list)
+    models_kept: int = 1
     objective: Objective = field(default_factory=Objective)
     model: Any = None
     base_sampler: Any = None
@@ -118,6 +120,8 @@ class JobSettings:
     upscaler: Any = None
     metrics: Any = None
     logger: Any = None
+    input: Any = None
+    data: Any = None
     figures: Any = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -128,6 +132,7 @@ class JobSettings:
             "device": lambda v: check_device(v),
             "batch_size": lambda v: check_bounded(v, "batch_size"),
             "threads": lambda v: v is None or check_bounded(v, "threads"),
+            "models_kept": lambda v: check_bounded(v, "models_kept"),
             "height": lambda v: check_bounded(v, "canvas", "height"),
             "width": lambda v: check_bounded(v, "canvas", "width"),
             "name": lambda v: check_text(v, "name"),
