@@ -10,7 +10,7 @@ override: whatever the runner does with `threads: null`). Candidates that resolv
 
 Printed per candidate and condition: the wall time of each repeat, the sum of the jobs' own `timings.total_s`
 (without Python's start-up and imports), the 1-minute load average when the run started, and the ratios of the
-medians to threads=1 in the same condition. Last, whether every run saved byte-identical images.
+medians to threads=1 in the same condition. Last, the runs grouped by byte-identical images.
 """
 
 from __future__ import annotations
@@ -114,10 +114,13 @@ def main() -> None:
             print(f"{'/'.join(names):>14} {condition:>4} {' '.join(f'{w:6.1f}' for w in walls[key]):>22} "
                   f"{' '.join(f'{t:6.1f}' for t in jobs[key]):>22} "
                   f"{' '.join(f'{x:.2f}' for x in loads[key]):>14} {wall_ratio:7.2f} {job_ratio:7.2f}")
-    first = next(iter(hashes.values()))
-    differing = [name for name, found in hashes.items() if found != first]
-    print(f"\nimages byte-identical across all {len(hashes)} runs ({len(first)} images each): "
-          f"{'yes' if not differing else 'no, differ: ' + ', '.join(differing)}")
+    groups: dict[tuple, list[str]] = {}
+    for name, found in hashes.items():
+        groups.setdefault(tuple(sorted(found.items())), []).append(name)
+    print(f"\n{len(hashes)} runs of {len(next(iter(hashes.values())))} images each, in {len(groups)} group(s) of "
+          f"byte-identical images:")
+    for names in groups.values():
+        print("  " + ", ".join(names))
 
 
 if __name__ == "__main__":

@@ -63,9 +63,17 @@ def test_keeping_one_model_drops_the_older(loads):
 
 
 def test_keeping_none_loads_every_time(loads):
+    load_model_cached(WORLD, "random-0", CPU)
     runs = [load_model_cached(WORLD, "random-0", CPU, keep=0) for _ in range(3)]
-    assert [reused for _, reused in runs] == [False, False, False] and len(loads) == 3
-    assert load_model_cached(WORLD, "random-0", CPU)[1] is False  # nothing was kept
+    assert [reused for _, reused in runs] == [False, False, False] and len(loads) == 4
+    assert load_model_cached(WORLD, "random-0", CPU)[1] is False  # the model kept before was dropped too
+
+
+def test_a_smaller_keep_drops_the_least_recently_used(loads):
+    first, _ = load_model_cached(WORLD, "random-0", CPU, keep=2)
+    load_model_cached(WORLD, "random-1", CPU, keep=2)
+    assert load_model_cached(WORLD, "random-0", CPU, keep=1) == (first, True)
+    assert load_model_cached(WORLD, "random-1", CPU, keep=1)[1] is False and len(loads) == 3
 
 
 def test_a_failing_load_leaves_the_kept_model(loads):

@@ -115,21 +115,28 @@ def load_model_cached(source: Any, fingerprint: str, device: torch.device, keep:
     loaded, the least recently used dropped first; a load that raises leaves the kept models as they were."""
     keep = check_int(keep, "models_kept", 0, MAX_KEPT)
     key = cache_key(source, fingerprint, device)
+    if keep == 0:
+        clear_models()
+        return source.load(device), False
     if key in _kept:
         model, state = _kept[key]
         problem = state.restore(model)
         if problem is None:
             _kept.move_to_end(key)
+            _trim(keep)
             return model, True
         log.warning("kept model %s: %s since it was loaded; loading it again", key[0], problem)
         _drop(key)
-    model = source.load(device)
-    if keep == 0:
-        return model, False
-    while len(_kept) >= keep:
-        _drop(next(iter(_kept)))
+    model = source.load(device)  # before any eviction: a load that raises leaves the kept models as they were
+    _trim(keep - 1)
     _kept[key] = (model, ModelState.of(model))
     return model, False
+
+
+def _trim(keep: int) -> None:
+    """Drop the least recently used models until at most `keep` stay."""
+    while len(_kept) > keep:
+        _drop(next(iter(_kept)))
 
 
 def clear_models() -> None:
