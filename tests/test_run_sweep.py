@@ -112,8 +112,7 @@ def test_launcher_runs_a_sweep(launcher, tmp_path, env):
     assert done.returncode == 0, done.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json")]
     assert sorted(result["config"]["overlap_factor"] for result in results) == [1, 3]
-    if "hydra/launcher=joblib" in launcher:  # two jobs side by side share the cores
-        assert all(result["threads"] == max(1, os.cpu_count() // 2) for result in results)
+    assert all(result["threads"] == 1 for result in results)  # the default: one thread per job, side by side or not
 
 
 def test_optuna_search_from_the_shipped_config_finds_parameters(tmp_path, env):

@@ -130,11 +130,9 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
     process that holds the job's claim. Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically,
     last; the tracker's status is added after it logged). Raises on any failure, leaving no result.json behind; a
     folder holding another configuration's result is refused (`check_not_foreign`). `parallel_jobs`: jobs
-    the launcher runs side by side (joblib's n_jobs), which share the CPU cores unless `threads` is set."""
+    the launcher runs side by side (joblib's n_jobs), which share the CPU cores under `threads: auto`."""
     parts = JobParts.from_config(config)
-    threads = job_threads(parts.settings.threads, parallel_jobs)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(job_threads(parts.settings.threads, parallel_jobs))
     plain = identity(config, experiment)
     if parts.inputs is not None:
         plain["inputs"] = parts.inputs

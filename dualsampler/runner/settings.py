@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from ..figure_spec import check_figures
+from .devices import AUTO
 from ..sampling.ksampler import check_denoise
 from ..sampling.schedules import check_steps
 from ..validation import BOUNDS, check_bounded, check_device, check_real, check_schedule_length, check_text
@@ -105,7 +106,7 @@ class JobSettings:
     denoise: float = 1.0
     batch_size: int = 4
     device: str = "cpu"
-    threads: Optional[int] = None
+    threads: Any = None
     height: int = 128
     width: int = 128
     overlap_factor: int = 2
@@ -131,7 +132,7 @@ class JobSettings:
             "overlap_factor": lambda v: check_bounded(v, "overlap_factor"),
             "device": lambda v: check_device(v),
             "batch_size": lambda v: check_bounded(v, "batch_size"),
-            "threads": lambda v: v is None or check_bounded(v, "threads"),
+            "threads": lambda v: v is None or v == AUTO or check_bounded(v, "threads"),
             "models_kept": lambda v: check_bounded(v, "models_kept"),
             "height": lambda v: check_bounded(v, "canvas", "height"),
             "width": lambda v: check_bounded(v, "canvas", "width"),
