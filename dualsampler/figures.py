@@ -278,8 +278,8 @@ def _numeric(results: list[dict[str, Any]], key: str) -> bool:
 def sweep_figure(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """The figure of a sweep that declares none: every metric against its swept keys (a line over the first
     numeric key, else bars over the first key; the other keys as hue). Without swept keys, one bar per job."""
-    metrics = sorted({m for r in results for m in [*r["metrics"], *(k for row in r["per_seed"] for k in row)]}
-                     - {"seed"})
+    metrics = sorted({m for r in results for m in [*r["metrics"], *(k for row in r["per_seed"] for k, v in row.items()
+                                                                    if isinstance(v, Real))]} - {"seed"})
     keys = swept_keys(results)
     if not keys:
         return {"name": name, "kind": "bar", "x": JOB, "metrics": metrics}
