@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
 from dualsampler.masks import ellipse_mask, half_mask, load_mask, rectangle_mask, resize_mask
+from dualsampler.metrics.evaluator import Evaluator
 from dualsampler.runner import manifest as manifest_module
 from dualsampler.runner.manifest import (WORLD_MANIFEST, Manifest, ManifestItem, NoData, read_manifest,
                                           region_mask)
@@ -24,7 +24,6 @@ from dualsampler.world.prompts import parse_prompt
 
 HALF = {"shape": "half", "side": "left"}
 CONF_DIR = Path(str(files("dualsampler.conf")))  # conf/, as dualsampler.run finds it
-JUDGE_PATCH = 32  # the world judge's patch side in pixels
 
 
 def write_manifest(folder: Path, *lines: dict | str, name: str = "items.jsonl") -> Path:
@@ -235,14 +234,13 @@ def test_a_mask_file_empty_on_the_canvas_is_refused(tmp_path):
 # The shipped world set ------------------------------------------------------------------------------------------
 
 
+SHIPPED_IDS = [json.loads(line)["id"] for line in WORLD_MANIFEST.read_text("utf-8").splitlines() if line.strip()]
+WORLD_SEEDS = [0, 1, 2, 3]  # each item's reference images: base texture seed s, region k's s + 1 + k
+
+
 @pytest.fixture(scope="module")
 def world_items() -> list[ManifestItem]:
     return read_manifest(WORLD_MANIFEST, 128, 128)
-
-
-def judge_windows(readable: torch.Tensor) -> int:
-    """How many 32x32 windows lie wholly inside the `[H, W]` boolean map."""
-    return int((F.avg_pool2d(readable.float()[None, None], JUDGE_PATCH, stride=1) == 1).sum())
 
 
 def test_the_shipped_world_set_has_four_items_each_of_one_two_and_three_regions(world_items):
@@ -266,13 +264,27 @@ def test_the_shipped_world_prompts_are_in_the_worlds_vocabulary_and_differ_from_
         assert len({c for c, _ in words}) == len(words) and len({p for _, p in words}) == len(words), world_item.id
 
 
-def test_every_shipped_region_and_the_base_have_a_judge_patch_no_other_region_touches(world_items):
-    for world_item in world_items:
-        inside = torch.stack([r.mask >= 0.5 for r in world_item.regions])
-        for k in range(len(inside)):
-            others = torch.cat([inside[:k], inside[k + 1:]]).any(0)
-            assert judge_windows(inside[k] & ~others) > 0, (world_item.id, k)
-        assert judge_windows(~inside.any(0)) > 0, (world_item.id, "base")
+@pytest.fixture(scope="module")
+def world_model():
+    from dualsampler.models import load_model
+
+    return load_model()
+
+
+@pytest.mark.parametrize("index, item_id", list(enumerate(SHIPPED_IDS)), ids=SHIPPED_IDS)
+def test_every_shipped_item_reads_1_on_every_region_accuracy_key_of_its_reference_images(world_items, world_model,
+                                                                                          index, item_id):
+    world_item = world_items[index]
+    assert world_item.id == item_id
+    regions = [(r.mask, r.prompt) for r in world_item.regions]
+    images = world_model.reference_images(world_item.prompt, regions, WORLD_SEEDS)
+    settings = Evaluator(references=False, real_images=0)
+    evaluation = settings.start(world_model, "cpu")
+    evaluation.update(images, WORLD_SEEDS, world_item.prompt, regions, item_id)
+    results, _ = evaluation.compute()
+    keys = [key for key in settings.keys(len(regions)) if key.startswith("region_accuracy/")]
+    assert len(keys) == (2 if len(regions) == 1 else 2 + len(regions))
+    assert {key: results.get(key) for key in keys} == dict.fromkeys(keys, 1.0), evaluation.absent
 
 
 def test_region_mask_reads_a_configs_shape_mapping_or_a_file_relative_to_a_folder(tmp_path):
