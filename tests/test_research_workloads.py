@@ -58,7 +58,7 @@ def test_input_images_are_refined_and_kept_outside_the_grown_mask(texture_folder
             out = load_image(job / "images" / item / f"seed{seed}.png", 128, 128)
             assert psnr(out, given, outside) > 18.0
             assert psnr(out, given, 1 - outside) < psnr(out, given, outside)  # the inside was re-sampled
-    assert len(result["config"]["inputs"]) == 16  # the images' fingerprint: new images, a new result
+    assert len(result["inputs"]) == 16  # the images' fingerprint: changed images are sampled again
 
 
 def test_an_input_image_is_what_the_upscaler_upscales(texture_folder, tmp_path):
@@ -154,3 +154,37 @@ def test_a_six_job_sweep_loads_the_model_once(tmp_path, monkeypatch):
     assert len(found) == 6 and len(loads) == 1
     assert sorted(r["model_reused"] for r in found) == [False] + [True] * 5
     assert all(r["timings"]["load_s"] >= 0 for r in found)
+
+
+def test_input_images_and_a_regions_list_run_on_a_stable_diffusion_folder(sd_models, texture_folder, tmp_path):
+    regions = ("regions=[{mask:{shape:half,side:left},prompt:'a cat'},"
+               "{mask:{shape:rectangle,top:0.0,bottom:0.5,left:0.5,right:1.0},prompt:'a dog',sampler:heun}]")
+    done = run_app("model=diffusers", f"model.path={sd_models.sd15}", "input=image", f"input.path={texture_folder}",
+                   regions, "denoise=0.5", "height=32", "width=32", "metrics=seams", "dual=fused", *QUICK,
+                   multirun=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (result,) = results(tmp_path / "runs")
+    assert [(row["item"], row["seed"]) for row in result["per_seed"]] == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert {"seam/gradient_ratio/region0", "seam/gradient_ratio/region1"} <= set(result["metrics"])
+    assert [item["regions"] for item in result["items"]] == [2, 2]
+
+
+def test_a_job_is_recomputed_when_its_input_files_change_and_skipped_when_they_do_not(tmp_path):
+    manifest = tmp_path / "items.jsonl"
+    line = {"id": "a", "prompt": "blue stripes", "regions": [{"mask": {"shape": "half"}, "prompt": "red dots"}]}
+    manifest.write_text(json.dumps(line) + "\n")
+    args = ["data=manifest", f"data.path={manifest}", "model=random_world", "metrics=seams", "height=32", "width=32",
+            "seeds=1", "steps=2", "logger=none", "name=resume"]
+
+    def launch() -> dict:
+        assert run_app(*args, multirun=False, cwd=tmp_path).returncode == 0
+        (result,) = results(tmp_path / "runs")
+        return result
+
+    first = launch()
+    assert launch()["timings"] == first["timings"]  # the same files: the finished result is kept
+    line["regions"][0]["prompt"] = "green waves"
+    manifest.write_text(json.dumps(line) + "\n")
+    changed = launch()
+    assert changed["inputs"] != first["inputs"] and changed["timings"] != first["timings"]
+    assert changed["config"] == first["config"]  # the same configuration, other files: recomputed in place

@@ -126,22 +126,21 @@ def check_not_foreign(out_dir: Path, plain: dict[str, Any]) -> None:
 def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parallel_jobs: int | None = None,
             experiment: str | None = None) -> dict[str, Any]:
     """Run one job into `out_dir`, or return its existing result when result.json holds the same identity
-    (`identity`, which names the chosen `experiment`) and model fingerprint: at once, without waiting on another
-    process that holds the job's claim. Files: `images/seed<n>.png`, `grid.png`, then `result.json` (atomically,
+    (`identity`, which names the chosen `experiment`), model fingerprint and input files' fingerprint: at once,
+    without waiting on another process that holds the job's claim; new weights or changed input files (images,
+    manifest masks and prompts) recompute it. Files: `images/[<item>/]seed<n>.png`, `grid.png`, then `result.json` (atomically,
     last; the tracker's status is added after it logged). Raises on any failure, leaving no result.json behind; a
     folder holding another configuration's result is refused (`check_not_foreign`). `parallel_jobs`: jobs
     the launcher runs side by side (joblib's n_jobs), which share the CPU cores under `threads: auto`."""
     parts = JobParts.from_config(config)
     torch.set_num_threads(job_threads(parts.settings.threads, parallel_jobs))
     plain = identity(config, experiment)
-    if parts.inputs is not None:
-        plain["inputs"] = parts.inputs
-    weights = parts.weights
-    done = finished_result(out_dir, plain, weights)
+    weights, inputs = parts.weights, parts.inputs
+    done = finished_result(out_dir, plain, weights, inputs)
     if done is not None:
         return skip(out_dir, name, done)
-    with claim_job(out_dir, finished=lambda: finished_result(out_dir, plain, weights) is not None) as held:
-        done = finished_result(out_dir, plain, weights)
+    with claim_job(out_dir, finished=lambda: finished_result(out_dir, plain, weights, inputs) is not None) as held:
+        done = finished_result(out_dir, plain, weights, inputs)
         if done is not None:
             return skip(out_dir, name, done)
         if not held:
@@ -151,6 +150,8 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
             (out_dir / stale).unlink(missing_ok=True)
         result = compute_job(parts, out_dir, name, lock_dir)
         result.update(name=name, config=plain, weights=weights, versions=versions())
+        if inputs is not None:
+            result["inputs"] = inputs
         write_json_atomic(out_dir / RESULT_FILE, result)
         started = time.perf_counter()
         result["tracker"] = parts.tracker.log_job(name, plain, result["metrics"], result["per_seed"],

@@ -41,9 +41,11 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def finished_result(out_dir: Path, config: dict[str, Any], weights: str | None) -> dict[str, Any] | None:
-    """The job's result.json when it exists, parses and was computed from exactly `config` and the weights
-    fingerprinted `weights` (the model source's fingerprint); else None."""
+def finished_result(out_dir: Path, config: dict[str, Any], weights: str | None,
+                    inputs: str | None = None) -> dict[str, Any] | None:
+    """The job's result.json when it exists, parses and was computed from exactly `config`, the weights
+    fingerprinted `weights` (the model source's fingerprint) and the input files fingerprinted `inputs` (its
+    items' images and masks, None when it reads none); else None."""
     path = out_dir / RESULT_FILE
     try:
         result = json.loads(path.read_text())
@@ -52,7 +54,8 @@ def finished_result(out_dir: Path, config: dict[str, Any], weights: str | None) 
     if not isinstance(result, dict):  # e.g. `[]`: not a result this job wrote
         return None
     same_config = result.get("config") == json.loads(json.dumps(config, default=str))
-    return result if same_config and result.get("weights") == weights else None
+    same_files = result.get("weights") == weights and result.get("inputs") == inputs
+    return result if same_config and same_files else None
 
 
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
