@@ -87,3 +87,21 @@ def read_offline_run(run_dir, env=None) -> dict:
         elif kind == "summary":
             run["summary"].update(record["summary"].get("update", {}))
     return run
+
+
+def offline_table(run_file, env=None, key: str = "per_seed") -> tuple[dict, set[str]]:
+    """The table `key` of an offline W&B run file (`.../offline-run-*/run-*.wandb`) as W&B stored it, in the run's
+    `run-<id>-<key>` table artifact, which holds the images (the run's own media/table file only names their
+    type): ({"columns", "data"}, the paths of the artifact's files), read by wandb's own reader."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_file)],
+                         capture_output=True, text=True, check=True, env=env, timeout=120)
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    artifact = next(r["artifact"] for r in records if r.get("type") == "artifact"
+                    and r["artifact"]["type"] == "run_table" and r["artifact"]["name"].endswith(f"-{key}"))
+    files = {entry["path"]: entry["local_path"] for entry in artifact["manifest"]["contents"]}
+    with open(files[f"{key}.table.json"]) as table:
+        return json.load(table), set(files)

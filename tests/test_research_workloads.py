@@ -7,6 +7,9 @@ about the plumbing, trained where it measures images) or on the tiny Stable Diff
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from dualsampler.runner.inputs import load_image
 from dualsampler.runner.manifest import WORLD_MANIFEST
 from dualsampler.runner.model_cache import clear_models
 from dualsampler.world.textures import render_texture
+from helpers import offline_table
 from run_app import run_app
 
 QUICK = ["logger=none", "seeds=2", "steps=4"]
@@ -188,3 +192,28 @@ def test_a_job_is_recomputed_when_its_input_files_change_and_skipped_when_they_d
     changed = launch()
     assert changed["inputs"] != first["inputs"] and changed["timings"] != first["timings"]
     assert changed["config"] == first["config"]  # the same configuration, other files: recomputed in place
+
+
+@pytest.mark.slow  # a real `dualsampler-run` process with W&B's service (seconds)
+def test_a_data_set_job_logs_one_wandb_table_row_per_image_offline(tmp_path):
+    home = tmp_path / "home"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "HOME": str(home),
+           "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    manifest = tmp_path / "items.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in [
+        {"id": "one", "prompt": "blue stripes", "regions": [{"mask": {"shape": "half"}, "prompt": "red dots"}]},
+        {"id": "two", "prompt": "green grid", "regions": [{"mask": {"shape": "half", "side": "left"}, "prompt":
+                                                           "red dots"}, {"mask": {"shape": "rectangle", "left": 0.6},
+                                                                         "prompt": "yellow waves"}]}]))
+    done = subprocess.run([sys.executable, "-m", "dualsampler.run", "data=manifest", f"data.path={manifest}",
+                           "model=random_world", "metrics=seams", "height=32", "width=32", "seeds=2", "steps=2",
+                           "logger=wandb", "logger.mode=offline", f"hydra.run.dir={tmp_path / 'job'}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "job" / "result.json").read_text())
+    assert result["tracker"]["ok"], result["tracker"]
+    table, files = offline_table(next((tmp_path / "job" / "wandb").glob("offline-run-*/run-*.wandb")), env)
+    assert table["columns"][:3] == ["item", "seed", "image"]
+    assert [row[:2] for row in table["data"]] == [["one", 0], ["one", 1], ["two", 0], ["two", 1]]
+    assert [row[2]["caption"] for row in table["data"]] == ["one seed 0", "one seed 1", "two seed 0", "two seed 1"]
+    assert {row[2]["path"] for row in table["data"]} <= files

@@ -15,7 +15,7 @@ import textwrap
 import time
 
 import pytest
-from helpers import read_offline_run
+from helpers import offline_table, read_offline_run
 
 from dualsampler.tracking import NullTracker, WandbTracker, image_table
 
@@ -110,18 +110,9 @@ def test_the_offline_run_holds_the_logged_config_metrics_and_grid(tmp_path):
 
 
 def logged_table(tmp_path, key="per_seed") -> tuple[dict, set[str]]:
-    """The table `key` of the job's offline run as W&B stored it (in the run's `run-<id>-<key>` table artifact,
-    which holds the images; the run's own media/table file only names their type): ({"columns", "data"}, the
-    paths of the artifact's files), read from the run file by wandb's own reader."""
+    """The table `key` of the job's offline run as W&B stored it (`helpers.offline_table`)."""
     run_file = next((tmp_path / "job" / "wandb").glob("offline-run-*/run-*.wandb"))
-    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_file)],
-                         capture_output=True, text=True, check=True, env=child_env(tmp_path), timeout=120)
-    records = [json.loads(line) for line in out.stdout.splitlines()]
-    artifact = next(r["artifact"] for r in records if r.get("type") == "artifact"
-                    and r["artifact"]["type"] == "run_table" and r["artifact"]["name"].endswith(f"-{key}"))
-    files = {entry["path"]: entry["local_path"] for entry in artifact["manifest"]["contents"]}
-    with open(files[f"{key}.table.json"]) as table:
-        return json.load(table), set(files)
+    return offline_table(run_file, child_env(tmp_path), key)
 
 
 @pytest.mark.slow  # a W&B run in a child process (seconds); the offline-socket one stays in the quick subset
