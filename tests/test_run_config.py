@@ -79,12 +79,55 @@ def test_a_typed_key_is_checked_when_the_config_is_composed():
 
 
 def test_the_objective_penalises_metrics_below_their_floors():
-    objective = Objective("seam/gradient_ratio", {"region_accuracy/inside": 0.8}, penalty=10.0)
-    assert objective.value({"seam/gradient_ratio": 1.2, "region_accuracy/inside": 0.9}) == pytest.approx(1.2)
-    assert objective.value({"seam/gradient_ratio": 1.2, "region_accuracy/inside": 0.7}) == pytest.approx(2.2)
+    objective = Objective("seam/color_jump", {"region_accuracy/inside": 0.8}, penalty=10.0)
+    assert objective.value({"seam/color_jump": 1.2, "region_accuracy/inside": 0.9}) == pytest.approx(1.2)
+    assert objective.value({"seam/color_jump": 1.2, "region_accuracy/inside": 0.7}) == pytest.approx(2.2)
     assert objective.value({"region_accuracy/inside": 0.9}) == math.inf
-    assert objective.value({"seam/gradient_ratio": 1.2}) == math.inf  # an absent floor is not a satisfied one
+    assert objective.value({"seam/color_jump": 1.2}) == math.inf  # an absent floor is not a satisfied one
     assert Objective("region_accuracy/inside", direction="maximize").value({}) == -math.inf
+
+
+def test_the_objective_takes_the_metrics_direction_from_the_registry_unless_given():
+    assert (Objective("seam/color_jump").sense, Objective("region_accuracy/inside").sense) == ("minimize", "maximize")
+    assert Objective("region_accuracy/inside").value({"region_accuracy/inside": 0.75}) == pytest.approx(0.75)
+    assert Objective("region_accuracy/inside").worst == -math.inf
+    assert Objective("seam/color_jump", direction="maximize").sense == "maximize"  # an explicit override
+
+
+def test_the_default_objective_minimises_the_seams_distance_from_a_healthy_ratio_of_1():
+    # per image |G - 1|, then the mean: 0.8 and 1.2 average to a ratio of 1 but sit 0.2 from it each
+    rows = [{"seed": 0, "seam/gradient_ratio": 0.8}, {"seed": 1, "seam/gradient_ratio": 1.2}]
+    objective = Objective()
+    assert objective.metric == "seam/gradient_ratio_error" and objective.sense == "minimize"
+    assert objective.value({"seam/gradient_ratio": 1.0}, rows) == pytest.approx(0.2)
+    assert objective.value({"seam/gradient_ratio_error": 0.3}, rows) == pytest.approx(0.3)  # as the job wrote it
+    assert objective.value({"seam/gradient_ratio": 1.0}) == math.inf  # neither the key nor the rows to derive it
+    # a smoother-than-texture band (0.816, the raw ratio's "best" trial) scores worse than a healthy 1.05
+    assert objective.value({}, [{"seam/gradient_ratio": 0.816}]) > objective.value({}, [{"seam/gradient_ratio": 1.05}])
+    # the raw target metric without a direction minimises its error; with one, the raw value
+    assert Objective("seam/gradient_ratio").value({}, rows) == pytest.approx(0.2)
+    assert Objective("seam/gradient_ratio", direction="minimize").value({"seam/gradient_ratio": 0.8}) == 0.8
+
+
+def test_the_objective_accepts_derived_keys_whose_inputs_the_job_reports():
+    Objective().check(["seam/gradient_ratio", "seam/color_jump"])
+    Objective("seam/gradient_ratio_error/region1").check(Evaluator(judge=False).keys(regions=2))
+    with pytest.raises(ConfigError, match=r"objective.metric: 'seam/gradient_ratio_error' is not a metric this job"):
+        Objective().check(["seam/color_jump"])
+    with pytest.raises(ConfigError, match=r"objective.metric: 'seam/gradient_ratoi' is not a metric this job reports"):
+        Objective("seam/gradient_ratoi")
+    with pytest.raises(ConfigError, match=r"objective.metric: 'judge/inside' is a per-image reading"):
+        Objective("judge/inside")
+    with pytest.raises(ConfigError, match=r"objective.direction must be one of minimize, maximize or null"):
+        Objective(direction="lower")
+
+
+def test_the_shipped_configs_search_the_gradient_ratio_error():
+    assert compose_job().objective.metric == "seam/gradient_ratio_error"
+    assert compose_job().objective.direction is None
+    search = compose_job("hparams_search=seam_overlap", with_hydra=True)
+    assert search.objective.metric == "seam/gradient_ratio_error"
+    assert search.hydra.sweeper.direction == "minimize"
 
 
 @pytest.mark.parametrize("override, message", [

@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from ..figure_spec import check_figures
+from ..metrics.registry import derived_keys, derived_means, describe
 from .devices import AUTO
 from ..sampling.ksampler import check_denoise
 from ..sampling.schedules import check_steps
@@ -38,23 +39,29 @@ def seed_list(seeds: Any) -> list[int]:
 
 
 DIRECTIONS = ("minimize", "maximize")
+SENSE = {"lower": "minimize", "higher": "maximize", "target": "minimize"}  # a registry direction as the sweeper's
 
 
 @dataclass
 class Objective:
     """What a job returns to a sweeper (Optuna): `metric`, plus `penalty` * (floor - value) for each metric in
     `floors` below its floor (so a search for the lowest seam keeps region accuracy high), signed for `direction`.
-    A job whose metric or a floored metric is absent, or that failed, returns the worst value (+inf when
-    minimizing, -inf when maximizing): an unreadable constraint never looks satisfied, and the study goes on."""
+    `direction` null takes the metric's own from dualsampler/metrics/registry.py; a `target` metric (healthy at a
+    value, e.g. seam/gradient_ratio at 1) then minimises its derived error key (`seam/gradient_ratio_error`), an
+    explicit direction keeps the metric as it is. Derived keys are read from the metrics when there, else computed
+    from the per-image rows (registry.derived_means). A job whose metric or a floored metric is absent, or that
+    failed, returns the worst value (+inf when minimizing, -inf when maximizing): an unreadable constraint never
+    looks satisfied, and the study goes on."""
 
-    metric: str = "seam/gradient_ratio"
+    metric: str = "seam/gradient_ratio_error"
     floors: dict[str, float] = field(default_factory=dict)
     penalty: float = 10.0
-    direction: str = "minimize"
+    direction: str | None = None
 
     def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ConfigError(f"objective.direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
+        if self.direction is not None and self.direction not in DIRECTIONS:
+            raise ConfigError(f"objective.direction must be one of {', '.join(DIRECTIONS)} or null (the metric's "
+                              f"own); got {self.direction!r}")
         try:
             check_bounded(self.penalty, "penalty", "objective.penalty")
             check_text(self.metric, "objective.metric")
@@ -64,15 +71,40 @@ class Objective:
                 check_real(floor, f"objective.floors[{key!r}]")
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        for key in [self.metric, *self.floors]:
+            name = "objective.metric" if key == self.metric else "objective.floors"
+            try:
+                info = describe(key)
+            except ValueError:
+                raise ConfigError(f"{name}: {key!r} is not a metric this job reports: no metric of that name is "
+                                  "declared (dualsampler/metrics/registry.py)") from None
+            if info.direction == "none":
+                raise ConfigError(f"{name}: {key!r} is a per-image reading ({info.unit}), not a number to optimise")
+
+    @property
+    def key(self) -> str:
+        """The key the objective reads: `metric`, or its derived error key for a target metric without an explicit
+        direction."""
+        if self.direction is None and describe(self.metric).direction == "target":
+            errors = derived_keys([self.metric])
+            if errors:
+                return errors[0]
+        return self.metric
+
+    @property
+    def sense(self) -> str:
+        """minimize | maximize: `direction`, else the direction of `key` in the registry."""
+        return self.direction or SENSE[describe(self.key).direction]
 
     def check(self, metrics: list[str]) -> None:
-        """Before any work: `metric` and every floored metric among `metrics`, the names the job reports (a typo
-        would hand the sweeper the worst value for every trial)."""
-        for key in [self.metric, *self.floors]:
-            if key not in metrics:
-                name = "objective.metric" if key == self.metric else "objective.floors"
+        """Before any work: `metric` and every floored metric among `metrics`, the names the job reports, or derived
+        from them (a typo would hand the sweeper the worst value for every trial)."""
+        known = [*metrics, *derived_keys(metrics)]
+        for key in [self.key, *self.floors]:
+            if key not in known:
+                name = "objective.floors" if key in self.floors else "objective.metric"
                 raise ConfigError(f"{name}: {key!r} is not a metric this job reports (metrics=...); it reports "
-                                  f"{', '.join(metrics)}")
+                                  f"{', '.join(known)}")
 
     @classmethod
     def from_config(cls, values: Any) -> Objective:
@@ -87,15 +119,17 @@ class Objective:
 
     @property
     def worst(self) -> float:
-        return math.inf if self.direction == "minimize" else -math.inf
+        return math.inf if self.sense == "minimize" else -math.inf
 
-    def value(self, metrics: dict[str, float]) -> float:
-        """The objective of a job's metrics (see the class)."""
-        if self.metric not in metrics or any(key not in metrics for key in self.floors):
+    def value(self, metrics: dict[str, float], rows: Sequence[dict[str, Any]] = ()) -> float:
+        """The objective of a job's metrics (see the class); `rows`, the job's per-image rows (result.json's
+        `per_seed`), give derived keys the metrics lack."""
+        metrics = {**derived_means(rows), **metrics}
+        if self.key not in metrics or any(key not in metrics for key in self.floors):
             return self.worst
         shortfall = sum(max(0.0, floor - metrics[key]) for key, floor in self.floors.items())
-        sign = 1.0 if self.direction == "minimize" else -1.0
-        return float(metrics[self.metric]) + sign * self.penalty * shortfall
+        sign = 1.0 if self.sense == "minimize" else -1.0
+        return float(metrics[self.key]) + sign * self.penalty * shortfall
 
 
 @dataclass
