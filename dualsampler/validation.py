@@ -55,6 +55,8 @@ BOUNDS: dict[str, Bound] = {
     "threads": Bound(1, 1024, True, "torch threads of one job: more than any machine's cores"),
     "models_kept": Bound(0, 8, True, "loaded models a worker process keeps for the next jobs of a sweep (0: none); "
                                      "each holds its weights in memory"),
+    "regions": Bound(1, 16, True, "regions of one item: each adds a sampler, a mask and a set of per-region "
+                                  "metrics; 16 already tiles a canvas into patches the judge can barely read"),
     "seed_count": Bound(1, 100_000, True, "images per job: each is saved, evaluated and logged"),
     "band_width": Bound(1, 4096, True, "pixels each side of a seam: 4096 px already spans any canvas"),
     "real_images": Bound(0, 100_000, True, "reference composites FID/KID render and read with the judge"),

@@ -22,8 +22,9 @@ from torch import Tensor
 
 from .manifest import REGION_SETTINGS, ManifestItem, region_mask
 from .specs import SamplerSpec
+from ..validation import BOUNDS
 
-MAX_REGIONS = 16
+MAX_REGIONS = int(BOUNDS["regions"].high)
 REGION_KEYS = ("mask", "prompt", *REGION_SETTINGS)
 
 

@@ -24,11 +24,11 @@ import dualsampler.data
 from ..masks import check_side, load_mask, resize_mask
 from ..sampling.samplers import check_sampler
 from ..sampling.schedules import check_scheduler
-from ..validation import check_bounded, check_text
+from ..validation import BOUNDS, check_bounded, check_text
 
 WORLD_MANIFEST: Path = Path(dualsampler.data.__file__).parent / "world_regions" / "world_regions.jsonl"
 MAX_ITEMS = 10_000  # non-blank lines: every item's masks are held in memory once read
-MAX_REGIONS = 16
+MAX_REGIONS = int(BOUNDS["regions"].high)
 MAX_ID_LENGTH = 128  # an id becomes a folder and file name
 ASPECT_TOLERANCE = 0.01  # a mask image's aspect ratio may differ from the canvas's by this share (it is stretched)
 SHAPES = ("ellipse", "rectangle", "half")  # conf/mask/<shape>.yaml gives each shape's target and defaults
