@@ -10,6 +10,7 @@ import torch
 
 from dualsampler.masks import ellipse_mask, half_mask, rectangle_mask
 from dualsampler.metrics import RegionAccuracy, SeamColorJump, SeamGradientRatio
+from dualsampler.metrics.background import BACKGROUND_KEYS, NO_INPUT
 from dualsampler.metrics.evaluator import REAL_SEED_OFFSET, Evaluator
 from dualsampler.models import load_model
 from dualsampler.world import render_composite, render_texture
@@ -22,7 +23,9 @@ THREE = [(rectangle_mask(128, 128, 0.0, 0.0, 0.55, 0.55), "red dots"),
          (rectangle_mask(128, 128, 0.0, 0.45, 0.55, 1.0), "green checker"),
          (rectangle_mask(128, 128, 0.55, 0.3, 1.0, 0.7), "yellow waves")]
 ONE = [(ellipse_mask(128, 128, rx=0.3, ry=0.3), "purple grid")]
-PER_REGION = ["region_accuracy/region{k}", "seam/gradient_ratio/region{k}", "seam/color_jump/region{k}"]
+PER_REGION = ["region_accuracy/region{k}", "region_color/region{k}", "region_pattern/region{k}",
+              "seam/gradient_ratio/region{k}", "seam/color_jump/region{k}"]
+FROM_NOISE = dict.fromkeys(BACKGROUND_KEYS, NO_INPUT)  # what `absent` holds for items without an input image
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +91,7 @@ def test_the_references_themselves_read_right_in_every_region(world):
     assert aggregates["region_accuracy/inside"] == aggregates["region_accuracy/outside"] == 1.0
     assert aggregates["perceptual/judge"] == pytest.approx(0, abs=1e-5)
     assert aggregates["seam/perceptual"] == pytest.approx(0, abs=1e-5)
-    assert not absent
+    assert absent == FROM_NOISE
 
 
 def test_swapping_two_regions_prompts_reads_zero_for_both(world):
@@ -116,7 +119,7 @@ def test_two_items_rows_name_their_item_and_region_keys_aggregate_over_the_items
         assert aggregates[key] == pytest.approx(sum(row[key] for row in images) / len(images)), key
     assert aggregates["region_accuracy/region0"] == aggregates["region_accuracy/region1"] == 0.0
     assert aggregates["region_accuracy/inside"] == pytest.approx((1 + 1 + 1 / 3 + 1 / 3) / 4)
-    assert not absent
+    assert absent == FROM_NOISE
 
 
 def test_rows_without_item_look_as_before(world):
@@ -152,10 +155,13 @@ def test_one_region_results_are_the_old_evaluations(world):
     regions = [(ELLIPSE, "blue dots")]
     aggregates, rows, absent = evaluate(world, [(images[:2], [5, 6], "red stripes", regions),
                                                 (images[2:], [7], "red stripes", regions)], real_images=4)
-    assert aggregates == pytest.approx(OLD_AGGREGATES, rel=1e-5) and list(aggregates) == list(OLD_AGGREGATES)
-    assert len(rows) == 3 and not absent
+    old_keys = [key for key in aggregates if key in OLD_AGGREGATES]
+    assert {key: aggregates[key] for key in old_keys} == pytest.approx(OLD_AGGREGATES, rel=1e-5)
+    assert old_keys == list(OLD_AGGREGATES)  # the new keys (colour, pattern) come between, in keys() order
+    assert len(rows) == 3 and absent == FROM_NOISE
     for row, old in zip(rows, OLD_ROWS):
-        assert row == pytest.approx(old, rel=1e-5) and list(row) == list(old)
+        assert {key: row[key] for key in old} == pytest.approx(old, rel=1e-5)
+        assert [key for key in row if key in old] == list(old)
 
 
 def test_one_region_values_are_the_metrics_own_bit_for_bit(world):
@@ -182,8 +188,10 @@ def test_a_region_too_small_to_read_is_absent_with_its_reason(world):
     regions = [ONE[0], (tiny, "red dots")]
     images = world.reference_images(BASE, regions, [0, 1])
     aggregates, rows, absent = evaluate(world, [(images, [0, 1], BASE, regions)])
-    assert absent == {"region_accuracy/region1": "no image had region 1 large enough to read (the part of its mask "
-                                                 "no other region covers holds no whole 32 px patch 4 px from its edge)"}
+    reason = ("no image had region 1 large enough to read (the part of its mask no other region covers holds no "
+              "whole 32 px patch 4 px from its edge)")
+    assert absent == {**{f"region_{share}/region1": reason for share in ("accuracy", "color", "pattern")},
+                      **FROM_NOISE}
     assert all("region_accuracy/region1" not in row and "seam/gradient_ratio/region1" in row for row in rows)
     assert aggregates["region_accuracy/region0"] == aggregates["region_accuracy/inside"] == 1.0  # region 0 alone
 
@@ -217,10 +225,12 @@ def test_the_fid_real_set_is_spread_round_robin_over_the_items_seen(world):
 
 def test_keys_name_every_key_an_evaluation_of_so_many_regions_may_report(world):
     evaluator = Evaluator(perceptual="judge", real_images=4)
-    assert evaluator.keys() == evaluator.keys(1) == [
+    assert evaluator.keys() == evaluator.keys(1) == evaluator.keys(1, inputs=False) == [
         "seam/gradient_ratio", "seam/color_jump", "region_accuracy/inside", "region_accuracy/outside",
+        "region_color/inside", "region_color/outside", "region_pattern/inside", "region_pattern/outside",
         "perceptual/judge", "seam/perceptual", "fid/judge", "kid/judge"]
-    assert evaluator.keys(3)[8:] == [key.format(k=k) for k in range(3) for key in PER_REGION]
+    assert evaluator.keys(3)[12:] == [key.format(k=k) for k in range(3) for key in PER_REGION]
+    assert evaluator.keys(1, inputs=True) == evaluator.keys(1) + list(BACKGROUND_KEYS)
     images = world.reference_images(BASE, THREE, [0, 1])
     aggregates, _, _ = evaluate(world, [(images, [0, 1], BASE, THREE)], real_images=4)
     assert set(aggregates) == set(evaluator.keys(3))

@@ -17,11 +17,15 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from ..validation import check_bool, check_bounded, check_choice, check_int, check_text
+import torch.nn.functional as F
+
+from .background import BACKGROUND_KEYS, NO_INPUT, check_background, masked_lpips, masked_psnr, masked_ssim, shrink
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
 from .inputs import check_images, prepare_masks
-from .perceptual import PERCEPTUAL, perceptual_metric
-from .region_accuracy import RegionAccuracy
+from .optional import lpips_weights
+from .perceptual import PERCEPTUAL, lpips_metric, perceptual_metric
+from .region_accuracy import RegionAccuracy, RegionReading, most_frequent
 from .seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,9 @@ REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered real set of FID/KID, away 
 JUDGE_PATCH = 32  # pixels: the judge reads 32 px patches, so a canvas under it cannot be judged
 MAX_REGIONS = 16  # regions of one item, as a data-set manifest allows (dualsampler.runner.items.MAX_REGIONS)
 REAL_BATCH = 32  # reference composites of the real set read by the judge at once
+SHARES = ("accuracy", "color", "pattern")  # region_<share>/<region>: read right in full, in colour, in pattern
+NO_JUDGE = "the model has no judge (only the embedded world's textures can be judged)"
+NO_REFERENCES = "the model renders no reference images (only the embedded world does)"
 
 
 @dataclass
@@ -41,7 +48,13 @@ class Evaluator:
     Over an item's regions: the seam metrics on the boundary of their union, `region_accuracy/outside` outside the
     union on the base prompt, `region_accuracy/inside` the mean over the regions of each one's accuracy on its own
     prompt, read where no other region covers it. Items with 2+ regions add, per region k (from 0),
-    `region_accuracy/region<k>` and the seam metrics of its own mask, `seam/<metric>/region<k>`."""
+    `region_accuracy/region<k>` and the seam metrics of its own mask, `seam/<metric>/region<k>`. Every
+    `region_accuracy/<r>` comes with `region_color/<r>` and `region_pattern/<r>` (colour, pattern read right) and,
+    in the rows only, `judge/<r>`: the judge's most frequent reading of the image's patches there.
+
+    The judge reads images at the job's canvas (`start(canvas=...)`): larger (upscaled) images and their masks are
+    brought down to it first. Items that start from an input image add `background/psnr|ssim|lpips` (background.py)
+    over the pixels `update(keep=...)` marks as kept."""
 
     band_width: int = 4
     judge: bool = True
@@ -59,24 +72,32 @@ class Evaluator:
         if self.clip is not None and (not isinstance(self.clip, str) or not (Path(self.clip) / "config.json").is_file()):
             raise ValueError(f"metrics.clip must be a local CLIP folder (with its config.json) or null, got {self.clip!r}")
 
-    def keys(self, regions: int = 1) -> list[str]:
+    def keys(self, regions: int = 1, inputs: bool = False) -> list[str]:
         """Every metric name an evaluation with these settings of items with up to `regions` regions may report
         (what an objective or a figure may name; a metric the model cannot compute is then absent, with its reason).
-        Items with 2+ regions add per-region keys `<metric>/region<k>`, k from 0."""
+        Items with 2+ regions add per-region keys `<metric>/region<k>`, k from 0; `inputs` (the job's items start
+        from input images) adds the background keys."""
         regions = check_int(regions, "regions", 1, MAX_REGIONS)
+        check_bool(inputs, "inputs")
         keys = ["seam/gradient_ratio", "seam/color_jump"]
         if self.judge:
-            keys += ["region_accuracy/inside", "region_accuracy/outside"]
+            keys += [f"region_{share}/{where}" for share in SHARES for where in ("inside", "outside")]
             if self.references:
-                named = {"auto": ["lpips/alex", "perceptual/judge"], "judge": ["perceptual/judge"]}
-                keys += named.get(self.perceptual, [self.perceptual]) + ["seam/perceptual"]
+                keys += self.perceptual_keys() + ["seam/perceptual"]
             if self.real_images:
                 keys += ["fid/judge", "kid/judge"]
         if self.clip is not None:
             keys += ["region_clip/inside", "region_clip/outside"]
+        if inputs:
+            keys += list(BACKGROUND_KEYS)
         if regions > 1:
             keys += [key for k in range(regions) for key in region_keys(k, self.judge)]
         return keys
+
+    def perceptual_keys(self) -> list[str]:
+        """The perceptual distances `perceptual` may measure (auto: lpips/alex, else perceptual/judge)."""
+        named = {"auto": ["lpips/alex", "perceptual/judge"], "judge": ["perceptual/judge"]}
+        return named.get(self.perceptual, [self.perceptual])
 
     def check(self, height: int, width: int, prompts: dict[str, str]) -> None:
         """Before any model loads: a canvas the judge can read and prompts (`{key: prompt}`, the key named in the
@@ -94,15 +115,47 @@ class Evaluator:
                     raise ValueError(f"{key}: {error} (the judge's metrics read the world's prompts; use "
                                      f"metrics=seams for other prompts)") from None
 
-    def start(self, model: Any, device: torch.device | str) -> Evaluation:
-        """An evaluation of images sampled on `model`, each batch with its own item's prompts and masks."""
-        return Evaluation(self, model, torch.device(device))
+    def start(self, model: Any, device: torch.device | str, canvas: tuple[int, int] | None = None) -> Evaluation:
+        """An evaluation of images sampled on `model`, each batch with its own item's prompts and masks; the judge
+        reads them at `canvas` (height, width: the job's canvas, which larger images are brought down to; None:
+        the images' own size)."""
+        return Evaluation(self, model, torch.device(device), check_canvas(canvas))
+
+
+def check_canvas(canvas: object) -> tuple[int, int] | None:
+    """None or (height, width), two integers >= 1."""
+    if canvas is None:
+        return None
+    if not isinstance(canvas, Sequence) or isinstance(canvas, str) or len(canvas) != 2:
+        raise ValueError(f"canvas must be None or (height, width), got {canvas!r}")
+    return check_int(canvas[0], "canvas height", 1), check_int(canvas[1], "canvas width", 1)
 
 
 def region_keys(k: int, judge: bool) -> list[str]:
-    """The per-region keys of region `k` (items with 2+ regions): its accuracy with the judge, its seam metrics."""
-    accuracy = [f"region_accuracy/region{k}"] if judge else []
-    return accuracy + [f"seam/gradient_ratio/region{k}", f"seam/color_jump/region{k}"]
+    """The per-region keys of region `k` (items with 2+ regions): its judge shares with the judge, its seam
+    metrics."""
+    shares = [f"region_{share}/region{k}" for share in SHARES] if judge else []
+    return shares + [f"seam/gradient_ratio/region{k}", f"seam/color_jump/region{k}"]
+
+
+def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]], canvas: tuple[int, int] | None) -> tuple[Tensor, list[tuple[Tensor, str]]]:
+    """The images and (mask, prompt) regions as the judge reads them: brought down to `canvas` (`shrink`; masks
+    larger than it by area, binarised at 0.5); unchanged at that size or without a canvas."""
+    if canvas is None or tuple(images.shape[-2:]) == canvas:
+        return images, list(regions)
+    try:
+        judged = shrink(images, canvas)
+    except ValueError:
+        raise ValueError(f"images must be at least the canvas {canvas[0]}x{canvas[1]} px, got "
+                         f"{images.shape[-2]}x{images.shape[-1]}") from None
+    fitted = []
+    for mask, prompt in regions:
+        if isinstance(mask, Tensor) and mask.dim() in (2, 3, 4) and mask.shape[-2] > canvas[0]:
+            small = F.interpolate(mask.float().reshape(1, 1, *mask.shape[-2:]).to(images.device), size=canvas,
+                                  mode="area")
+            mask = (small[0, 0] >= 0.5).float()
+        fitted.append((mask, prompt))
+    return judged, fitted
 
 
 class ImageMean(Metric):
@@ -131,7 +184,7 @@ class ImageMean(Metric):
 
 
 def image_value(reader: Metric, *inputs: Any) -> Tensor:
-    """One image's value of a region reader (RegionAccuracy, RegionCLIPScore: `total` and `count` states), as a
+    """One image's value of a region reader (RegionCLIPScore: `total` and `count` states), as a
     float64 scalar, NaN when its region could not be read; the reader's state is cleared first."""
     reader.reset()
     reader.update(*inputs)
@@ -192,52 +245,85 @@ def fit_item(images: Tensor, base_prompt: str, regions: Sequence[tuple[Tensor, s
 Update = Callable[[Metric, dict[str, Any]], Tensor]
 
 
+def share_of(reading: RegionReading, share: str) -> Tensor:
+    """One image's `share` (accuracy | color | pattern) of a region reading of that image alone."""
+    return getattr(reading, share)[0]
+
+
+def lpips_reason() -> str | None:
+    """Why `lpips/alex` cannot run here (the missing package or weights), None when it can."""
+    try:
+        lpips_weights("alex")
+    except (ImportError, FileNotFoundError) as error:
+        return str(error)
+    return None
+
+
 @dataclass
 class Evaluation:
-    """Per-batch updates (`update(images, seeds, base_prompt, regions, item)`), then
-    `compute() -> (aggregates, per-image rows)`."""
+    """Per-batch updates (`update(images, seeds, base_prompt, regions, item, inputs, keep)`), then
+    `compute() -> (aggregates, per-image rows)`; `absent` then names every key of
+    `settings.keys(regions seen, inputs=True)` not computed, with its reason."""
 
     settings: Evaluator
     model: Any
     device: torch.device
+    canvas: tuple[int, int] | None = None
     absent: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.rows: list[dict[str, Any]] = []
-        self.items: dict[str | None, Item] = {}  # each item's latest update, in order of first update
+        self.items: dict[str | None, Item] = {}  # each item's latest update at the judge's canvas, in order
         self.per_image: dict[str, tuple[Metric, Update]] = {}
         self.per_region: list[dict[str, tuple[Metric, Update]]] = []  # region k's keys, once an item has 2+ regions
         self.readers: dict[str, Metric] = {}
         self.aggregate_only: dict[str, Metric] = {}
+        self.background: dict[str, ImageMean] = {"background/psnr": ImageMean(), "background/ssim": ImageMean()}
+        self.lpips: Metric | None = None
+        self.reasons: dict[str, str] = {}  # why a key the settings name is not measured, known before any image
+        self.inputs_seen = False
+        self.regions_seen = 1
         world_judge = getattr(self.model, "judge", None)
-        if s.judge and world_judge is None:
-            self.absent["region_accuracy"] = "the model has no judge (only the embedded world's textures can be judged)"
         self.judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
         self.reference_images = getattr(self.model, "reference_images", None) if self.judge is not None else None
         self.per_image["seam/gradient_ratio"] = (SeamGradientRatio(s.band_width),
                                                  lambda m, b: m(b["image"], b["union"]))
         self.per_image["seam/color_jump"] = (SeamColorJump(s.band_width), lambda m, b: m(b["image"], b["union"]))
         if self.judge is not None:
-            self.readers["accuracy"] = RegionAccuracy(self.judge, "inside", s.band_width)
-            self.readers["accuracy_outside"] = RegionAccuracy(self.judge, "outside", s.band_width)
-            self.per_image["region_accuracy/inside"] = (
-                ImageMean(), lambda m, b: m(mean_over_regions(b["accuracy"])))
-            self.per_image["region_accuracy/outside"] = (ImageMean(), lambda m, b: m(image_value(
-                self.readers["accuracy_outside"], b["image"], b["union"], [b["item"].base])))
-            if s.references and self.reference_images is not None:
-                key, metric = perceptual_metric(s.perceptual, self.judge)
-                self.per_image[key] = (metric, lambda m, b: m(b["image"], b["reference"]))
-                self.per_image["seam/perceptual"] = (
-                    SeamPerceptual(self.judge, s.band_width), lambda m, b: m(b["image"], b["union"], b["reference"]))
-            if s.real_images and self.reference_images is not None:
-                self.aggregate_only = {"fid/judge": frechet_distance("judge", self.judge),
-                                       "kid/judge": kernel_distance("judge", self.judge)}
+            self._add_judge()
         if s.clip is not None:
             self._add_clip(s.clip)
-        metrics = [*self.readers.values(), *self.aggregate_only.values(), *(m for m, _ in self.per_image.values())]
+        metrics = [*self.readers.values(), *self.aggregate_only.values(), *self.background.values(),
+                   *(m for m, _ in self.per_image.values())]
         for metric in metrics:
             metric.to(self.device)
+
+    def _add_judge(self) -> None:
+        """Region shares; with the model's reference images the perceptual distances and FID/KID."""
+        s = self.settings
+        self.readers["inside"] = RegionAccuracy(self.judge, "inside", s.band_width)
+        self.readers["outside"] = RegionAccuracy(self.judge, "outside", s.band_width)
+        for share in SHARES:
+            self.per_image[f"region_{share}/inside"] = (ImageMean(), lambda m, b, share=share: m(mean_over_regions(
+                [share_of(reading, share) for reading in b["inside"]])))
+            self.per_image[f"region_{share}/outside"] = (
+                ImageMean(), lambda m, b, share=share: m(share_of(b["outside"], share)))
+        if self.reference_images is None:
+            return
+        if s.references:
+            key, metric = perceptual_metric(s.perceptual, self.judge)
+            self.per_image[key] = (metric, lambda m, b: m(b["judged"], b["reference"]))
+            self.per_image["seam/perceptual"] = (SeamPerceptual(self.judge, s.band_width),
+                                                 lambda m, b: m(b["judged"], b["judge_item"].union, b["reference"]))
+            for other in s.perceptual_keys():
+                if other != key:
+                    self.reasons[other] = (f"metrics.perceptual={s.perceptual} measures {key} instead: "
+                                           + (lpips_reason() or "") if other.startswith("lpips/") else
+                                           f"metrics.perceptual={s.perceptual} measures {key} (its weights are on disk)")
+        if s.real_images:
+            self.aggregate_only = {"fid/judge": frechet_distance("judge", self.judge),
+                                   "kid/judge": kernel_distance("judge", self.judge)}
 
     def _add_clip(self, folder: str) -> None:
         """region_clip/inside: per image the mean over its regions of the share of region k's crops CLIP places
@@ -255,11 +341,13 @@ class Evaluation:
             image_value(outside, b["image"], b["union"], [b["item"].base], [prompt]) for prompt in b["item"].prompts])))
 
     def _region_metrics(self, k: int) -> dict[str, tuple[Metric, Update]]:
-        """Region k's per-image metrics: its accuracy on its own part (judge), the seam metrics of its mask."""
+        """Region k's per-image metrics: its shares on its own part (judge), the seam metrics of its mask."""
         band = self.settings.band_width
         metrics: dict[str, tuple[Metric, Update]] = {}
         if self.judge is not None:
-            metrics[f"region_accuracy/region{k}"] = (ImageMean(), lambda m, b: m(b["accuracy"][k]))
+            for share in SHARES:
+                metrics[f"region_{share}/region{k}"] = (
+                    ImageMean(), lambda m, b, share=share: m(share_of(b["inside"][k], share)))
         metrics[f"seam/gradient_ratio/region{k}"] = (SeamGradientRatio(band),
                                                      lambda m, b: m(b["image"], b["item"].masks[k]))
         metrics[f"seam/color_jump/region{k}"] = (SeamColorJump(band), lambda m, b: m(b["image"], b["item"].masks[k]))
@@ -267,11 +355,29 @@ class Evaluation:
             metric.to(self.device)
         return metrics
 
+    def _background_values(self, images: Tensor, inputs: Tensor, keep: Tensor) -> dict[str, Tensor]:
+        """Per image of a checked batch (background.check_background): background/psnr, ssim and, where LPIPS
+        runs here, lpips (its model made on the first batch with inputs)."""
+        values = {"background/psnr": masked_psnr(images, inputs, keep),
+                  "background/ssim": masked_ssim(images, inputs, keep)}
+        if self.lpips is None and "background/lpips" not in self.reasons:
+            reason = lpips_reason()
+            if reason is None:
+                self.lpips = lpips_metric("alex").to(self.device)
+                self.background["background/lpips"] = ImageMean().to(self.device)
+            else:
+                self.reasons["background/lpips"] = reason
+        if self.lpips is not None:
+            values["background/lpips"] = masked_lpips(self.lpips, images, inputs, keep)
+        return values
+
     def update(self, images: Tensor, seeds: Sequence[int], base_prompt: str, regions: Sequence[tuple[Tensor, str]],
-               item: str | None = None) -> None:
+               item: str | None = None, inputs: Tensor | None = None, keep: Tensor | None = None) -> None:
         """Add a batch of images [B,3,H,W] in [0,1], one seed each, sampled for one item: `base_prompt` and
         `regions` (mask [H,W] at image size or an integer fraction of it, prompt), later regions on top; `item`
-        names the item in the rows (None: no name). Every metric updated once per image."""
+        names the item in the rows (None: no name). An item that starts from input images gives them, `inputs`
+        [B,3,h,w] in [0,1] (at most the images' size), with `keep` [h,w] (1 where the input was to be kept).
+        Every metric updated once per image."""
         images = check_images(images).to(self.device)
         seeds = list(seeds)
         if len(seeds) != images.shape[0]:
@@ -279,36 +385,58 @@ class Evaluation:
         if item is not None:
             check_text(item, "item")
         fitted = fit_item(images, base_prompt, regions)
-        self.items[item] = fitted
+        judged, judge_regions = to_canvas(images, fitted.regions, self.canvas)
+        judge_item = fitted if judged is images else fit_item(judged, base_prompt, judge_regions)
+        background: dict[str, Tensor] = {}
+        if (inputs is None) != (keep is None):
+            raise ValueError("inputs and keep must be given together (the input images and the mask of the pixels "
+                             f"to keep), got inputs={'None' if inputs is None else 'a tensor'}, "
+                             f"keep={'None' if keep is None else 'a tensor'}")
+        if inputs is not None:
+            if not isinstance(inputs, Tensor) or not isinstance(keep, Tensor):
+                raise ValueError("inputs and keep must be tensors")
+            checked = check_background(images, inputs.to(self.device), keep.to(self.device))
+            background = self._background_values(*checked)
+            self.inputs_seen = True
+        self.items[item] = judge_item
+        self.regions_seen = max(self.regions_seen, len(fitted.masks))
         regions_metrics = []
         if len(fitted.masks) > 1:
             self.per_region += [self._region_metrics(k) for k in range(len(self.per_region), len(fitted.masks))]
             regions_metrics = self.per_region[:len(fitted.masks)]
         references = None
         if "seam/perceptual" in self.per_image:
-            references = self.reference_images(fitted.base, fitted.regions, seeds).to(self.device)
+            references = self.reference_images(judge_item.base, judge_item.regions, seeds).to(self.device)
         for k, seed in enumerate(seeds):
             one: dict[str, Any] = {"image": images[k:k + 1], "union": fitted.union, "item": fitted,
+                                   "judged": judged[k:k + 1], "judge_item": judge_item,
                                    "reference": None if references is None else references[k:k + 1]}
             row: dict[str, Any] = {"seed": seed} if item is None else {"seed": seed, "item": item}
             with self.judge.reuse() if self.judge is not None else nullcontext():
                 if self.judge is not None:
-                    one["accuracy"] = [image_value(self.readers["accuracy"], one["image"], own, [prompt])
-                                       for own, prompt in zip(fitted.own, fitted.prompts)]
+                    one["inside"] = [self.readers["inside"].read(one["judged"], own, [prompt])
+                                     for own, prompt in zip(judge_item.own, judge_item.prompts)]
+                    one["outside"] = self.readers["outside"].read(one["judged"], judge_item.union, [judge_item.base])
                 for metrics in [self.per_image, *regions_metrics]:
                     for key, (metric, update) in metrics.items():
                         value = float(update(metric, one))
                         if not math.isnan(value):  # NaN: this image's region was too small to read
                             row[key] = value
+            for key, values in background.items():
+                value = float(self.background[key](values[k:k + 1]))
+                if not math.isnan(value):  # NaN: nothing of this image was to be kept
+                    row[key] = value
+            if self.judge is not None:
+                row.update(judge_readings(one["inside"], one["outside"]))
             self.rows.append(row)
         if self.aggregate_only:
             with self.judge.reuse():
                 for metric in self.aggregate_only.values():
-                    metric.update(images, real=False)
+                    metric.update(judged, real=False)
 
     def compute(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Aggregate values over every image of every item so far (region k's over the images of items that have
-        it), and the per-image rows."""
+        it, the background's over the images that had inputs), and the per-image rows."""
         results = {}
         for k, metrics in [(None, self.per_image), *enumerate(self.per_region)]:
             for key, (metric, _) in metrics.items():
@@ -319,6 +447,14 @@ class Evaluation:
                         f"covers holds no whole {JUDGE_PATCH} px patch {self.settings.band_width} px from its edge)")
                 else:
                     results[key] = value
+        if self.inputs_seen:
+            for key, metric in self.background.items():
+                value = float(metric.compute())
+                if math.isnan(value):
+                    self.absent[key] = ("no image kept a pixel (keep was 0 everywhere)" if key != "background/ssim"
+                                        else "no kept pixel lies 5 px inside keep (the SSIM window's half-size)")
+                else:
+                    results[key] = value
         if self.aggregate_only:
             if len(self.rows) < 2:
                 self.absent["fid/judge"] = self.absent["kid/judge"] = "FID/KID need at least 2 images"
@@ -327,13 +463,28 @@ class Evaluation:
                 for key, metric in self.aggregate_only.items():
                     value = metric.compute()
                     results[key] = float(value[0] if isinstance(value, tuple) else value)
+        for key in self.settings.keys(self.regions_seen, inputs=True):
+            if key not in results and key not in self.absent:
+                self.absent[key] = self._reason(key)
         for key, reason in self.absent.items():
             log.info("%s absent: %s", key, reason)
         return results, self.rows
 
+    def _reason(self, key: str) -> str:
+        """Why `key` (named by the settings) was not measured."""
+        if key in self.reasons:
+            return self.reasons[key]
+        if key.startswith("background/"):
+            return NO_INPUT
+        if self.judge is None:
+            return NO_JUDGE
+        if self.reference_images is None:
+            return NO_REFERENCES
+        return "not measured by this evaluation"
+
     def _add_real_images(self) -> None:
-        """The real set: `real_images` reference composites, image i of item i mod (items seen), seed
-        REAL_SEED_OFFSET + i, read item by item."""
+        """The real set: `real_images` reference composites at the judge's canvas, image i of item i mod (items
+        seen), seed REAL_SEED_OFFSET + i, read item by item."""
         items = list(self.items.values())
         for index, fitted in enumerate(items):
             seeds = [REAL_SEED_OFFSET + i for i in range(index, self.settings.real_images, len(items))]
@@ -343,3 +494,13 @@ class Evaluation:
                 with self.judge.reuse():
                     for metric in self.aggregate_only.values():
                         metric.update(real, real=True)
+
+
+def judge_readings(inside: list[RegionReading], outside: RegionReading) -> dict[str, str]:
+    """One image's `judge/<r>`: the judge's most frequent reading of its patches inside (over every region's own
+    part), outside and, for 2+ regions, in each region; regions without a read patch are left out."""
+    named = {"judge/inside": [r for reading in inside for r in reading.readings[0]],
+             "judge/outside": outside.readings[0]}
+    if len(inside) > 1:
+        named.update({f"judge/region{k}": reading.readings[0] for k, reading in enumerate(inside)})
+    return {key: most_frequent(readings) for key, readings in named.items() if readings}

@@ -1,10 +1,13 @@
-"""`region_accuracy/inside` and `region_accuracy/outside`: does the judge read the right prompt in each region?"""
+"""`region_accuracy/inside` and `region_accuracy/outside`: does the judge read the right prompt in each region?
+Colour and pattern are scored apart too (`region_color`, `region_pattern`), and every patch's reading is kept."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +16,8 @@ from torchmetrics import Metric
 
 from dualsampler.metrics.bands import dilate, erode
 from dualsampler.metrics.features import frozen
-from dualsampler.metrics.inputs import check_images, check_prompts, check_width, prepare_masks
+from dualsampler.metrics.inputs import check_images, check_prompts, check_width, judge_vocabulary, prepare_masks
+from dualsampler.world.prompts import split_prompt
 
 log = logging.getLogger(__name__)
 REGIONS = ("inside", "outside")
@@ -64,6 +68,45 @@ def crop_patches(images: Tensor, rows: Tensor, patch_size: int) -> Tensor:
     return patches.permute(0, 3, 1, 2)
 
 
+@dataclass
+class RegionReading:
+    """One batch's reading of a region, per image: the share of its patches read right (colour and pattern), right
+    in colour, right in pattern (float64 [B], NaN where no patch was read), and every patch's reading."""
+
+    accuracy: Tensor
+    color: Tensor
+    pattern: Tensor
+    readings: list[list[str]]
+
+
+def prompt_parts(prompt: str, vocabulary: tuple[list[str], list[str]] | None) -> tuple[str | None, str | None]:
+    """(colour, pattern) of a prompt in the judge's vocabulary (the world's when unknown); a part the prompt does
+    not name in it is None (it never matches a reading)."""
+    colors, patterns = vocabulary or judge_vocabulary(None)
+    try:
+        color, pattern = split_prompt(prompt, colors, patterns, allow_partial=True)
+    except ValueError:
+        return None, None
+    return color or None, pattern or None
+
+
+def same(read: str | None, wanted: str | None) -> bool:
+    """A part read right: named in both and equal."""
+    return read is not None and read == wanted
+
+
+def most_frequent(readings: Sequence[str]) -> str | None:
+    """The reading given most often (on a tie the first seen of them); None when there is none."""
+    return Counter(readings).most_common(1)[0][0] if readings else None
+
+
+def per_image_share(hits: list[bool], image: Tensor, batch: int, seen: Tensor) -> Tensor:
+    """Per image, the share of its patches (`image` [N] names each patch's image) that hit; NaN for unread images."""
+    counts = torch.bincount(image, weights=torch.tensor(hits, dtype=torch.float64, device=image.device),
+                            minlength=batch)
+    return torch.where(seen > 0, counts / seen.clamp(min=1), math.nan)
+
+
 class RegionAccuracy(Metric):
     """region_accuracy/<region>: A = mean over images of (1/N_b) sum_{patches p} [judge.predict_prompts(p) == prompt_b].
 
@@ -73,6 +116,7 @@ class RegionAccuracy(Metric):
     against the base prompt. An image whose region holds no whole patch (too small, or empty) gives no
     value: it is left out of the mean, and the reason is logged once per metric. `compute()` is NaN when no
     image could be read, for callers to leave the key out of their results. update(images, masks, prompts).
+    The colour and pattern shares are accumulated too (`shares()`); `read` gives one batch's per-image values.
     """
 
     is_differentiable = False
@@ -91,11 +135,12 @@ class RegionAccuracy(Metric):
         self.max_patches = check_width(max_patches, "max_patches")
         self.unreadable_reported = False
         self.judge = frozen(judge)
-        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.vocabulary = judge_vocabulary(judge)
+        for name in ("total", "color_total", "pattern_total", "count"):
+            self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, images: Tensor, masks: Tensor, prompts: str | Sequence[str]) -> None:
-        """Add the per-image accuracies of a batch; `prompts` is the region's prompt per image."""
+    def read(self, images: Tensor, masks: Tensor, prompts: str | Sequence[str]) -> RegionReading:
+        """The per-image shares and patch readings of a batch; `prompts` is the region's prompt per image."""
         check_images(images)
         prompts = check_prompts(prompts, images.shape[0], "prompts")
         if min(images.shape[-2:]) < self.patch_size:
@@ -104,23 +149,45 @@ class RegionAccuracy(Metric):
         mask = prepare_masks(masks, images)
         region = erode(mask, self.band_width) if self.region == "inside" else 1 - dilate(mask, self.band_width)
         rows = select_patches(region, self.patch_size, self.stride, self.max_patches)
-        unreadable = images.shape[0] - len(rows[:, 0].unique())
+        batch = images.shape[0]
+        unreadable = batch - len(rows[:, 0].unique())
         if unreadable and not self.unreadable_reported:
             log.info("region_accuracy/%s: %d of %d images have no whole %d px patch in the region (band %d px): "
-                     "no value for them", self.region, unreadable, images.shape[0], self.patch_size, self.band_width)
+                     "no value for them", self.region, unreadable, batch, self.patch_size, self.band_width)
             self.unreadable_reported = True
-        if not len(rows):
-            return
         patches = crop_patches(images, rows, self.patch_size)
-        read = [prompt for chunk in patches.split(512) for prompt in self.judge.predict_prompts(chunk)]
-        image = rows[:, 0].to(self.total.device)
-        correct = torch.tensor([r == prompts[i] for r, i in zip(read, image.tolist())], dtype=torch.float64,
-                               device=self.total.device)
-        hits = torch.bincount(image, weights=correct, minlength=images.shape[0])
-        seen = torch.bincount(image, minlength=images.shape[0])
-        self.total += (hits / seen.clamp(min=1)).sum()
-        self.count += (seen > 0).sum()
+        read = [prompt for chunk in patches.split(512) if len(chunk) for prompt in self.judge.predict_prompts(chunk)]
+        image = rows[:, 0]
+        seen = torch.bincount(image, minlength=batch).to(torch.float64)
+        wanted = [prompt_parts(prompt, self.vocabulary) for prompt in prompts]
+        parts = [prompt_parts(reading, self.vocabulary) for reading in read]
+        targets = [wanted[i] for i in image.tolist()]
+        readings: list[list[str]] = [[] for _ in range(batch)]
+        for i, reading in zip(image.tolist(), read):
+            readings[i].append(reading)
+        right = [reading == prompts[i] for reading, i in zip(read, image.tolist())]
+        return RegionReading(
+            accuracy=per_image_share(right, image, batch, seen),
+            color=per_image_share([same(got[0], want[0]) for got, want in zip(parts, targets)], image, batch, seen),
+            pattern=per_image_share([same(got[1], want[1]) for got, want in zip(parts, targets)], image, batch, seen),
+            readings=readings)
+
+    def update(self, images: Tensor, masks: Tensor, prompts: str | Sequence[str]) -> None:
+        """Add the per-image accuracies (and colour and pattern shares) of a batch."""
+        reading = self.read(images, masks, prompts)
+        read = ~reading.accuracy.isnan()
+        device = self.total.device
+        self.total += reading.accuracy[read].sum().to(device)
+        self.color_total += reading.color[read].sum().to(device)
+        self.pattern_total += reading.pattern[read].sum().to(device)
+        self.count += read.sum().to(device)
 
     def compute(self) -> Tensor:
         """Mean accuracy over images whose region was read; NaN when none was."""
         return torch.where(self.count > 0, self.total / self.count.clamp(min=1), math.nan).float()
+
+    def shares(self) -> dict[str, float]:
+        """{"accuracy", "color", "pattern"}: each mean over the images read; NaN when none was."""
+        count = float(self.count)
+        totals = {"accuracy": self.total, "color": self.color_total, "pattern": self.pattern_total}
+        return {name: float(total) / count if count else math.nan for name, total in totals.items()}

@@ -3,8 +3,11 @@ the UNet run through `UNetDenoiser` with the model sampling of the model's own s
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -98,7 +101,55 @@ class StableDiffusion:
         return decode_latents(self.vae, latents)
 
 
+# Library notices that tell a user of this toolkit nothing (logger name -> the start of each message dropped): the
+# `low_cpu_mem_usage` fallback when accelerate is missing (every load), and transformers' note that its image
+# processors fall back to PIL without torchvision (once per process, on importing the diffusers pipelines).
+QUIET_NOTICES = {
+    "diffusers.pipelines.pipeline_utils": ("Cannot initialize model with low cpu memory usage because `accelerate`",),
+    "diffusers.models.modeling_utils": ("Cannot initialize model with low cpu memory usage because `accelerate`",),
+    "transformers.utils.import_utils": ("`CLIPImageProcessor` requires torchvision (not installed)",
+                                        "`SiglipImageProcessor` requires torchvision (not installed)"),
+}
+
+
+class DropNotices(logging.Filter):
+    """Drops the records of one logger whose message starts with one of `starts`."""
+
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
+def silence_library_notices() -> None:
+    """Add a `DropNotices` filter for `QUIET_NOTICES` to each named logger, once per process (idempotent)."""
+    for name, starts in QUIET_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropNotices) for f in logger.filters):
+            logger.addFilter(DropNotices(starts))
+
+
+@contextmanager
+def no_loading_bars() -> Iterator[None]:
+    """diffusers' and transformers' loading progress bars off while a pipeline loads, as they were afterwards."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    was = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in was:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in was:
+            if enabled:
+                lib.enable_progress_bar()
+
+
 def pipeline_class(kind: str):
+    silence_library_notices()
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     return StableDiffusionXLPipeline if kind == "sdxl" else StableDiffusionPipeline
@@ -137,7 +188,8 @@ def load_sd_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, c
     kwargs = _pipeline_kwargs(info.kind, dtype)
     if info.variant:
         kwargs["variant"] = info.variant
-    pipeline = pipeline_class(info.kind).from_pretrained(info.folder, **kwargs)
+    with no_loading_bars():
+        pipeline = pipeline_class(info.kind).from_pretrained(info.folder, **kwargs)
     return finish(pipeline, info, dtype, device, compile_unet, info.files)
 
 
@@ -146,5 +198,6 @@ def load_sd_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device
     """A single `.safetensors`/`.ckpt` checkpoint through diffusers' single-file loader, every config (and the
     tokenizers) from the local folder `info.folder`; nothing is downloaded."""
     kwargs = _pipeline_kwargs(info.kind, dtype)
-    pipeline = pipeline_class(info.kind).from_single_file(str(path), config=str(info.folder), **kwargs)
+    with no_loading_bars():
+        pipeline = pipeline_class(info.kind).from_single_file(str(path), config=str(info.folder), **kwargs)
     return finish(pipeline, info, dtype, device, compile_unet, {**info.files, "checkpoint": path})
