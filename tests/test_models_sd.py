@@ -182,9 +182,21 @@ def test_errors_name_the_missing_or_broken_file(sd_models, tmp_path):
         load_model(folder)
     other = tmp_path / "no_tokenizer"
     shutil.copytree(sd_models.sd15, other)
-    (other / "tokenizer" / "vocab.json").unlink()
-    with pytest.raises(ValueError, match=r"tokenizer file .*tokenizer/vocab.json"):
+    for name in ("vocab.json", "tokenizer.json"):
+        (other / "tokenizer" / name).unlink()
+    with pytest.raises(ValueError, match=r"missing the tokenizer files in .*tokenizer'.*tokenizer.json, or vocab"):
         ModelSource(str(other)).check()
+
+
+def test_a_folder_whose_tokenizers_are_tokenizer_json_only_loads(sd_models, sd15, tmp_path):
+    """transformers 5's `save_pretrained` writes a CLIP tokenizer as tokenizer.json alone; diffusers loads it."""
+    folder = tmp_path / "fast_tokenizer"
+    shutil.copytree(sd_models.sd15, folder)
+    for name in ("vocab.json", "merges.txt"):
+        (folder / "tokenizer" / name).unlink()
+    loaded = load_model(folder)
+    assert loaded.encode_prompt("red dots")[0].hidden.shape == sd15.encode_prompt("red dots")[0].hidden.shape
+    torch.testing.assert_close(loaded.encode_prompt("red dots")[0].hidden, sd15.encode_prompt("red dots")[0].hidden)
 
 
 def test_sharded_weights_load_and_a_missing_shard_is_named(sd_models, sd15, tmp_path):

@@ -17,7 +17,9 @@ WEIGHT_STEMS = {
     "text_encoder": ("model", "pytorch_model"),
     "text_encoder_2": ("model", "pytorch_model"),
 }
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
+# A tokenizer folder holds the fast tokenizer's one file (what `save_pretrained` writes with transformers 5) or the
+# BPE pair of the slow one; either loads.
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,9 @@ def inspect_sd_folder(folder: str | Path, require_weights: bool = True) -> Folde
         elif component == "scheduler":
             files["scheduler/scheduler_config.json"] = sub / "scheduler_config.json"
         else:
-            for name in TOKENIZER_FILES:
-                if not (sub / name).is_file():
-                    raise ValueError(f"model folder is missing the tokenizer file {str(sub / name)!r}")
+            if not any(all((sub / name).is_file() for name in names) for names in TOKENIZER_FILES):
+                raise ValueError(f"model folder is missing the tokenizer files in {str(sub)!r}: tokenizer.json, or "
+                                 f"vocab.json and merges.txt")
             files.update({f"{component}/{f.name}": f for f in sorted(sub.glob("*")) if f.is_file()})
     scheduler_config = check_config_file(folder / "scheduler" / "scheduler_config.json")
     return FolderInfo(folder, kind, scheduler_config, variant, files)
