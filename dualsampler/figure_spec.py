@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .metrics.registry import derived_keys, describe
+
 KINDS = ("line", "bar", "heatmap")
 KEYS = ("name", "kind", "x", "hue", "y", "metrics")
 REQUIRED = ("name", "kind", "x", "metrics")
@@ -21,7 +23,8 @@ def _is_key(value: Any) -> bool:
 def check_figure(spec: Any, where: str = "figures", metrics: Iterable[str] | None = None) -> None:
     """Raise ValueError naming `where` (e.g. `figures[0]`) unless `spec` is a mapping with exactly the keys of
     KEYS, `name` a file name, `kind` one of KINDS, `x` (and `hue`, `y`: `y` required for heatmaps) config keys,
-    `metrics` a non-empty list of metric names, each one of `metrics` when that is given."""
+    `metrics` a non-empty list of numeric metric names declared in dualsampler/metrics/registry.py, each one of
+    `metrics` (the keys a job reports) or derived from them when that is given."""
     if not isinstance(spec, dict):
         raise ValueError(f"{where} must be a mapping with the keys {', '.join(REQUIRED)} (and hue or y), got {spec!r}")
     unknown = [key for key in spec if key not in KEYS]
@@ -45,11 +48,18 @@ def check_figure(spec: Any, where: str = "figures", metrics: Iterable[str] | Non
             isinstance(m, str) for m in names):
         raise ValueError(f"{where}.metrics must be a non-empty list of metric names, got {names!r}")
     if metrics is not None:
-        known = list(metrics)
+        known = [*metrics, *derived_keys(metrics)]
         for metric in names:
             if metric not in known:
                 raise ValueError(f"{where}.metrics: {metric!r} is not a metric this job reports; it reports "
                                  f"{', '.join(known)}")
+    for metric in names:
+        try:
+            info = describe(metric)
+        except ValueError as error:
+            raise ValueError(f"{where}.metrics: {error}") from None
+        if info.direction == "none":
+            raise ValueError(f"{where}.metrics: {metric!r} is a per-image reading ({info.unit}), not a number to plot")
 
 
 def check_figures(specs: Any, metrics: Iterable[str] | None = None) -> None:

@@ -5,9 +5,10 @@ are config keys: a dotted value such as `overlap_factor`, or a config group such
 `sampler@base_sampler`, read as the option the job chose). A sweep that declares none (an ad-hoc
 `dualsampler-run -m overlap_factor=0,8 seeds=2`) gets one figure named after its folder: one panel per metric
 against the keys the sweep varied, read from each job's own `.hydra/overrides.yaml` (the first numeric key on
-the x axis, the others as hue). Each point is the mean over seeds; error bars are the standard deviation over
-seeds, except for region accuracy, a proportion, whose bars are the Wilson 95% score interval with n the
-number of images read; set-level metrics (fid/*, kid/*) have one value per job and no bar. Writes `<name>.png`,
+the x axis, the others as hue). Each point is the mean over seeds (images); error bars are the 95% Student-t
+interval of that mean, as the experiments' READMEs report it; set-level metrics (fid/*, kid/*) have one value per
+job and no bar. Each panel's axis names its metric with its direction and unit (dualsampler/metrics/registry.py),
+and a metric healthy at a target value (seam/gradient_ratio: 1) gets a dashed line there. Writes `<name>.png`,
 `<name>.pdf` and a Markdown table `<name>.md` per figure.
 """
 
@@ -27,67 +28,62 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from .figure_spec import check_figure, check_figures  # noqa: E402
+from .metrics.registry import axis_label, derived, describe  # noqa: E402
 from .runner.results import read_results  # noqa: E402
 
 log = logging.getLogger(__name__)
-PROPORTIONS = ("region_accuracy/",)  # metrics that are proportions in [0, 1]
-WILSON_Z = 1.959964  # two-sided 95%
-CAPTION = "mean over seeds; bars: std over seeds, region accuracy: Wilson 95% interval (n = images read)"
+CONFIDENCE = 0.95
+CAPTION = "points: mean over seeds; error bars: 95% t-interval over seeds (fid/kid: one value per job, no bar)"
 HYDRA_DIR = ".hydra"
 JOB = "job"  # the key of a figure over jobs: the job's folder name
 
 
-def wilson_interval(p: float, n: int, z: float = WILSON_Z) -> tuple[float, float]:
-    """Wilson score interval (Wilson 1927) of a proportion `p` observed over `n` trials:
-    `(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`; always inside [0, 1]. (nan, nan) when n = 0."""
-    if n <= 0 or math.isnan(p):
-        return math.nan, math.nan
-    if not 0 <= p <= 1:
-        raise ValueError(f"p must be a proportion in [0, 1], got {p}")
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    scale = 1 + z * z / n
-    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+def t_half_width(values: list[float], confidence: float = CONFIDENCE) -> float:
+    """Half-width of the Student-t interval of the mean of `values`: t_{(1+c)/2, n-1} * s / sqrt(n), s the sample
+    standard deviation (ddof 1); 0 for one value."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(stats.t.ppf((1 + confidence) / 2, n - 1)) * float(np.std(values, ddof=1)) / math.sqrt(n)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """One plotted point: the mean and the interval drawn around it over `n` values."""
+    """One plotted point: the mean of `n` values and its 95% t-interval [low, high]."""
 
     mean: float
     low: float
     high: float
     n: int
 
-    def label(self, proportion: bool) -> str:
+    def label(self) -> str:
+        """`mean ± half-width`, or the mean alone for a single value."""
         if self.n <= 1 or math.isnan(self.mean):
             return f"{self.mean:.4g}"
-        if proportion:
-            return f"{self.mean:.4g} [{self.low:.3g}, {self.high:.3g}]"
         return f"{self.mean:.4g} ± {self.high - self.mean:.2g}"
 
 
-def is_proportion(metric: str) -> bool:
-    return metric.startswith(PROPORTIONS)
-
-
-def summarize(values: list[float], proportion: bool) -> Summary:
-    """Mean of `values` with the Wilson interval (proportions) or mean ± sample std (others); nan when empty."""
+def summarize(values: list[float]) -> Summary:
+    """Mean of `values` with its 95% t-interval (`t_half_width`); nan when empty."""
     if not values:
         return Summary(math.nan, math.nan, math.nan, 0)
     mean = float(np.mean(values))
-    if proportion:
-        low, high = wilson_interval(mean, len(values))
-        return Summary(mean, low, high, len(values))
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return Summary(mean, mean - std, mean + std, len(values))
+    half = t_half_width(values)
+    return Summary(mean, mean - half, mean + half, len(values))
+
+
+def row_value(row: dict[str, Any], metric: str) -> Any:
+    """One image's value of `metric`: as the row holds it, else derived from it (registry.derived), else None."""
+    return row[metric] if metric in row else derived(row).get(metric)
 
 
 def metric_values(result: dict[str, Any], metric: str) -> list[float]:
-    """The job's per-seed values of `metric`, else its one set-level value, else none (absent)."""
-    values = [row[metric] for row in result["per_seed"] if metric in row]
+    """The job's per-seed values of `metric` (derived keys from each row's readings), else its one set-level value,
+    else none (absent)."""
+    values = [v for v in (row_value(row, metric) for row in result["per_seed"]) if v is not None]
     if values:
         return values
     return [result["metrics"][metric]] if metric in result["metrics"] else []
@@ -135,7 +131,7 @@ def _select(results: list[dict[str, Any]], where: dict[Any, Any]) -> list[dict[s
 
 def cell(results: list[dict[str, Any]], metric: str) -> Summary:
     """The summary of a metric over the seeds of every job in one cell of a figure (normally one job)."""
-    return summarize([v for r in results for v in metric_values(r, metric)], is_proportion(metric))
+    return summarize([v for r in results for v in metric_values(r, metric)])
 
 
 def _error_bars(points: list[Summary]) -> np.ndarray | None:
@@ -143,6 +139,13 @@ def _error_bars(points: list[Summary]) -> np.ndarray | None:
     if all(p.n <= 1 for p in points):
         return None
     return np.array([[max(p.mean - p.low, 0.0) for p in points], [max(p.high - p.mean, 0.0) for p in points]])
+
+
+def _reference(ax, metric: str) -> None:
+    """A dashed line at a target metric's healthy value (seam/gradient_ratio: 1), labelled."""
+    info = describe(metric)
+    if info.direction == "target":
+        ax.axhline(info.target, color="0.4", linestyle="--", linewidth=1, label=f"healthy = {info.target:g}")
 
 
 def _line(ax, results, spec, metric) -> None:
@@ -153,7 +156,9 @@ def _line(ax, results, spec, metric) -> None:
         shift = (j - (len(hues) - 1) / 2) * dodge
         ax.errorbar([x + shift for x in xs], [p.mean for p in points], yerr=_error_bars(points), marker="o",
                     capsize=3, label=None if hue is None else key_label(spec["hue"], hue))
+    _reference(ax, metric)
     ax.set_xlabel(str(spec["x"]))
+    ax.set_ylabel(axis_label(metric))
 
 
 def _bar(ax, results, spec, metric) -> None:
@@ -163,8 +168,10 @@ def _bar(ax, results, spec, metric) -> None:
         points = [cell(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
         ax.bar(np.arange(len(xs)) + (j - (len(hues) - 1) / 2) * width, [p.mean for p in points], width,
                yerr=_error_bars(points), capsize=3, label=None if hue is None else key_label(spec["hue"], hue))
+    _reference(ax, metric)
     ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
     ax.set_xlabel(str(spec["x"]))
+    ax.set_ylabel(axis_label(metric))
 
 
 def _heatmap(ax, results, spec, metric) -> None:
@@ -174,13 +181,13 @@ def _heatmap(ax, results, spec, metric) -> None:
     for i, row in enumerate(cells):
         for j, summary in enumerate(row):
             bright = image.norm(summary.mean) > 0.6  # dark text on the bright end of viridis
-            ax.text(j, i, summary.label(is_proportion(metric)).replace(" ", "\n", 1), ha="center", va="center",
+            ax.text(j, i, summary.label().replace(" ", "\n", 1), ha="center", va="center",
                     fontsize=7, color="k" if bright else "w")
     ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
     ax.set_yticks(range(len(ys)), [str(y) for y in ys])
     ax.set_xlabel(str(spec["x"]))
     ax.set_ylabel(str(spec["y"]))
-    ax.figure.colorbar(image, ax=ax, fraction=0.046)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, label=axis_label(metric))
 
 
 DRAW = {"line": _line, "bar": _bar, "heatmap": _heatmap}
@@ -191,21 +198,22 @@ def _keys(spec: dict[str, Any]) -> list[str | tuple[str, ...]]:
 
 
 def markdown_table(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
-    """One row per job: its x/hue/y values, its seeds and every metric of the figure as it is plotted."""
+    """One row per job: its x/hue/y values, its seeds and every metric of the figure as it is plotted (mean ± the
+    half-width of its 95% t-interval over seeds), headed by its axis label; the caption below."""
     keys = _keys(spec)
-    header = [str(k) for k in keys] + ["seeds", *spec["metrics"]]
+    header = [str(k) for k in keys] + ["seeds", *map(axis_label, spec["metrics"])]
     rows = []
     for result in sorted(results, key=lambda r: [str(config_value(r, k)) for k in keys]):
         cells = [str(config_value(result, k)) for k in keys] + [str(len(result["seeds"]))]
         for metric in spec["metrics"]:
-            cells.append(cell([result], metric).label(is_proportion(metric)))
+            cells.append(cell([result], metric).label())
         rows.append(cells)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + f"\n\n{CAPTION}.\n"
 
 
-def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Draw one figure (one panel per metric) as PNG and PDF plus its Markdown table; returns the paths."""
+def figure(results: list[dict[str, Any]], spec: dict[str, Any]) -> plt.Figure:
+    """One figure of a checked spec: a panel per metric, its axis labelled from the registry, and the caption."""
     check_figure(spec)
     metrics = spec["metrics"]
     columns = min(len(metrics), 3)
@@ -214,7 +222,7 @@ def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Pa
     for ax, metric in zip(axes.flat, metrics):
         DRAW[spec["kind"]](ax, results, spec, metric)
         ax.set_title(metric)
-        if spec["kind"] != "heatmap" and spec.get("hue"):
+        if spec["kind"] != "heatmap" and (spec.get("hue") or describe(metric).direction == "target"):
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
@@ -222,6 +230,12 @@ def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Pa
     fig.suptitle(f"{spec['name']}: {len(results)} jobs, {'/'.join(map(str, seeds))} seeds each\n{CAPTION}",
                  fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def draw_figure(results: list[dict[str, Any]], spec: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Draw one figure (`figure`) as PNG and PDF plus its Markdown table; returns the paths."""
+    fig = figure(results, spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{spec['name']}.{ext}" for ext in ("png", "pdf")]
     for path in paths:
@@ -275,11 +289,31 @@ def _numeric(results: list[dict[str, Any]], key: str) -> bool:
     return all(isinstance(config_value(r, key), Real) and not isinstance(config_value(r, key), bool) for r in results)
 
 
+def declared(key: str) -> bool:
+    try:
+        describe(key)
+    except ValueError:
+        return False
+    return True
+
+
+def plotted_metrics(results: list[dict[str, Any]]) -> list[str]:
+    """Every numeric metric the jobs report, per job or per image, with the derived keys of their rows
+    (registry.derived), sorted; keys the registry does not declare are left out with a warning naming them."""
+    found = {m for r in results for m in r["metrics"]}
+    for row in (row for r in results for row in r["per_seed"]):
+        found |= {k for k, v in row.items() if isinstance(v, Real) and not isinstance(v, bool)} | set(derived(row))
+    found.discard("seed")
+    unknown = sorted(k for k in found if not declared(k))
+    if unknown:
+        log.warning("not plotted, not declared in dualsampler/metrics/registry.py: %s", ", ".join(unknown))
+    return sorted(found - set(unknown))
+
+
 def sweep_figure(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """The figure of a sweep that declares none: every metric against its swept keys (a line over the first
     numeric key, else bars over the first key; the other keys as hue). Without swept keys, one bar per job."""
-    metrics = sorted({m for r in results for m in [*r["metrics"], *(k for row in r["per_seed"] for k, v in row.items()
-                                                                    if isinstance(v, Real))]} - {"seed"})
+    metrics = plotted_metrics(results)
     keys = swept_keys(results)
     if not keys:
         return {"name": name, "kind": "bar", "x": JOB, "metrics": metrics}

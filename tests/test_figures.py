@@ -1,5 +1,6 @@
-"""dualsampler-figures: declared figures, a figure for any sweep from its saved Hydra config, and intervals that
-suit each metric (Wilson for region accuracy, a proportion)."""
+"""dualsampler-figures: declared figures, a figure for any sweep from its saved Hydra config, axes that say each
+metric's direction and unit (dualsampler/metrics/registry.py), and one kind of error bar: the 95% t-interval of
+the mean over seeds, as the experiments' READMEs report it."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 import yaml
 
 from dualsampler.figures import (
+    CAPTION,
     JOB,
+    figure,
     main,
     make_figures,
     read_sweep,
     summarize,
     sweep_figure,
     swept_keys,
-    wilson_interval,
 )
 from run_app import run_app
 
-Z = 1.959964
+T_975 = {1: 12.706205, 2: 4.302653}  # Student-t 97.5% quantiles (a t-table) by degrees of freedom
 
 
 def write_job(sweep: Path, overrides: list[str], config: dict, choices: dict, per_seed: list[dict],
@@ -35,7 +38,8 @@ def write_job(sweep: Path, overrides: list[str], config: dict, choices: dict, pe
     (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
         {"hydra": {"runtime": {"choices": {**choices, "hydra/launcher": "basic"}}}}))
     if result:
-        metrics = {k: sum(row[k] for row in per_seed) / len(per_seed) for k in per_seed[0] if k != "seed"}
+        numbers = [k for k, v in per_seed[0].items() if k != "seed" and isinstance(v, float)]
+        metrics = {k: sum(row[k] for row in per_seed) / len(per_seed) for k in numbers}
         (folder / "result.json").write_text(json.dumps({
             "name": folder.name, "config": config, "seeds": [row["seed"] for row in per_seed],
             "per_seed": per_seed, "metrics": {**metrics, "fid/judge": 10.0 + config["overlap_factor"]}}))
@@ -66,26 +70,75 @@ def adhoc_sweep(tmp_path) -> Path:
     return sweep
 
 
-def test_wilson_interval_matches_its_closed_form_at_the_edges():
-    # p = 0: (0, z^2/n / (1 + z^2/n)); p = 1 mirrors it
-    n = 10
-    assert wilson_interval(0.0, n) == pytest.approx((0.0, (Z**2 / n) / (1 + Z**2 / n)))
-    assert wilson_interval(1.0, n) == pytest.approx((1 / (1 + Z**2 / n), 1.0))
-    low, high = wilson_interval(0.5, 100)
-    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
-    assert all(math.isnan(v) for v in wilson_interval(0.5, 0))
-    with pytest.raises(ValueError, match="p must be a proportion"):
-        wilson_interval(1.5, 4)
+def test_the_interval_is_the_95_percent_t_interval_of_the_mean():
+    # 0.9, 0.95, 1.0: mean 0.95, sample std 0.05, half-width t(0.975, 2) * 0.05 / sqrt(3)
+    point = summarize([0.9, 0.95, 1.0])
+    half = T_975[2] * 0.05 / math.sqrt(3)
+    assert point.mean == pytest.approx(0.95) and point.n == 3
+    assert (point.low, point.high) == pytest.approx((0.95 - half, 0.95 + half), abs=1e-6)
+    assert point.label() == f"0.95 ± {half:.2g}" == "0.95 ± 0.12"
+    one = summarize([18.0])  # a set-level metric: one value, no interval
+    assert (one.low, one.high, one.label()) == (18.0, 18.0, "18")
+    assert math.isnan(summarize([]).mean)
 
 
-def test_a_proportion_keeps_its_interval_inside_0_1_where_mean_plus_std_would_not():
-    values = [1.0, 1.0, 1.0, 0.0]  # mean 0.75, std 0.5: mean + std = 1.25
-    wilson = summarize(values, proportion=True)
-    plain = summarize(values, proportion=False)
-    assert plain.high == pytest.approx(1.25) and plain.low == pytest.approx(0.25)
-    assert 0 <= wilson.low < wilson.mean == 0.75 < wilson.high <= 1
-    assert (wilson.low, wilson.high) == pytest.approx(wilson_interval(0.75, 4))
-    assert wilson.label(True).startswith("0.75 [") and plain.label(False) == "0.75 ± 0.5"
+@pytest.fixture
+def three_seeds(tmp_path) -> list[dict]:
+    """Two jobs (overlap 0 and 4) of three seeds: gradient ratios 0.9, 0.95, 1.0 and 1.2, 1.3, 1.4."""
+    sweep = tmp_path / "three"
+    for overlap, ratios in ((0, (0.9, 0.95, 1.0)), (4, (1.2, 1.3, 1.4))):
+        per_seed = [{"seed": s, "seam/gradient_ratio": g, "region_accuracy/inside": 1.0, "judge/inside": "red dots"}
+                    for s, g in enumerate(ratios)]
+        write_job(sweep, [f"overlap_factor={overlap}"], {"overlap_factor": overlap}, {}, per_seed)
+    return read_sweep(sweep)
+
+
+def test_each_panel_names_its_metrics_direction_and_unit_and_a_target_gets_its_healthy_line(three_seeds):
+    spec = {"name": "f", "kind": "line", "x": "overlap_factor",
+            "metrics": ["seam/gradient_ratio", "seam/gradient_ratio_error", "region_accuracy/inside", "fid/judge"]}
+    fig = figure(three_seeds, spec)
+    ratio, error, accuracy, fid = fig.axes[:4]
+    assert ratio.get_ylabel() == "seam/gradient_ratio (healthy = 1)"
+    assert error.get_ylabel() == "seam/gradient_ratio_error ↓"
+    assert accuracy.get_ylabel() == "region_accuracy/inside ↑ (share)"
+    assert fid.get_ylabel() == "fid/judge ↓ (judge-feature FID)"
+    healthy = [line for line in ratio.lines if line.get_label() == "healthy = 1"]
+    assert len(healthy) == 1 and list(healthy[0].get_ydata()) == [1, 1]
+    assert not any(line.get_label().startswith("healthy") for ax in (error, accuracy, fid) for line in ax.lines)
+    assert "error bars: 95% t-interval over seeds" in fig._suptitle.get_text() and CAPTION in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_the_error_bars_are_the_hand_computed_t_interval(three_seeds):
+    spec = {"name": "f", "kind": "line", "x": "overlap_factor", "metrics": ["seam/gradient_ratio", "fid/judge"]}
+    fig = figure(three_seeds, spec)
+    ratio, fid = fig.axes[:2]
+    (bars,) = ratio.containers[0].lines[2]
+    (x0, low0), (_, high0) = bars.get_segments()[0]
+    half = T_975[2] * 0.05 / math.sqrt(3)  # overlap 0: 0.9, 0.95, 1.0 (sample std 0.05)
+    assert x0 == 0 and (low0, high0) == pytest.approx((0.95 - half, 0.95 + half), abs=1e-6)
+    (_, low4), (_, high4) = bars.get_segments()[1]
+    assert (low4, high4) == pytest.approx((1.3 - 2 * half, 1.3 + 2 * half), abs=1e-6)  # 1.2, 1.3, 1.4: std 0.1
+    assert fid.containers[0].has_yerr is False  # set-level: one value per job, no bar
+    plt.close(fig)
+
+
+def test_a_heatmap_labels_its_colour_bar_and_bars_get_the_healthy_line(three_seeds):
+    heat = figure(three_seeds, {"name": "h", "kind": "heatmap", "x": "overlap_factor", "y": "overlap_factor",
+                                "metrics": ["region_accuracy/inside"]})
+    assert heat.axes[-1].get_ylabel() == "region_accuracy/inside ↑ (share)"
+    plt.close(heat)
+    bar = figure(three_seeds, {"name": "b", "kind": "bar", "x": "overlap_factor", "metrics": ["seam/gradient_ratio"]})
+    labelled = [line for line in bar.axes[0].lines if not line.get_label().startswith("_")]  # not the bars' caps
+    assert [(line.get_label(), list(line.get_ydata())) for line in labelled] == [("healthy = 1", [1, 1])]
+    plt.close(bar)
+
+
+def test_a_declared_figure_must_name_a_declared_number(three_seeds):
+    with pytest.raises(ValueError, match=r"figures\.metrics: metric 'seam/smoothness' is not declared"):
+        figure(three_seeds, {"name": "f", "kind": "line", "x": "overlap_factor", "metrics": ["seam/smoothness"]})
+    with pytest.raises(ValueError, match=r"'judge/inside' is a per-image reading \(prompt\), not a number to plot"):
+        figure(three_seeds, {"name": "f", "kind": "line", "x": "overlap_factor", "metrics": ["judge/inside"]})
 
 
 def test_the_swept_keys_come_from_the_jobs_saved_overrides(adhoc_sweep):
@@ -95,7 +148,8 @@ def test_the_swept_keys_come_from_the_jobs_saved_overrides(adhoc_sweep):
     assert swept_keys(results) == ["overlap_factor", "dual"]
     spec = sweep_figure(results, "default")
     assert (spec["kind"], spec["x"], spec["hue"]) == ("line", "overlap_factor", "dual")
-    assert spec["metrics"] == ["fid/judge", "region_accuracy/inside", "seam/gradient_ratio"]
+    # the derived seam/gradient_ratio_error comes from each image's ratio (registry.derived)
+    assert spec["metrics"] == ["fid/judge", "region_accuracy/inside", "seam/gradient_ratio", "seam/gradient_ratio_error"]
 
 
 def test_a_sweep_without_declared_figures_gets_one_panel_per_metric_against_its_swept_keys(adhoc_sweep, tmp_path):
@@ -104,12 +158,13 @@ def test_a_sweep_without_declared_figures_gets_one_panel_per_metric_against_its_
     assert [p.name for p in paths] == ["default.png", "default.pdf", "default.md"]
     assert all(p.stat().st_size > 0 for p in paths)
     table = (out / "default.md").read_text().splitlines()
-    assert table[0] == "| overlap_factor | dual | seeds | fid/judge | region_accuracy/inside | seam/gradient_ratio |"
-    assert len(table) == 2 + 6
+    assert table[0] == ("| overlap_factor | dual | seeds | fid/judge ↓ (judge-feature FID) | region_accuracy/inside ↑ "
+                        "(share) | seam/gradient_ratio (healthy = 1) | seam/gradient_ratio_error ↓ |")
+    assert len(table) == 2 + 6 + 2 and table[-1] == CAPTION + "."
     fused_8 = next(line for line in table if line.startswith("| 8 | fused |"))
-    low, high = wilson_interval(0.75, 2)
-    assert f"0.75 [{low:.3g}, {high:.3g}]" in fused_8  # region accuracy: mean and Wilson interval
-    assert "1.805 ± 0.0071" in fused_8  # seam ratio: mean ± std of 1.80 and 1.81
+    assert f"| 0.75 ± {T_975[1] * 0.25:.2g} |" in fused_8  # accuracy 1 and 0.5: t(0.975, 1) * 0.3536 / sqrt(2)
+    assert "| 1.805 ± 0.064 |" in fused_8  # ratios 1.80 and 1.81: t(0.975, 1) * 0.00707 / sqrt(2) = 0.0635
+    assert "| 0.805 ± 0.064 |" in fused_8  # the ratio's error |G - 1| per image: 0.80 and 0.81
     assert "| 18 |" in fused_8  # a set-level metric: its one value
 
 
@@ -148,7 +203,7 @@ def test_declared_figures_are_read_from_the_saved_config(tmp_path):
                       {"dual": dual}, rows(overlap, dual), figures=[figure])
     paths = make_figures(sweep, tmp_path / "out")
     assert [p.name for p in paths] == ["declared.png", "declared.pdf", "declared.md"]
-    assert "| 2 | alternate | 2 | 1 [" in (tmp_path / "out" / "declared.md").read_text()
+    assert "| 2 | alternate | 2 | 1 ± 0 |" in (tmp_path / "out" / "declared.md").read_text()
 
 
 def test_a_sweep_without_saved_overrides_is_refused_with_the_reason(tmp_path, capsys):
@@ -176,5 +231,6 @@ def test_the_cli_draws_an_adhoc_sweep(tmp_path, capsys):
     main([str(sweep)])
     assert str(sweep / "figures" / "adhoc.md") in capsys.readouterr().out.splitlines()
     table = (sweep / "figures" / "adhoc.md").read_text().splitlines()
-    assert table[0] == "| overlap_factor | seeds | seam/color_jump | seam/gradient_ratio |"
-    assert [line.split(" | ")[0] for line in table[2:]] == ["| 0", "| 8"]
+    assert table[0] == ("| overlap_factor | seeds | seam/color_jump ↓ (colour spreads) | seam/gradient_ratio "
+                        "(healthy = 1) | seam/gradient_ratio_error ↓ |")
+    assert [line.split(" | ")[0] for line in table[2:4]] == ["| 0", "| 8"]

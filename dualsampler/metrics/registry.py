@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -24,8 +25,8 @@ PLACEHOLDERS = {  # what a <placeholder> of a key pattern stands for
     "<k>": r"\d+",
     "<net>": r"(?:alex|vgg|squeeze)",
 }
-PER_IMAGE_SAMPLE = "1 image; an interval needs >= 2 (95% t-interval over images)"
-ACCURACY_SAMPLE = ("1 image whose region holds a whole 32 px judge patch; a per-image share of <= 8 patches, "
+PER_IMAGE_SAMPLE = "1 image; an interval needs 2 or more (95% t-interval over images)"
+ACCURACY_SAMPLE = ("1 image whose region holds a whole 32 px judge patch; a per-image share of at most 8 patches, "
                    "so intervals are wide below ~8 images")
 
 
@@ -54,8 +55,9 @@ class MetricInfo:
     @property
     def range(self) -> str:
         """The range as text, e.g. `[0, 1]`, `[0, inf)`."""
+        low = "(-inf" if math.isinf(self.low) else f"[{self.low:g}"
         high = "inf)" if math.isinf(self.high) else f"{self.high:g}]"
-        return f"[{self.low:g}, {high}"
+        return f"{low}, {high}"
 
     @property
     def arrow(self) -> str:
@@ -92,10 +94,10 @@ GRADIENT = ("G = (mean_band |grad x| + eps) / (mean over the inside and outside 
             "energy relative to the texture's")
 GRADIENT_CAVEAT = ("healthy at 1 (the band as busy as the texture): a visible seam raises G, a band blurred "
                    "smoother than the texture lowers it, so neither min nor max of G is the goal; optimise "
-                   "seam/gradient_ratio_error")
+                   "`seam/gradient_ratio_error`")
 JUMP = ("J = |mu(inner ring) - mu(outer ring)|_2 / (RMS colour spread of the interiors + eps): the colour step "
         "across the boundary of {of} in units of the texture's own colour spread")
-ERROR = "|G - 1| per image (G = seam/gradient_ratio{of}), then the mean over images: the distance from a healthy seam"
+ERROR = "|G - 1| per image (G = `seam/gradient_ratio{of}`), then the mean over images: the distance from a healthy seam"
 FID_SAMPLE = ("computed from 2 generated and 2 real images; biased upward at small n and comparable only at equal n; "
               "a full-rank covariance needs more images than feature dimensions ({dims}) in each set")
 KID_SAMPLE = "2 generated and 2 real images; unbiased, so comparable across n, but its spread is wide below ~50"
@@ -124,10 +126,10 @@ FAMILIES: tuple[MetricInfo, ...] = (
                MEAN + " with a seam", PER_IMAGE_SAMPLE,
                caveat="measures how intact both textures stay up to the edge, not how smooth the seam is: the "
                       "reference has a hard cut, so it RISES as blending heals the seam; read it with "
-                      "seam/gradient_ratio_error and seam/color_jump"),
-    MetricInfo("region_accuracy/<region>", "A = share of the judge's 32 px patches (<= 8, wholly in the region "
+                      "`seam/gradient_ratio_error` and `seam/color_jump`"),
+    MetricInfo("region_accuracy/<region>", "A = share of the judge's 32 px patches (at most 8, wholly in the region "
                "eroded/dilated by band_width) read as the region's prompt (inside: each region on its own prompt, "
-               "mean over regions; outside: the base prompt outside all regions; region<k>: region k's own part)",
+               "mean over regions; outside: the base prompt outside all regions; `region<k>`: region k's own part)",
                "higher", 0, 1, "share", ("judge",), MEAN + " whose region was read", ACCURACY_SAMPLE),
     MetricInfo("region_color/<region>", "share of the region's judge patches whose colour word is the prompt's "
                "(pattern ignored), patches as region_accuracy", "higher", 0, 1, "share", ("judge",),
@@ -135,9 +137,9 @@ FAMILIES: tuple[MetricInfo, ...] = (
     MetricInfo("region_pattern/<region>", "share of the region's judge patches whose pattern word is the prompt's "
                "(colour ignored), patches as region_accuracy", "higher", 0, 1, "share", ("judge",),
                MEAN + " whose region was read", ACCURACY_SAMPLE),
-    MetricInfo("judge/<region>", "what the judge reads in the region (a prompt string), per image in result.json's "
-               "per_seed rows", "none", math.nan, math.nan, "prompt", ("judge",), "none (per image only)",
-               "1 image"),
+    MetricInfo("judge/<region>", "the judge's most frequent reading (a prompt string) of the image's patches in the "
+               "region, in result.json's per_seed rows only", "none", math.nan, math.nan, "prompt", ("judge",),
+               "none (per image only)", "1 image whose region holds a whole 32 px judge patch"),
     MetricInfo("region_clip/<side>", "share of the region's crops CLIP places closer to the region's own prompt than "
                "to the other side's (inside: each region against the base prompt; outside: the base prompt against "
                "each region's), mean over regions", "higher", 0, 1, "share", ("clip (a local CLIP folder)",),
@@ -164,13 +166,17 @@ FAMILIES: tuple[MetricInfo, ...] = (
     MetricInfo("kid/inception", "KID over InceptionV3 pool features, as kid/judge", "lower", -math.inf, math.inf,
                "Inception KID", ("real images", "torch-fidelity and local Inception weights"),
                "set-level: one value over all images", KID_SAMPLE, min_images=2),
-    MetricInfo("background/psnr", "PSNR = 10 log10(1 / MSE) between the image and the input image outside all "
-               "regions: how much of the input's background the job keeps", "higher", 0, math.inf, "dB",
-               ("input image",), MEAN, PER_IMAGE_SAMPLE, caveat="inf for an unchanged background"),
-    MetricInfo("background/ssim", "SSIM (Wang et al. 2004) between the image and the input image outside all "
-               "regions", "higher", -1, 1, "", ("input image",), MEAN, PER_IMAGE_SAMPLE),
-    MetricInfo("background/lpips", "LPIPS between the image and the input image outside all regions", "lower", 0, 1,
-               "LPIPS", ("input image", "torchvision and local LPIPS weights"), MEAN, PER_IMAGE_SAMPLE),
+    MetricInfo("background/psnr", "PSNR = 10 log10(1 / MSE) over the kept pixels (keep = outside every region's "
+               "grown mask) between the image and its input image: how much of the input's background the job "
+               "kept", "higher", 0, 100, "dB", ("an input image (items that start from one)",), MEAN + " with an input",
+               PER_IMAGE_SAMPLE, caveat="capped at 100 dB: an unchanged background reads 100"),
+    MetricInfo("background/ssim", "SSIM (Wang et al. 2004, 11 px Gaussian window) map's mean over the kept pixels "
+               "between the image and its input image", "higher", -1, 1, "", ("an input image (items that start "
+               "from one)",), MEAN + " with an input", PER_IMAGE_SAMPLE),
+    MetricInfo("background/lpips", "LPIPS between the input image and the image pasted on it where keep = 1 (so it "
+               "sees only the kept pixels' changes)", "lower", 0, 1, "LPIPS",
+               ("an input image (items that start from one)", "torchvision and local LPIPS weights"),
+               MEAN + " with an input", PER_IMAGE_SAMPLE),
 )
 _COMPILED = [(_regex(info.pattern), info) for info in FAMILIES]
 
@@ -237,10 +243,11 @@ def derived_means(rows: Sequence[Mapping[str, object]]) -> dict[str, float]:
     return {key: math.fsum(values) / len(values) for key, values in totals.items()}
 
 
-def spec_entry(info: MetricInfo) -> str:
-    """One family as a SPEC §13 list item (the same facts the figures and the objective read)."""
+def spec_entry(info: MetricInfo, width: int = 115) -> str:
+    """One family as a SPEC §13 list item wrapped at `width` (the same facts the figures and the objective read)."""
     caveat = f" *Caveat:* {info.caveat}." if info.caveat else ""
     derived_from = f" Derived from `{info.source}`." if info.source else ""
-    return (f"- `{info.pattern}` — {info.meaning}. Range {info.range if info.direction != 'none' else 'a string'}; "
+    text = (f"- `{info.pattern}` — {info.meaning}. Range {info.range if info.direction != 'none' else 'a string'}; "
             f"{info.better}; unit: {info.unit or 'none (a pure number)'}. Needs: {', '.join(info.needs)}. "
             f"Aggregate: {info.aggregate}. Sample: {info.sample}.{derived_from}{caveat}")
+    return textwrap.fill(text, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
