@@ -138,7 +138,8 @@ def region_keys(k: int, judge: bool) -> list[str]:
     return shares + [f"seam/gradient_ratio/region{k}", f"seam/color_jump/region{k}"]
 
 
-def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]], canvas: tuple[int, int] | None) -> tuple[Tensor, list[tuple[Tensor, str]]]:
+def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]],
+              canvas: tuple[int, int] | None) -> tuple[Tensor, list[tuple[Tensor, str]]]:
     """The images and (mask, prompt) regions as the judge reads them: brought down to `canvas` (`shrink`; masks
     larger than it by area, binarised at 0.5); unchanged at that size or without a canvas."""
     if canvas is None or tuple(images.shape[-2:]) == canvas:
@@ -318,9 +319,8 @@ class Evaluation:
                                                  lambda m, b: m(b["judged"], b["judge_item"].union, b["reference"]))
             for other in s.perceptual_keys():
                 if other != key:
-                    self.reasons[other] = (f"metrics.perceptual={s.perceptual} measures {key} instead: "
-                                           + (lpips_reason() or "") if other.startswith("lpips/") else
-                                           f"metrics.perceptual={s.perceptual} measures {key} (its weights are on disk)")
+                    why = lpips_reason() if other.startswith("lpips/") else f"the weights of {key} are on disk"
+                    self.reasons[other] = f"metrics.perceptual={s.perceptual} measures {key} instead: {why}"
         if s.real_images:
             self.aggregate_only = {"fid/judge": frechet_distance("judge", self.judge),
                                    "kid/judge": kernel_distance("judge", self.judge)}
