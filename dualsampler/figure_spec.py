@@ -57,7 +57,7 @@ def check_figure(spec: Any, where: str = "figures", metrics: Iterable[str] | Non
         try:
             info = describe(metric)
         except ValueError as error:
-            raise ValueError(f"{where}.metrics: {error}") from None
+            raise ValueError(f"{where}.metrics: {metric!r} is not a metric this job reports: {error}") from None
         if info.direction == "none":
             raise ValueError(f"{where}.metrics: {metric!r} is a per-image reading ({info.unit}), not a number to plot")
 

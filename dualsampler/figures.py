@@ -290,6 +290,7 @@ def _numeric(results: list[dict[str, Any]], key: str) -> bool:
 
 
 def declared(key: str) -> bool:
+    """Whether dualsampler/metrics/registry.py declares `key`."""
     try:
         describe(key)
     except ValueError:

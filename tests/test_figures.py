@@ -135,7 +135,8 @@ def test_a_heatmap_labels_its_colour_bar_and_bars_get_the_healthy_line(three_see
 
 
 def test_a_declared_figure_must_name_a_declared_number(three_seeds):
-    with pytest.raises(ValueError, match=r"figures\.metrics: metric 'seam/smoothness' is not declared"):
+    with pytest.raises(ValueError, match=r"figures\.metrics: 'seam/smoothness' is not a metric this job reports: "
+                                         r"metric 'seam/smoothness' is not declared in dualsampler/metrics/registry"):
         figure(three_seeds, {"name": "f", "kind": "line", "x": "overlap_factor", "metrics": ["seam/smoothness"]})
     with pytest.raises(ValueError, match=r"'judge/inside' is a per-image reading \(prompt\), not a number to plot"):
         figure(three_seeds, {"name": "f", "kind": "line", "x": "overlap_factor", "metrics": ["judge/inside"]})
