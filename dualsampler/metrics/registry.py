@@ -179,6 +179,7 @@ FAMILIES: tuple[MetricInfo, ...] = (
                MEAN + " with an input", PER_IMAGE_SAMPLE),
 )
 _COMPILED = [(_regex(info.pattern), info) for info in FAMILIES]
+_SOURCES = [(_regex(info.source), info) for info in FAMILIES if info.source is not None]  # derived families
 
 
 def describe(key: str) -> MetricInfo:
@@ -207,10 +208,8 @@ def _derive(key: str) -> tuple[str, float] | None:
     """(the derived key, the target its source is healthy at) of a reported key that a derived family reads (the
     derived key keeps the key's placeholders: `seam/gradient_ratio/region1` -> `seam/gradient_ratio_error/region1`),
     else None."""
-    for info in FAMILIES:
-        if info.source is None:
-            continue
-        match = _regex(info.source).fullmatch(key)
+    for source, info in _SOURCES:
+        match = source.fullmatch(key)
         if match is not None:
             return _fill(info.pattern, match.groups()), describe(key).target
     return None
