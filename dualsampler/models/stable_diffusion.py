@@ -4,6 +4,7 @@ the UNet run through `UNetDenoiser` with the model sampling of the model's own s
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,26 +102,29 @@ class StableDiffusion:
         return decode_latents(self.vae, latents)
 
 
-# Library notices that tell a user of this toolkit nothing (logger name -> the start of each message dropped): the
-# `low_cpu_mem_usage` fallback when accelerate is missing (every load), and transformers' note that its image
+# Library notices that tell a user of this toolkit nothing (logger name -> patterns matched at the start of each
+# message dropped): the `low_cpu_mem_usage` fallback when accelerate is missing (every load), a single-file load's
+# cast of modules of which none is to be kept in float32 (the list is empty), and transformers' note that its image
 # processors fall back to PIL without torchvision (once per process, on importing the diffusers pipelines).
+NO_ACCELERATE = re.escape("Cannot initialize model with low cpu memory usage because `accelerate` was not found")
 QUIET_NOTICES = {
-    "diffusers.pipelines.pipeline_utils": ("Cannot initialize model with low cpu memory usage because `accelerate`",),
-    "diffusers.models.modeling_utils": ("Cannot initialize model with low cpu memory usage because `accelerate`",),
-    "transformers.utils.import_utils": ("`CLIPImageProcessor` requires torchvision (not installed)",
-                                        "`SiglipImageProcessor` requires torchvision (not installed)"),
+    "diffusers.pipelines.pipeline_utils": (NO_ACCELERATE,),
+    "diffusers.models.modeling_utils": (NO_ACCELERATE,
+                                        r"There are modules in \w+ that should be kept in float32: \[\]\."),
+    "transformers.utils.import_utils": (r"`(CLIP|Siglip)ImageProcessor` requires torchvision \(not installed\); "
+                                        r"falling back to",),
 }
 
 
 class DropNotices(logging.Filter):
-    """Drops the records of one logger whose message starts with one of `starts`."""
+    """Drops the records of one logger whose message matches one of `patterns` at its start."""
 
-    def __init__(self, starts: tuple[str, ...]) -> None:
+    def __init__(self, patterns: tuple[str, ...]) -> None:
         super().__init__()
-        self.starts = starts
+        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.starts)
+        return self.pattern.match(record.getMessage()) is None
 
 
 def silence_library_notices() -> None:
