@@ -1,11 +1,12 @@
 """region_clip/inside|outside (dualsampler.metrics.clip_region): arithmetic with a CLIP whose scores are known, and
-the real path with a tiny random-weight CLIP folder built here (hand-written tokenizer vocabulary)."""
+the real path with a tiny random-weight CLIP folder (clip_fixtures.write_tiny_clip)."""
 
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
+from clip_fixtures import write_tiny_clip
 from torch import nn
 
 from dualsampler.metrics.clip_region import RegionCLIPScore
@@ -80,28 +81,7 @@ def test_a_region_too_small_for_a_crop_gives_nan_not_a_number_that_looks_measure
 
 
 def test_a_tiny_random_clip_folder_loads_offline_and_scores_in_range(tmp_path, monkeypatch):
-    from sd_fixtures import write_tokenizer
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPTextConfig,
-        CLIPTokenizer,
-        CLIPVisionConfig,
-    )
-
-    folder = tmp_path / "clip"
-    vocab = write_tokenizer(folder)
-    torch.manual_seed(0)
-    text = CLIPTextConfig(vocab_size=vocab, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
-                          num_attention_heads=2, max_position_embeddings=77, projection_dim=8,
-                          bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1)
-    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
-                              image_size=32, patch_size=8, projection_dim=8)
-    CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=8)).save_pretrained(folder)
-    CLIPProcessor(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-                  CLIPTokenizer.from_pretrained(folder)).save_pretrained(folder)
+    folder = write_tiny_clip(tmp_path / "clip")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("socket.socket.connect", lambda *a, **k: pytest.fail("network touched"))
     inside = RegionCLIPScore(str(folder), "inside", band_width=2, patch_size=16, stride=16)
