@@ -1,5 +1,6 @@
 """The sigma-space sampling core: model sampling, schedules, samplers, UNet denoisers, KSampler calls."""
 
+from .flow_sampling import FlowModelSampling, FluxModelSampling
 from .ksampler import KSampler, denoise_to_steps
 from .model_sampling import ModelSampling
 from .noise import NoiseStream
@@ -10,6 +11,8 @@ from .schedules import SCHEDULERS, get_sigmas
 from .unet_denoiser import JointDenoiser, UNetDenoiser, denoise_together
 
 __all__ = [
+    "FlowModelSampling",
+    "FluxModelSampling",
     "KSampler",
     "ModelSampling",
     "NoiseStream",

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .brownian import BrownianTreeNoise
+from .flow_sampling import FlowSampling
 from .model_sampling import ModelSampling, check_model_sampling
 from .noise import NoiseStream, Seed, check_seed
 from .noise_mask import latent_noise_mask, masked_denoiser
@@ -70,6 +71,13 @@ def inpaint_seed(seed: Seed) -> Seed:
     return (seed + 1) % 2**64 if isinstance(seed, int) else [(s + 1) % 2**64 for s in seed]
 
 
+def inverse_noise_scaling(model_sampling: object, sigma: float, x: Tensor) -> Tensor:
+    """A run's result stopped at `sigma` as a latent (the model sampling's `inverse_noise_scaling`; identity for
+    one without it): a flow model's `x / (1 - sigma)`, which `noise_scaling(sigma, 0, .)` turns back into x."""
+    inverse = getattr(model_sampling, "inverse_noise_scaling", None)
+    return x if inverse is None else inverse(sigma, x)
+
+
 def slice_schedule(sigmas: Tensor, start_at_step: int, end_at_step: int, return_with_leftover_noise: bool) -> Tensor:
     """SPEC §4.1: keep `[:end+1]` (last set to 0 unless leftover noise is kept) when `end < steps`, then `[start:]`;
     `steps = len(sigmas) - 1`."""
@@ -90,7 +98,7 @@ class KSampler:
         denoiser: Denoiser,
         sampler: str = "euler",
         scheduler: str = "normal",
-        model_sampling: ModelSampling | None = None,
+        model_sampling: ModelSampling | FlowSampling | None = None,
         upstream_compat: bool = False,
     ) -> None:
         if not callable(denoiser):
@@ -180,7 +188,7 @@ class KSampler:
         denoiser = self.denoiser
         if mask is not None:
             held_noise = NoiseStream(inpaint_seed(seed))(latent) if self.sampler in RANDOM_INPAINT_NOISE else noise
-            denoiser = masked_denoiser(self.denoiser, mask, latent, held_noise)
+            denoiser = masked_denoiser(self.denoiser, mask, latent, held_noise, self.model_sampling)
         if self.upstream_compat and self.sampler in UNI_PC_VARIANTS and len(sigmas) == 2:
             counter = counting(denoiser)
             report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
@@ -189,7 +197,8 @@ class KSampler:
             spanned = None
             if noise_span is not None and self.sampler in SPANNED_TREE_SAMPLERS:
                 spanned = SpannedNoise(seed, [float(s) for s in noise_span])
-            out = integrate(denoiser, x, sigmas, self.sampler, seed, callback, spanned)
+            out = integrate(denoiser, x, sigmas, self.sampler, seed, callback, spanned, self.model_sampling)
+        out = inverse_noise_scaling(self.model_sampling, float(sigmas[-1]), out)
         if mask is not None and float(sigmas[-1]) == 0 and not self.upstream_compat:
             out = torch.where(mask == 0, latent, out)
         return out

@@ -160,6 +160,11 @@ class ModelSampling:
             return latent + noise * torch.sqrt(1.0 + torch.tensor(sigma, dtype=noise.dtype) ** 2.0)
         return latent + noise * sigma
 
+    @staticmethod
+    def inverse_noise_scaling(sigma: float, latent: Tensor) -> Tensor:
+        """A sample stopped at `sigma` as a latent: itself (a VP sample left with noise is `latent + noise*sigma`)."""
+        return latent
+
 
 def check_model_sampling(model_sampling: object) -> None:
     """None or a model sampling object (`ModelSampling`, `FlowModelSampling`, ...: it has `sigma_min`,

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ..masks import as_mask_batch
+from .flow_sampling import is_flow
 from .samplers import Denoiser
 
 
@@ -18,19 +19,25 @@ def latent_noise_mask(mask: Tensor, latent: Tensor) -> Tensor:
 
 
 class MaskedDenoiser:
-    """`x_in = x*m + (latent + noise*sigma)*(1-m)`, `x0 = D(x_in, sigma)*m + latent*(1-m)`.
+    """`x_in = x*m + (latent + noise*sigma)*(1-m)`, `x0 = D(x_in, sigma)*m + latent*(1-m)`; under a flow model
+    sampling the held region is its noising `(sigma*noise + (1-sigma)*latent)*(1-m)` instead.
 
     `noise` is what the held region is noised with: the run's added noise, or for `ddim` upstream's separate
     inpainting draw (see `KSampler.run_slice`)."""
 
-    def __init__(self, inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor) -> None:
+    def __init__(self, inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor,
+                 model_sampling: object = None) -> None:
         self.inner = inner
         self.mask = mask
         self.noise = noise
+        self.latent = latent
         self.keep = 1 - mask
         self.held_x0 = latent * self.keep
+        self.flow = model_sampling if is_flow(model_sampling) else None
 
     def masked_input(self, x: Tensor, sigma: Tensor) -> Tensor:
+        if self.flow is not None:
+            return x * self.mask + self.flow.noise_scaling(sigma, self.noise, self.latent) * self.keep
         s = sigma.reshape(-1, 1, 1, 1).to(x.dtype)
         return x * self.mask + self.held_x0 + self.noise * self.keep * s
 
@@ -48,7 +55,9 @@ class MaskedUncondDenoiser(MaskedDenoiser):
         return x0 * self.mask + self.held_x0, x0_uncond
 
 
-def masked_denoiser(inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor) -> MaskedDenoiser:
-    """The noise-mask wrapper, offering `with_uncond` exactly when the inner denoiser does."""
+def masked_denoiser(inner: Denoiser, mask: Tensor, latent: Tensor, noise: Tensor,
+                    model_sampling: object = None) -> MaskedDenoiser:
+    """The noise-mask wrapper, offering `with_uncond` exactly when the inner denoiser does; `model_sampling`
+    decides how the held region is noised (None: discrete VP)."""
     cls = MaskedUncondDenoiser if hasattr(inner, "with_uncond") else MaskedDenoiser
-    return cls(inner, mask, latent, noise)
+    return cls(inner, mask, latent, noise, model_sampling)

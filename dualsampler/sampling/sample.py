@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from functools import cache
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
+from .model_sampling import check_model_sampling
 from .noise import NoiseStream, Seed, check_seed
 from .samplers import SAMPLER_FUNCTIONS, Callback, Denoiser, check_sampler
 
@@ -96,12 +99,14 @@ def sample(
     sampler: str = "euler",
     seed: Seed = 0,
     callback: Callback | None = None,
+    model_sampling: Any = None,
 ) -> Tensor:
     """Integrate from `sigmas[0]` to `sigmas[-1]`; `x` is already noised to `sigmas[0]`.
 
     Stochastic samplers draw their noise from `NoiseStream(seed)` (Gaussian draws, or the seeded Brownian tree
     of the SDE samplers), so the same seed gives the same tensor. Each callback report also carries `evals`, the
-    model calls since the previous report, and `sigma_next`.
+    model calls since the previous report, and `sigma_next`. `model_sampling` (default: the denoiser's own, else
+    discrete VP) picks the rectified-flow variants of the samplers that have one (`FlowModelSampling`, ...).
     """
     if not callable(denoiser):
         raise ValueError(f"denoiser must be a callable denoiser(x, sigma) -> x0, got {type(denoiser).__name__}")
@@ -110,7 +115,15 @@ def sample(
     check_latent_channels(x, denoiser, "the denoiser")
     check_sigmas(sigmas)
     seed = check_seed(seed, x.shape[0])
-    return integrate(denoiser, x, sigmas, sampler, seed, callback)
+    check_model_sampling(model_sampling)
+    model_sampling = model_sampling or getattr(denoiser, "model_sampling", None)
+    return integrate(denoiser, x, sigmas, sampler, seed, callback, model_sampling=model_sampling)
+
+
+@cache
+def takes_model_sampling(function: Callable[..., object]) -> bool:
+    """Whether a sampler function branches on the model sampling (has a `model_sampling` keyword)."""
+    return "model_sampling" in inspect.signature(function).parameters
 
 
 def integrate(
@@ -121,11 +134,15 @@ def integrate(
     seed: Seed,
     callback: Callback | None = None,
     noise: NoiseStream | None = None,
+    model_sampling: Any = None,
 ) -> Tensor:
     """`sample` without its checks, for inner loops whose public entry checked the inputs once; `noise` replaces
-    `NoiseStream(seed)` (e.g. a Brownian tree over a longer schedule than `sigmas`)."""
+    `NoiseStream(seed)` (e.g. a Brownian tree over a longer schedule than `sigmas`); `model_sampling` goes to the
+    samplers that branch on it (None: discrete VP)."""
     if len(sigmas) < 2:
         return x
     counter = counting(denoiser)
     report = None if callback is None else with_counts(callback, counter, [float(s) for s in sigmas])
-    return SAMPLER_FUNCTIONS[sampler](counter, x, sigmas, noise=noise or NoiseStream(seed), callback=report)
+    function = SAMPLER_FUNCTIONS[sampler]
+    options = {"model_sampling": model_sampling} if takes_model_sampling(function) else {}
+    return function(counter, x, sigmas, noise=noise or NoiseStream(seed), callback=report, **options)

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
 
+from ..flow_sampling import signal_scale
 from .common import Callback, Denoiser, NoiseFn, ancestral_step, report, require_noise, sigma_list
 from .guidance import denoise_with_uncond, require_uncond
 
 
 def sample_euler_ancestral_cfg_pp(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    model_sampling: object = None,
 ) -> Tensor:
     """`x <- D_cfg + sigma_down * (x - D_uncond) / s + sigma_up * z`, with `sigma_down^2 + sigma_up^2 = s_next^2`
-    (the ancestral split); the step to sigma 0 returns `D_cfg`. Needs `denoiser.with_uncond`."""
+    (the ancestral split); the step to sigma 0 returns `D_cfg`. Needs `denoiser.with_uncond`. Under a flow model
+    sampling, upstream's form with `a = 1 - sigma`: `x <- a_next D_cfg + a_next down' (x - a U) / s + a_next up' z`,
+    `(down', up')` the ancestral split of `s/a -> s_next/a_next`."""
     require_uncond(denoiser, "euler_ancestral_cfg_pp")
     noise = require_noise(noise, "euler_ancestral_cfg_pp")
     s = sigma_list(sigmas)
@@ -21,7 +32,13 @@ def sample_euler_ancestral_cfg_pp(
         if s[i + 1] == 0:
             x = denoised
         else:
-            down, up = ancestral_step(s[i], s[i + 1])
-            x = denoised + (x - uncond) * (down / s[i]) + noise(x) * up
+            a, a_next = signal_scale(s[i], model_sampling), signal_scale(s[i + 1], model_sampling)
+            if a == a_next == 1.0:
+                down, up = ancestral_step(s[i], s[i + 1])
+                x = denoised + (x - uncond) * (down / s[i]) + noise(x) * up
+            else:
+                # at sigma 1 (a = 0) upstream's split of inf -> s_next/a_next is all noise: down 0, up s_next/a_next
+                down, up = ancestral_step(s[i] / a if a > 0 else math.inf, s[i + 1] / a_next)
+                x = a_next * denoised + (x - a * uncond) * (a_next * down / s[i]) + noise(x) * (a_next * up)
         report(callback, i, x, s[i], denoised)
     return x

@@ -8,19 +8,33 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..flow_sampling import signal_scale
 from .common import Callback, Denoiser, NoiseFn, report, sigma_list
 from .guidance import denoise_with_uncond, require_uncond
 
 
 def sample_euler_cfg_pp(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    model_sampling: object = None,
 ) -> Tensor:
     """`x <- D_cfg(x, s) + s_next * (x - D_uncond(x, s)) / s`; with `D_uncond = D_cfg` this is Euler's step.
-    Needs `denoiser.with_uncond`."""
+    Needs `denoiser.with_uncond`. Under a flow model sampling, with `a = 1 - sigma`:
+    `x <- a_next D_cfg + s_next (x - a D_uncond) / s` (upstream's form)."""
     require_uncond(denoiser, "euler_cfg_pp")
     s = sigma_list(sigmas)
     for i in range(len(s) - 1):
         denoised, uncond = denoise_with_uncond(denoiser, x, s[i])
-        x = denoised + (x - uncond) * (s[i + 1] / s[i])
+        a, a_next = signal_scale(s[i], model_sampling), signal_scale(s[i + 1], model_sampling)
+        if a == a_next == 1.0:
+            x = denoised + (x - uncond) * (s[i + 1] / s[i])
+        elif s[i + 1] == 0:
+            x = denoised
+        else:
+            x = a_next * denoised + (x - a * uncond) * (s[i + 1] / s[i])
         report(callback, i, x, s[i], denoised)
     return x
