@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 
 from ..validation import check_bool, check_bounded, check_choice, check_int, check_text
-import torch.nn.functional as F
-
 from .background import BACKGROUND_KEYS, NO_INPUT, check_background, masked_lpips, masked_psnr, masked_ssim, shrink
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
@@ -140,8 +139,8 @@ def region_keys(k: int, judge: bool) -> list[str]:
 
 def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]],
               canvas: tuple[int, int] | None) -> tuple[Tensor, list[tuple[Tensor, str]]]:
-    """The images and (mask, prompt) regions as the judge reads them: brought down to `canvas` (`shrink`; masks
-    larger than it by area, binarised at 0.5); unchanged at that size or without a canvas."""
+    """The images and their (mask [H,W] at the images' size, prompt) regions as the judge reads them: brought down
+    to `canvas` (`shrink`; the masks by area, binarised at 0.5); unchanged at that size or without a canvas."""
     if canvas is None or tuple(images.shape[-2:]) == canvas:
         return images, list(regions)
     try:
@@ -149,14 +148,8 @@ def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]],
     except ValueError:
         raise ValueError(f"images must be at least the canvas {canvas[0]}x{canvas[1]} px, got "
                          f"{images.shape[-2]}x{images.shape[-1]}") from None
-    fitted = []
-    for mask, prompt in regions:
-        if isinstance(mask, Tensor) and mask.dim() in (2, 3, 4) and mask.shape[-2] > canvas[0]:
-            small = F.interpolate(mask.float().reshape(1, 1, *mask.shape[-2:]).to(images.device), size=canvas,
-                                  mode="area")
-            mask = (small[0, 0] >= 0.5).float()
-        fitted.append((mask, prompt))
-    return judged, fitted
+    masks = F.interpolate(torch.stack([mask.float() for mask, _ in regions])[:, None], size=canvas, mode="area")
+    return judged, [((mask[0] >= 0.5).float(), prompt) for mask, (_, prompt) in zip(masks, regions)]
 
 
 class ImageMean(Metric):
