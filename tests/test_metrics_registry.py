@@ -47,6 +47,8 @@ def test_a_concrete_key_resolves_to_its_family_and_an_unknown_one_is_refused():
     assert describe("region_accuracy/region2").pattern == "region_accuracy/<region>"
     assert describe("seam/gradient_ratio/region12").pattern == "seam/gradient_ratio/region<k>"
     assert describe("lpips/squeeze").pattern == "lpips/<net>"
+    assert describe("clip_score/region3").pattern == "clip_score/<scope>"
+    assert describe("kid/inception_std").pattern == "kid/<features>_std"
     for unknown in ("seam/gradient", "region_accuracy/left", "region_clip/region1", "seam/gradient_ratio/regionx"):
         with pytest.raises(ValueError, match=f"metric '{unknown}' is not declared"):
             describe(unknown)

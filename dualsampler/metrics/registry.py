@@ -24,6 +24,8 @@ PLACEHOLDERS = {  # what a <placeholder> of a key pattern stands for
     "<side>": r"(?:inside|outside)",
     "<k>": r"\d+",
     "<net>": r"(?:alex|vgg|squeeze)",
+    "<scope>": r"(?:image|inside|region\d+)",
+    "<features>": r"(?:judge|inception)",
 }
 PER_IMAGE_SAMPLE = "1 image; an interval needs 2 or more (95% t-interval over images)"
 ACCURACY_SAMPLE = ("1 image whose region holds a whole 32 px judge patch; a per-image share of at most 8 patches, "
@@ -156,16 +158,29 @@ FAMILIES: tuple[MetricInfo, ...] = (
                math.inf, "judge-feature FID", ("judge", "real images (metrics.real_images > 0)"),
                "set-level: one value over all the job's images", FID_SAMPLE.format(dims=128), min_images=2,
                caveat="judge features, not Inception: not comparable with published FIDs"),
-    MetricInfo("fid/inception", "FID over InceptionV3 pool features (2048-d), as fid/judge", "lower", 0, math.inf,
-               "Inception FID", ("real images", "torch-fidelity and local Inception weights"),
-               "set-level: one value over all images", FID_SAMPLE.format(dims=2048), min_images=2),
+    MetricInfo("fid/inception", "FID over InceptionV3 pool3 features (2048-d, torch-fidelity's TF-ported network, "
+               "as the FID literature) of the job's images against a reference set of real images", "lower", 0,
+               math.inf, "Inception FID", ("a reference set (metrics.reference)", "local Inception weights"),
+               "set-level: one value over all the job's images", FID_SAMPLE.format(dims=2048) + "; the runner asks "
+               "for at least 50 generated images (metrics.reference's min_generated)", min_images=2),
     MetricInfo("kid/judge", "KID = unbiased MMD^2 with kernel (x.y / d + 1)^3 over the judge's features, mean over "
                "random subsets (seeded)", "lower", -math.inf, math.inf, "judge-feature KID",
                ("judge", "real images (metrics.real_images > 0)"), "set-level: one value over all the job's images",
                KID_SAMPLE, min_images=2, caveat="unbiased: can be slightly negative when the sets match"),
-    MetricInfo("kid/inception", "KID over InceptionV3 pool features, as kid/judge", "lower", -math.inf, math.inf,
-               "Inception KID", ("real images", "torch-fidelity and local Inception weights"),
-               "set-level: one value over all images", KID_SAMPLE, min_images=2),
+    MetricInfo("kid/inception", "KID over InceptionV3 pool3 features against the reference set, as kid/judge",
+               "lower", -math.inf, math.inf, "Inception KID", ("a reference set (metrics.reference)",
+               "local Inception weights"), "set-level: one value over all the job's images", KID_SAMPLE,
+               min_images=2),
+    MetricInfo("kid/<features>_std", "standard deviation of the KID over its random subsets: the KID's own "
+               "uncertainty", "lower", 0, math.inf, "KID", ("as the KID",), "set-level: one value per job",
+               KID_SAMPLE, min_images=2, caveat="0 when every subset is the whole set; it measures the estimate, "
+                                                "not the images"),
+    MetricInfo("clip_score/<scope>", "CLIPScore = 100 max(cos(E_image, E_text), 0) per image (Hessel et al. 2021): "
+               "`image` the whole image against the item's full prompt (base and region prompts joined), "
+               "`region<k>` the crop of region k's bounding box against its prompt, `inside` the mean over regions",
+               "higher", 0, 100, "CLIPScore", ("clip (a local CLIP folder)",), MEAN, PER_IMAGE_SAMPLE,
+               caveat="its scale depends on the CLIP model: compare within one; CLIP reads 77 tokens, so a long "
+                      "full prompt is cut"),
     MetricInfo("background/psnr", "PSNR = 10 log10(1 / MSE) over the kept pixels (keep = outside every region's "
                "grown mask) between the image and its input image: how much of the input's background the job "
                "kept", "higher", 0, 100, "dB", ("an input image (items that start from one)",), MEAN + " with an input",
