@@ -82,3 +82,10 @@ def test_inception_without_the_vision_extra_names_what_to_install(make, monkeypa
     monkeypatch.setitem(sys.modules, "torchvision", None)  # as on the CPU machines, where it does not import
     with pytest.raises(ImportError, match=r"torchvision.*pip install 'dualsampler\[vision\]'"):
         make("inception")
+
+
+@pytest.mark.parametrize("make", [frechet_distance, kernel_distance], ids=["fid", "kid"])
+def test_inception_with_a_missing_weights_file_names_the_key_before_importing_anything(make, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # the file is checked first, whatever is installed
+    with pytest.raises(FileNotFoundError, match=r"absent.pth \(metrics.inception_weights; no downloads"):
+        make("inception", weights_path=str(tmp_path / "absent.pth"))

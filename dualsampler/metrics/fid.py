@@ -1,7 +1,8 @@
 """`fid/<extractor>` and `kid/<extractor>`: torchmetrics FID and KID over a chosen feature space.
 
-Extractors: `judge` (the embedded world's judge features, default) and `inception` (torch-fidelity
-InceptionV3, needs the `vision` extra and local weights). Images are float [B,3,H,W] in [0,1].
+Extractors: `judge` (the embedded world's judge features, default) and `inception` (torch-fidelity's
+InceptionV3 pool3 features as the FID literature computes them, see metrics/reference.py; needs the `vision` extra
+and local weights). Images are float [B,3,H,W] in [0,1].
 """
 
 from __future__ import annotations
@@ -24,21 +25,31 @@ MAX_SUBSET_SIZE = 100_000  # samples per KID subset: its kernel matrices are sub
 
 
 class InceptionFeatures(nn.Module):
-    """torch-fidelity InceptionV3 pool features [B,2048] of float images in [0,1], quantised to uint8 as FID expects."""
+    """torch-fidelity's InceptionV3 pool3 features [B,2048] of float images in [0,1], quantised to uint8 as FID expects.
+
+    torch-fidelity's own `FeatureExtractorInceptionV3` with its '2048' output: TF1.x-compatible bilinear resize to
+    299 (no antialiasing), the TF 2015-12-05 weights read from the local file `weights_path` (never downloaded).
+    It stays in evaluation mode.
+    """
 
     num_features = 2048
 
     def __init__(self, weights_path: str | None = None) -> None:
         super().__init__()
-        path = inception_weights(weights_path)
-        from torchmetrics.image.fid import NoTrainInceptionV3
+        self.weights_path = inception_weights(weights_path)
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                      feature_extractor_weights_path=path)
+        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                               feature_extractor_weights_path=self.weights_path)
+
+    def train(self, mode: bool = True) -> "InceptionFeatures":
+        """Evaluation mode whatever `mode` is: batch norm keeps its running statistics."""
+        return super().train(False)
 
     def forward(self, images: Tensor) -> Tensor:
-        """images [B,3,H,W] in [0,1] -> features [B,2048]."""
-        return self.net((images * 255).round().to(torch.uint8)).reshape(images.shape[0], -1)
+        """images [B,3,H,W] in [0,1] -> features [B,2048] float32."""
+        (features,) = self.net((images.clamp(0, 1) * 255).round().to(torch.uint8))
+        return features.reshape(images.shape[0], -1)
 
 
 def feature_module(extractor: str = "judge", judge: nn.Module | None = None,

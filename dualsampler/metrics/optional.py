@@ -31,15 +31,39 @@ def hub_checkpoint(url: str) -> str:
 
 
 def inception_weights(weights_path: str | None = None) -> str:
-    """Path of local torch-fidelity InceptionV3 weights; ImportError / FileNotFoundError naming what is missing."""
+    """Path of local torch-fidelity InceptionV3 weights: `weights_path`, or by default the file torch-fidelity itself
+    caches in torch hub's checkpoints folder. FileNotFoundError naming `metrics.inception_weights` for a missing file
+    (a given path is checked before any import), ImportError naming the package when the `vision` extra is missing.
+    torch-fidelity downloads the weights when given no path: it is always given this existing one."""
+    if weights_path is not None:
+        _check_inception_file(weights_path)
     require("torchvision", "fid/inception and kid/inception")
     require("torch_fidelity", "fid/inception and kid/inception")
+    if weights_path is not None:
+        return weights_path
     extractor = importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
-    path = weights_path or hub_checkpoint(extractor.URL_INCEPTION_V3)
+    path = hub_checkpoint(extractor.URL_INCEPTION_V3)
+    _check_inception_file(path)
+    return path
+
+
+def _check_inception_file(path: str) -> None:
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"metrics.inception_weights must be a non-empty path to a file, got {path!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"fid/inception needs the torch-fidelity InceptionV3 weights at {path} "
-                                "(no downloads at run time: copy the file there or pass its path)")
-    return path
+                                "(metrics.inception_weights; no downloads at run time: copy the file there or pass "
+                                "its path; scripts/write_inception_weights.py writes random ones for dry runs)")
+
+
+def vision_missing() -> str | None:
+    """None when the `vision` extra imports (torchvision and torch-fidelity), else why not and what to install."""
+    try:
+        require("torchvision", "fid/inception and kid/inception")
+        require("torch_fidelity", "fid/inception and kid/inception")
+    except ImportError as error:
+        return str(error)
+    return None
 
 
 def lpips_weights(net: str) -> str:
