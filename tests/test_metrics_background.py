@@ -130,7 +130,8 @@ def test_nothing_kept_leaves_the_values_absent_with_the_reason(world):
      "inputs must be at most the images' size 128x128, got 256x256"),
     (dict(inputs=torch.full((2, 3, 128, 128), 2.0), keep=KEEP), r"inputs values must lie in \[0, 1\]"),
     (dict(inputs=torch.zeros(2, 3, 128, 128), keep=torch.ones(50, 50)),
-     "keep: size must be the image size 128x128 or an integer fraction of it"),
+     "keep size must be the image size 128x128 or an integer fraction of it"),
+    (dict(inputs=torch.zeros(2, 3, 128, 128), keep=torch.full((128, 128), 2.0)), r"keep values must lie in \[0, 1\]"),
 ])
 def test_bad_background_arguments_are_refused_before_any_metric_runs(world, arguments, message):
     evaluation = Evaluator(real_images=0, perceptual="judge").start(world, "cpu")

@@ -49,8 +49,8 @@ def check_background(images: Tensor, inputs: Tensor, keep: Tensor) -> tuple[Tens
                          f"{inputs.shape[-2]}x{inputs.shape[-1]}") from None
     try:
         keep = prepare_masks(keep, inputs)
-    except ValueError as error:
-        raise ValueError(f"keep: {error}".replace("masks ", "")) from None
+    except ValueError as error:  # prepare_masks names its argument `masks`
+        raise ValueError("keep " + str(error).removeprefix("masks ")) from None
     return images, inputs.to(images.device), keep
 
 
