@@ -183,8 +183,16 @@ def test_too_few_images_are_refused_before_any_model_loads(tmp_path):
 
 def test_missing_weights_are_refused_naming_the_key(tmp_path):
     folder = write_pngs(tmp_path / "images", textures(2))
-    with pytest.raises(ValueError, match=r"InceptionV3 weights at .*absent.pth.*metrics.inception_weights.*no downloads"):
-        ReferenceSet(str(folder), SIDE, SIDE, inception_weights=str(tmp_path / "absent.pth")).check()
+    with pytest.raises(ValueError, match=r"weights at .*absent.pth \(metrics.inception_weights; no downloads"):
+        ReferenceSet(str(folder), SIDE, SIDE, inception_weights=str(tmp_path / "absent.pth"),
+                     cache_dir=str(tmp_path / "cache")).check()
+
+
+def test_a_cache_folder_that_cannot_be_created_is_refused_naming_the_key(tmp_path):
+    folder = write_pngs(tmp_path / "images", textures(2))
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"metrics.reference_cache: cannot create .*a_file/cache"):
+        ReferenceSet(str(folder), SIDE, SIDE, cache_dir=str(tmp_path / "a_file" / "cache")).check()
 
 
 def test_an_unreadable_image_or_statistics_file_is_refused(tmp_path):

@@ -34,7 +34,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from dualsampler.masks import check_side
 from dualsampler.metrics.fid import InceptionFeatures, KernelDistance, check_kid_settings
-from dualsampler.metrics.optional import inception_weights
+from dualsampler.metrics.optional import inception_weights as locate_inception_weights
 from dualsampler.runner.inputs import SUFFIXES, load_image
 from dualsampler.validation import check_bounded, check_device, check_int, check_text
 
@@ -162,8 +162,9 @@ class ReferenceSet:
     def check(self) -> None:
         """Refuse, before any model loads: a reference that is neither a folder of images nor a statistics file, an
         unreadable file, fewer than `min_images` images (ValueError naming metrics.reference), missing weights
-        (ValueError naming metrics.inception_weights), a statistics file of other weights, a missing `vision`
-        extra (ImportError naming the install command). Reads every file once; later calls return at once."""
+        (ValueError naming metrics.inception_weights), a statistics file of other weights, a cache folder that
+        cannot be written (metrics.reference_cache), a missing `vision` extra (ImportError naming the install
+        command). Reads every file once; later calls return at once."""
         if self._checked is not None:
             return
         if self.path.is_dir():
@@ -171,6 +172,7 @@ class ReferenceSet:
             for file in files:
                 _check_header(file)
             digests = [file_sha256(file, "metrics.reference") for file in files]
+            self._check_cache_dir()
             weights = self._weights_fingerprint()
             self._checked = {"source": "folder", "files": files, "weights_fingerprint": weights,
                              "set_fingerprint": set_fingerprint(digests, weights, self.height, self.width)}
@@ -193,9 +195,17 @@ class ReferenceSet:
                          f"statistics file ({' '.join(STATISTICS_SUFFIXES)}) written by "
                          f"dualsampler.metrics.reference.write_statistics, got {str(self.path)!r}")
 
+    def _check_cache_dir(self) -> None:
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"metrics.reference_cache: cannot create {str(self.cache_dir)!r}: {error}") from None
+        if not os.access(self.cache_dir, os.W_OK):
+            raise ValueError(f"metrics.reference_cache: {str(self.cache_dir)!r} is not writable")
+
     def _weights_fingerprint(self) -> str:
         try:
-            self.weights_path = inception_weights(self.weights_path)
+            self.weights_path = locate_inception_weights(self.weights_path)
         except FileNotFoundError as error:
             raise ValueError(str(error)) from None
         return file_sha256(self.weights_path, "metrics.inception_weights")
