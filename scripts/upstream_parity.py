@@ -9,7 +9,11 @@ The checkouts stay outside this repository: their code is imported, never copied
 per channel, `D(x, s) = mu + (x - mu) std^2 / (std^2 + s^2)`, exact for eps and x0 alike, so every difference
 is the samplers'. Cases at cfg != 1 (`extra["cfg"]`) give the conditional prediction the data mean mu + COND_SHIFT
 (upstream: a positive conditioning of ones; ours: `GuidedDenoiser`, which makes both predictions through the
-denoiser `run_ours` is given), so cond and uncond differ and guidance matters.
+denoiser `run_ours` is given), so cond and uncond differ and guidance matters. Cases with `extra["flow"]` run a
+rectified-flow model sampling (`{"kind": "sd3" | "flux", "shift": ...}`: ours FlowModelSampling or
+FluxModelSampling, upstream ModelSamplingDiscreteFlow or ModelSamplingFlux with CONST as its nodes build them) over
+the same Gaussian data, whose exact x0 in the flow parametrization `x = (1 - s) x0 + s n` is
+`mu + (1 - s) std^2 (x - (1 - s) mu) / ((1 - s)^2 std^2 + s^2)`.
 Upstream is reached through its nodes: ComfyUI's KSamplerAdvanced and KSampler (common_ksampler,
 comfy.sample, CFGGuider, the real ModelPatcher around an analytic module), the Impact Pack's KSamplerAdvancedWrapper
 (its schedulers AYS and GITS), TwoSamplersForMask, TwoAdvancedSamplersForMask (today's regional route) and, with
@@ -84,14 +88,35 @@ def gaussian_x0(x: Tensor, sigma: Tensor, shift: Tensor | float = 0.0) -> Tensor
     return mu + (x - mu) * std**2 / (std**2 + s2)
 
 
+def flow_gaussian_x0(x: Tensor, sigma: Tensor, shift: Tensor | float = 0.0) -> Tensor:
+    """x0 of Gaussian data N(mu_c + shift, std_c^2) per channel under the flow noising `x = (1 - s) x0 + s n`."""
+    mu, std = channel_stats(x.dtype)
+    mu = mu + shift
+    s = sigma.reshape(-1, 1, 1, 1).to(x.dtype)
+    a = 1 - s
+    return mu + a * std**2 * (x - a * mu) / (a**2 * std**2 + s**2)
+
+
+def is_flow_sampling(model_sampling: Any) -> bool:
+    from dualsampler.sampling.flow_sampling import is_flow
+
+    return is_flow(model_sampling)
+
+
 class GaussianDenoiser:
-    """Our side of the analytic model; `with_uncond` gives the same prediction twice (cfg 1, cond == uncond)."""
+    """Our side of the analytic model; `with_uncond` gives the same prediction twice (cfg 1, cond == uncond).
+    With a flow `model_sampling` (which KSamplers built around it then use) it is the flow model's x0."""
+
+    def __init__(self, model_sampling: Any = None) -> None:
+        if model_sampling is not None:
+            self.model_sampling = model_sampling
+        self.x0 = flow_gaussian_x0 if is_flow_sampling(model_sampling) else gaussian_x0
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
-        return gaussian_x0(x, sigma)
+        return self.x0(x, sigma)
 
     def with_uncond(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
-        x0 = gaussian_x0(x, sigma)
+        x0 = self.x0(x, sigma)
         return x0, x0
 
 
@@ -104,13 +129,18 @@ class GuidedDenoiser:
 
     def __init__(self, denoiser: Any, cfg: float) -> None:
         self.denoiser, self.cfg = denoiser, cfg
+        model_sampling = getattr(denoiser, "model_sampling", None)
+        if model_sampling is not None:  # a flow model's: its data shift moves x by (1 - sigma) COND_SHIFT
+            self.model_sampling = model_sampling
+        self.flow = is_flow_sampling(model_sampling)
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         return self.with_uncond(x, sigma)[0]
 
     def with_uncond(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         uncond = self.denoiser(x, sigma)
-        cond = self.denoiser(x - COND_SHIFT, sigma) + COND_SHIFT
+        moved = (1 - sigma.reshape(-1, 1, 1, 1).to(x.dtype)) * COND_SHIFT if self.flow else COND_SHIFT
+        cond = self.denoiser(x - moved, sigma) + COND_SHIFT
         return uncond + (cond - uncond) * self.cfg, uncond
 
 
@@ -209,6 +239,20 @@ class Case:
         return float(self.extra.get("cfg", 1.0))
 
     @property
+    def flow(self) -> dict[str, Any] | None:
+        """`extra["flow"]`: `{"kind": "sd3" | "flux", "shift": float}` for a flow model sampling, else None."""
+        return self.extra.get("flow")
+
+    def model_sampling(self) -> Any:
+        """Our model sampling of the case: None (the default discrete VP) or the flow one `flow` names."""
+        from dualsampler.sampling import FlowModelSampling, FluxModelSampling
+
+        if self.flow is None:
+            return None
+        kind = FlowModelSampling if self.flow["kind"] == "sd3" else FluxModelSampling
+        return kind(self.flow["shift"])
+
+    @property
     def seeds(self) -> int | list[int]:
         """`extra["seeds"]` (one seed per batch element; upstream runs each element alone) or `seed`."""
         return self.extra.get("seeds") or self.seed
@@ -295,7 +339,8 @@ def build_cases(samplers: list[str], schedulers: list[str], impact_schedulers: l
             if seed_loop:
                 cases.append(Case(f"seed/{base}+{masked}/wide/o{overlap}", "seed_loop", base, "karras", 6,
                                   overlap=overlap, deviation="grow_mask", **wide))
-    return cases + extended_cases(samplers, schedulers, impact_schedulers, seed_loop)
+    return cases + extended_cases(samplers, schedulers, impact_schedulers, seed_loop) + flow_cases(
+        samplers, schedulers, impact_schedulers)
 
 
 ONE_STEP = {"uni_pc", "uni_pc_bh2"}
@@ -364,6 +409,61 @@ def regional_sampler_cases() -> list[Case]:
     cases.append(regional_case("denoise/0.7", cycle[:2], denoise=0.7, img2img=True))
     cases.append(regional_case("cfg3", cycle[:2], "dpmpp_2m_cfg_pp", extra=CFG3))
     cases.append(regional_case("wide", cycle[:2], width=12))
+    return cases
+
+
+SD3 = {"kind": "sd3", "shift": 3.0}
+FLUX = {"kind": "flux", "shift": 1.15}
+
+
+def flow_cases(samplers: list[str], schedulers: list[str], impact_schedulers: list[str]) -> list[Case]:
+    """Issue 22's flow model samplings (SD3's shift 3, Flux's mu 1.15): every sampler with every scheduler (SD3)
+    and two (Flux), leftover and no-noise slices, denoise < 1, a noise mask, cfg 3 under a mask; the Impact Pack's
+    schedulers; TwoSamplersForMask, the regional route and RegionalSampler."""
+    cases: list[Case] = []
+    for s in samplers:
+        for scheduler in schedulers:
+            cases.append(Case(f"flow/sd3/ksa/{s}/{scheduler}", "ksampler_advanced", s, scheduler, 6,
+                              extra={"flow": SD3}))
+        for scheduler in ("normal", "simple"):
+            cases.append(Case(f"flow/flux/ksa/{s}/{scheduler}", "ksampler_advanced", s, scheduler, 6,
+                              extra={"flow": FLUX}))
+        cases.append(Case(f"flow/sd3/slice/{s}/leftover", "ksampler_advanced", s, "simple", 10, start=3, end=7,
+                          leftover=True, img2img=True, extra={"flow": SD3}))
+        cases.append(Case(f"flow/sd3/slice/{s}/no_noise", "ksampler_advanced", s, "normal", 8, add_noise=False,
+                          start=4, img2img=True, extra={"flow": SD3}))
+        cases.append(Case(f"flow/sd3/denoise/{s}/0.6", "ksampler", s, "normal", 7, denoise=0.6, img2img=True,
+                          extra={"flow": SD3}))
+        cases.append(Case(f"flow/flux/denoise/{s}/0.6", "ksampler", s, "simple", 7, denoise=0.6, img2img=True,
+                          extra={"flow": FLUX}))
+        cases.append(Case(f"flow/sd3/mask/{s}/soft/image", "ksampler_advanced", s, "simple", 6, mask="soft/image",
+                          deviation=held(s), extra={"flow": SD3}))
+        cases.append(Case(f"flow/sd3/cfg3/{s}/soft/image", "ksampler_advanced", s, "normal", 6, mask="soft/image",
+                          deviation=held(s), extra={"flow": SD3, **CFG3}))
+        both = {"mask": "soft/image", "mask_sampler": s, "mask_scheduler": "simple", "extra": {"flow": SD3}}
+        cases.append(Case(f"flow/sd3/two/{s}/0.7", "two_samplers", s, "normal", 6, denoise=0.7, img2img=True,
+                          deviation=held(s), **both))
+        cases.append(Case(f"flow/sd3/regional/{s}", "regional", s, "normal", 6, overlap=2, deviation=per_step(s),
+                          **both))
+    for scheduler in impact_schedulers:
+        cases.append(Case(f"flow/sd3/impact/euler/{scheduler}", "impact_advanced", "euler", scheduler, 6,
+                          extra={"flow": SD3}))
+    cases.append(Case("flow/sd3/ksa/euler/normal/batch2/seeds", "ksampler_advanced", "euler_ancestral", "normal", 6,
+                      batch=2, extra={"flow": SD3, "seeds": SEED_LIST}))
+    for base, masked in (("euler", "dpmpp_2m_sde"), ("dpmpp_2m", "euler_ancestral")):
+        pair = {"mask": "soft/image", "mask_sampler": masked, "mask_scheduler": "simple"}
+        cases.append(Case(f"flow/flux/two/{base}+{masked}", "two_samplers", base, "simple", 6,
+                          extra={"flow": FLUX}, **pair))
+        cases.append(Case(f"flow/flux/regional/{base}+{masked}", "regional", base, "simple", 6, overlap=2,
+                          extra={"flow": FLUX}, **pair))
+    cycle = ["dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde"]
+    cases.append(regional_case("flow/sd3/n3", cycle, extra={"flow": SD3}))
+    for mode in ("DISABLE", "ratio additional", "ratio between"):
+        cases.append(regional_case(f"flow/sd3/mode/{mode}", ["dpmpp_sde", "dpmpp_3m_sde"], "dpmpp_2m_sde",
+                                   options={"additional_mode": mode}, extra={"flow": SD3}))
+    cases.append(regional_case("flow/sd3/denoise/0.7", cycle[:2], denoise=0.7, img2img=True, extra={"flow": SD3}))
+    cases.append(regional_case("flow/sd3/cfg3", cycle[:2], "euler_ancestral_cfg_pp", extra={"flow": SD3, **CFG3}))
+    cases.append(regional_case("flow/flux/n2", cycle[:2], extra={"flow": FLUX}))
     return cases
 
 
@@ -437,7 +537,9 @@ def run_ours(case: Case, upstream_compat: bool = False, denoiser: Any = None) ->
     from dualsampler import dual
     from dualsampler.sampling import KSampler
 
-    den = GaussianDenoiser() if denoiser is None else denoiser
+    den = GaussianDenoiser(case.model_sampling()) if denoiser is None else denoiser
+    if case.flow is not None and denoiser is not None:
+        den = with_flow_model(den, case.model_sampling())
     if case.route == "upscale":
         return parity_upscale.run_ours(case, upstream_compat, den)
     if case.cfg != 1:
@@ -462,6 +564,16 @@ def run_ours(case: Case, upstream_compat: bool = False, denoiser: Any = None) ->
     mode = "seed" if case.route == "seed_loop" else "regional"
     return dual.two_advanced_samplers_for_mask(seed, case.steps, case.denoise, latent, ks, other, mask,
                                                case.overlap, mode)
+
+
+def with_flow_model(denoiser: Any, model_sampling: Any) -> Any:
+    """A denoiser handed to `run_ours` (the sensitivity probe's wrapper around a VP `GaussianDenoiser`) made the
+    flow case's model: the Gaussian inside it becomes the flow one, the wrapper's perturbation stays."""
+    if isinstance(denoiser, GaussianDenoiser):
+        return GaussianDenoiser(model_sampling)
+    if isinstance(getattr(denoiser, "denoiser", None), GaussianDenoiser):
+        denoiser.denoiser = GaussianDenoiser(model_sampling)
+    return denoiser
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -640,10 +752,11 @@ class Upstream:
 
             def apply_model(self, x: Tensor, t: Tensor, **kwargs: Any) -> Tensor:
                 """The positive conditioning of cfg cases carries a 1, which shifts the data mean by COND_SHIFT."""
+                x0 = flow_gaussian_x0 if isinstance(self.model_sampling, comfy.model_sampling.CONST) else gaussian_x0
                 cond = kwargs.get("c_crossattn")
                 if cond is None:
-                    return gaussian_x0(x, t)
-                return gaussian_x0(x, t, COND_SHIFT * cond[:, 0, 0].to(x.dtype).reshape(-1, 1, 1, 1))
+                    return x0(x, t)
+                return x0(x, t, COND_SHIFT * cond[:, 0, 0].to(x.dtype).reshape(-1, 1, 1, 1))
 
             def extra_conds(self, **kwargs: Any) -> dict:
                 cross_attn = kwargs.get("cross_attn")
@@ -774,6 +887,22 @@ class Upstream:
                                                             case.mask_tensor(), case.overlap)[0]
         return out["samples"]
 
+    def flow_model(self, flow: dict[str, Any]) -> Any:
+        """The model with its model sampling patched to a flow one, as ComfyUI's ModelSamplingSD3 and
+        ModelSamplingFlux nodes do (`shift` is Flux's mu for `flux`)."""
+        import comfy.model_sampling as ms
+
+        base = ms.ModelSamplingDiscreteFlow if flow["kind"] == "sd3" else ms.ModelSamplingFlux
+
+        class FlowSampling(base, ms.CONST):  # type: ignore[valid-type, misc]
+            pass
+
+        sampling = FlowSampling(None)
+        sampling.set_parameters(shift=flow["shift"])
+        model = self.model.clone()
+        model.add_object_patch("model_sampling", sampling)
+        return model
+
     _seed_loop_cache: Any = None
     noise_dir: Path | None = None  # ComfyUI_Noise, for the upscaler's noise injection hook
 
@@ -799,6 +928,12 @@ class Upstream:
     def run(self, case: Case) -> Tensor:
         """The case's tensor; a seed list's elements each run alone with their seed (upstream has no seed lists:
         that is what ours promises for them)."""
+        if case.flow is not None:
+            plain, self.model = self.model, self.flow_model(case.flow)
+            try:
+                return self.run(replace(case, extra={k: v for k, v in case.extra.items() if k != "flow"}))
+            finally:
+                self.model = plain
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             seeds = case.extra.get("seeds")

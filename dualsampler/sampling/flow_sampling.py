@@ -201,3 +201,11 @@ def log_snr_step(sigma: float, sigma_next: float, model_sampling: object) -> flo
     if is_flow(model_sampling):
         return half_log_snr(sigma_next, model_sampling) - half_log_snr(sigma, model_sampling)
     return math.log(sigma) - math.log(sigma_next)
+
+
+def stage_sigma(sigma: float, h: float, r: float, model_sampling: object) -> float:
+    """The sigma a fraction `r` of a step of `h` (in half-log-SNR) below `sigma`: `sigma e^{-r h}` for a VP model,
+    `half_log_snr_to_sigma(half_log_snr(sigma) + r h)` for a flow model."""
+    if is_flow(model_sampling):
+        return half_log_snr_to_sigma(half_log_snr(sigma, model_sampling) + r * h, model_sampling)
+    return sigma * math.exp(-r * h)

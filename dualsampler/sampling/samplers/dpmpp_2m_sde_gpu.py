@@ -14,10 +14,17 @@ from .dpmpp_2m_sde import sample_dpmpp_2m_sde
 
 
 def sample_dpmpp_2m_sde_gpu(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    model_sampling: object = None,
 ) -> Tensor:
     """`dpmpp_2m_sde` with `solver_type="midpoint"` and `on_latent_device=True`:
     the correction weight is `c = (1 - e^{-g})/2`."""
     return sample_dpmpp_2m_sde(
-        denoiser, x, sigmas, noise=noise, callback=callback, solver_type="midpoint", on_latent_device=True
+        denoiser, x, sigmas, noise=noise, callback=callback, solver_type="midpoint", on_latent_device=True,
+        model_sampling=model_sampling,
     )

@@ -13,9 +13,16 @@ from .dpmpp_2m_sde import sample_dpmpp_2m_sde
 
 
 def sample_dpmpp_2m_sde_heun(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    model_sampling: object = None,
 ) -> Tensor:
     """`dpmpp_2m_sde` with `solver_type="heun"`: the correction weight is `c = (1 - e^{-g})/(-g) + 1`."""
     return sample_dpmpp_2m_sde(
-        denoiser, x, sigmas, noise=noise, callback=callback, solver_type="heun", on_latent_device=False
+        denoiser, x, sigmas, noise=noise, callback=callback, solver_type="heun", on_latent_device=False,
+        model_sampling=model_sampling,
     )

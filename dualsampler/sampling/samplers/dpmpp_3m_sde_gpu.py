@@ -14,7 +14,14 @@ from .dpmpp_3m_sde import sample_dpmpp_3m_sde
 
 
 def sample_dpmpp_3m_sde_gpu(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    model_sampling: object = None,
 ) -> Tensor:
     """`dpmpp_3m_sde` with `on_latent_device=True`."""
-    return sample_dpmpp_3m_sde(denoiser, x, sigmas, noise=noise, callback=callback, on_latent_device=True)
+    return sample_dpmpp_3m_sde(denoiser, x, sigmas, noise=noise, callback=callback, on_latent_device=True,
+                               model_sampling=model_sampling)

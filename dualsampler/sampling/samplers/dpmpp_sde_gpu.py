@@ -13,7 +13,14 @@ from .dpmpp_sde import sample_dpmpp_sde
 
 
 def sample_dpmpp_sde_gpu(
-    denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, noise: NoiseFn | None = None, callback: Callback | None = None
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    model_sampling: object = None,
 ) -> Tensor:
     """`dpmpp_sde` with `on_latent_device=True`."""
-    return sample_dpmpp_sde(denoiser, x, sigmas, noise=noise, callback=callback, on_latent_device=True)
+    return sample_dpmpp_sde(denoiser, x, sigmas, noise=noise, callback=callback, on_latent_device=True,
+                            model_sampling=model_sampling)

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..flow_sampling import offset_first_sigma, signal_scale
 from .common import Callback, Denoiser, NoiseFn, denoise, report, require_noise, sigma_list
 
 INTEGRATION_POINTS = 200
@@ -38,14 +39,19 @@ def sample_er_sde(
     callback: Callback | None = None,
     s_noise: float = 1.0,
     max_stage: int = 3,
+    model_sampling: object = None,
 ) -> Tensor:
     """In VP sigma space (`lambda = sigma`, `alpha = 1`), with `r = phi(s_next)/phi(s)`, `dt = s_next - s`:
     `x <- r x + (1 - r) D_i + (dt + S_1 phi(s_next)) D'_i + (dt^2/2 + S_2 phi(s_next)) D''_i
     + s_noise sqrt(s_next^2 - s^2 r^2) z`, D' and D'' the divided differences of the last D's in sigma (the
     second over half the two-step span), S_1, S_2 the stage integrals; stage k used from step k; the step to
-    sigma 0 returns D_i."""
+    sigma 0 returns D_i. Under a flow model sampling (upstream's form): `lambda = sigma / alpha`, `alpha = 1 - sigma`,
+    x scaled by `alpha_next / alpha` with r, every D and noise term by `alpha_next`, and a first sigma of 1 moved
+    just below it."""
     noise = require_noise(noise, "er_sde")
-    s = sigma_list(sigmas)
+    s = offset_first_sigma(sigma_list(sigmas), model_sampling)
+    alphas = [signal_scale(v, model_sampling) for v in s]
+    lams = [v / a for v, a in zip(s, alphas)]
     old_denoised = old_denoised_d = None
     for i in range(len(s) - 1):
         denoised = denoise(denoiser, x, s[i])
@@ -53,21 +59,22 @@ def sample_er_sde(
         if s[i + 1] == 0:
             x = denoised
         else:
-            lam_s, lam_t = s[i], s[i + 1]
+            lam_s, lam_t = lams[i], lams[i + 1]
+            alpha_t = alphas[i + 1]
             r = noise_scaler(lam_t) / noise_scaler(lam_s)
-            x = r * x + (1 - r) * denoised
+            x = (alphas[i + 1] / alphas[i] * r) * x + (alpha_t * (1 - r)) * denoised
             if stage >= 2:
                 dt = lam_t - lam_s
                 s_1, s_2 = stage_integrals(lam_s, lam_t)
-                denoised_d = (denoised - old_denoised) / (lam_s - s[i - 1])
-                x = x + (dt + s_1 * noise_scaler(lam_t)) * denoised_d
+                denoised_d = (denoised - old_denoised) / (lam_s - lams[i - 1])
+                x = x + (alpha_t * (dt + s_1 * noise_scaler(lam_t))) * denoised_d
                 if stage >= 3:
-                    denoised_u = (denoised_d - old_denoised_d) / ((lam_s - s[i - 2]) / 2)
-                    x = x + (dt**2 / 2 + s_2 * noise_scaler(lam_t)) * denoised_u
+                    denoised_u = (denoised_d - old_denoised_d) / ((lam_s - lams[i - 2]) / 2)
+                    x = x + (alpha_t * (dt**2 / 2 + s_2 * noise_scaler(lam_t))) * denoised_u
                 old_denoised_d = denoised_d
             if s_noise > 0:
                 spread = lam_t**2 - lam_s**2 * r**2
-                x = x + noise(x) * (s_noise * (math.sqrt(spread) if spread > 0 else 0.0))
+                x = x + noise(x) * (alpha_t * s_noise * (math.sqrt(spread) if spread > 0 else 0.0))
         old_denoised = denoised
         report(callback, i, x, s[i], denoised)
     return x
