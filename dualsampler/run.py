@@ -71,7 +71,7 @@ def main(config: DictConfig) -> float:
         if multirun:
             return objective.worst
         raise SystemExit(1) from None
-    return objective.value(result["metrics"])
+    return objective.value(result["metrics"], result["per_seed"])
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def test_input_images_are_refined_and_kept_outside_the_grown_mask(texture_folder
             assert psnr(out, given, outside) > 18.0
             assert psnr(out, given, 1 - outside) < psnr(out, given, outside)  # the inside was re-sampled
     assert len(result["inputs"]) == 16  # the images' fingerprint: changed images are sampled again
+    assert result["metrics"]["background/psnr"] > 18.0 and 0 < result["metrics"]["background/ssim"] <= 1
+    assert all("background/psnr" in row for row in result["per_seed"])
 
 
 def test_an_input_image_is_what_the_upscaler_upscales(texture_folder, tmp_path):

@@ -21,6 +21,8 @@ from . import images as image_files
 from .claim import JobClaimed, claim_job
 from .devices import claim_device, job_threads
 from ..dual import Region
+from ..masks import grow_mask
+from ..metrics.registry import derived, derived_means
 from ..upscale.vae_codec import vae_encode
 from .inputs import load_image
 from .items import JobItem, inputs_fingerprint, job_items
@@ -98,7 +100,7 @@ class JobParts:
                     raise ConfigError(f"upscaler: the two-sampler upscaler takes one region (a mask and its sampler); "
                                       f"{'item ' + item.id if item.id else 'regions'} has {len(item.regions)}")
                 checked("upscaler", lambda: upscaler.check(h, w, {"base": item.base, "mask": item.regions[0].spec}))
-        keys = parts["metrics"].keys(most)
+        keys = parts["metrics"].keys(most, inputs=any(item.image is not None for item in items))
         checked("objective", lambda: settings.objective.check(keys))
         checked("figures", lambda: check_figures(settings.figures, keys))
         return cls(settings, seed_list(settings.seeds), items, parts["dual"], upscaler, parts["metrics"],
@@ -213,6 +215,20 @@ def prepare_item(parts: JobParts, model: Any, item: JobItem, device: torch.devic
     return run, parts.upscaler.build(model, pair, run.regions[0].mask)
 
 
+def background(parts: JobParts, model: Any, item: JobItem, device: torch.device,
+               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What background preservation compares for an item with an input image: the image as the job fitted it
+    `[1, 3, H, W]` and `keep` `[h, w]` at the latent's size, 1 outside every region's mask grown by the algorithm's
+    overlap (the pixels only the base sampler works); (None, None) for an item from noise."""
+    if item.image is None:
+        return None, None
+    s = parts.settings
+    f = model.vae_scale_factor
+    overlap = int(getattr(parts.dual, "overlap_factor", 0))
+    grown = torch.stack([grow_mask(r.mask, s.height // f, s.width // f, overlap)[0, 0] for r in item.regions])
+    return load_image(item.image, s.height, s.width)[None].to(device), (1 - grown.amax(0)).to(device)
+
+
 def sample_batch(parts: JobParts, run: ItemRun, upscale: Callable[[torch.Tensor, list[int]], torch.Tensor] | None,
                  seeds: list[int], callback: Callable[[dict[str, Any]], None] | None = None) -> torch.Tensor:
     """The latents of one batch of an item: the region algorithm from the item's start latent with one seed per
@@ -251,7 +267,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         f = model.vae_scale_factor
         if s.height % f or s.width % f:
             raise ConfigError(f"height and width must be multiples of the model's VAE factor {f}; got {s.height}x{s.width}")
-        evaluation = parts.evaluator.start(model, device)
+        evaluation = parts.evaluator.start(model, device, canvas=(s.height, s.width))
         lap("load_s")
         saved, decoded, labels, traces = [], [], [], []
         built: dict[SamplerSpec, Any] = {}
@@ -264,6 +280,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         with tqdm(total=len(parts.items) * len(parts.seeds), desc=name, unit="image") as bar:
             for number, item in enumerate(parts.items):
                 run, upscale = prepare_item(parts, model, item, device, sampler)
+                given, keep = background(parts, model, item, device)
                 lap("load_s")
                 for begin in range(0, len(parts.seeds), s.batch_size):
                     batch = parts.seeds[begin:begin + s.batch_size]
@@ -280,10 +297,15 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
                     saved += paths
                     lap("save_s")
                     evaluation.update(images, batch, item.base.prompt,
-                                      [(r.mask, r.spec.prompt) for r in item.regions], item.id)
+                                      [(r.mask, r.spec.prompt) for r in item.regions], item.id,
+                                      inputs=None if given is None else given.expand(len(batch), -1, -1, -1),
+                                      keep=keep)
                     lap("metrics_s")
                     bar.update(len(batch))
         metrics, per_image = evaluation.compute()
+        for row in per_image:
+            row.update(derived(row))
+        metrics.update(derived_means(per_image))
         lap("metrics_s")
     for row, path in zip(per_image, saved):
         row["image"] = str(path.relative_to(out_dir))
