@@ -32,9 +32,10 @@ def write_tiny_clip(folder: Path, seed: int = 0) -> Path:
                           bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1)
     vision = CLIPVisionConfig(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
                               image_size=CLIP_SIDE, patch_size=8, projection_dim=8)
-    CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=8)).save_pretrained(folder)
-    CLIPProcessor(CLIPImageProcessor(size={"shortest_edge": CLIP_SIDE}, crop_size={"height": CLIP_SIDE, "width": CLIP_SIDE}),
-                  CLIPTokenizer.from_pretrained(folder)).save_pretrained(folder)
+    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=8)
+    CLIPModel(config).save_pretrained(folder)
+    images = CLIPImageProcessor(size={"shortest_edge": CLIP_SIDE}, crop_size={"height": CLIP_SIDE, "width": CLIP_SIDE})
+    CLIPProcessor(images, CLIPTokenizer.from_pretrained(folder)).save_pretrained(folder)
     return folder
 
 
