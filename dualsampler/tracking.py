@@ -290,7 +290,8 @@ class WandbTracker:
             log_with("offline")
         except Exception as error:
             log.warning("%s: W&B offline logging failed too (%s: %s)", label, type(error).__name__, error)
-            return {"tracker": "wandb", "ok": False, "mode": "offline", "error": f"{failure}; offline: {type(error).__name__}: {error}"}
+            return {"tracker": "wandb", "ok": False, "mode": "offline",
+                    "error": f"{failure}; offline: {type(error).__name__}: {error}"}
         log.info("%s: logged offline instead; upload later with `wandb sync %s/wandb/offline-run-*`", label, folder)
         return {"tracker": "wandb", "ok": True, "mode": "offline", "fallback_from": "online", "error": failure}
 
