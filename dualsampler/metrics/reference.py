@@ -4,9 +4,10 @@ features the FID literature uses.
 Features: torch-fidelity's `FeatureExtractorInceptionV3`, output '2048' (the pool3 average pool, 2048-d), fed uint8
 images that it resizes to 299x299 with its TF1.x-compatible bilinear resize (no antialiasing). Its weights are the
 TensorFlow 'inception-2015-12-05' graph converted to PyTorch: the network of the original FID code (TTUR, Heusel et
-al. 2017), whose numbers torch-fidelity reproduces up to float error, and the same network and weights clean-fid
-runs in its `legacy_tensorflow` mode (clean-fid's default `clean` mode differs: it resizes with PIL's antialiased
-bicubic first). torchmetrics' own `FrechetInceptionDistance(feature=2048)` is not used for the features: it resizes
+al. 2017), whose FID/KID torch-fidelity reproduces up to float error. clean-fid's `legacy_tensorflow` mode runs the
+same 2015-12-05 network (NVIDIA's TorchScript conversion of it) with the resize likewise inside the network, so the
+two agree to float error, not bit for bit; clean-fid's default `clean` mode differs (PIL's antialiased bicubic
+resize to 299 first). torchmetrics' own `FrechetInceptionDistance(feature=2048)` is not used for the features: it resizes
 with antialiasing by default (torchmetrics 1.9), which moves the values away from the literature's. The FID/KID
 math is torchmetrics' (`FrechetInceptionDistance`, and `fid.KernelDistance`: torchmetrics' KID with seeded subsets),
 fed these features through a pass-through feature module.
