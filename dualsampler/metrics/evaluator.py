@@ -18,6 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from ..validation import check_bool, check_bounded, check_choice, check_int, check_text
+from .clip_score import clip_scores, full_prompt, load_clip, region_clip_scores
 from .background import BACKGROUND_KEYS, NO_INPUT, check_background, masked_lpips, masked_psnr, masked_ssim, shrink
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
@@ -86,11 +87,11 @@ class Evaluator:
             if self.real_images:
                 keys += ["fid/judge", "kid/judge"]
         if self.clip is not None:
-            keys += ["region_clip/inside", "region_clip/outside"]
+            keys += ["region_clip/inside", "region_clip/outside", "clip_score/image", "clip_score/inside"]
         if inputs:
             keys += list(BACKGROUND_KEYS)
         if regions > 1:
-            keys += [key for k in range(regions) for key in region_keys(k, self.judge)]
+            keys += [key for k in range(regions) for key in region_keys(k, self.judge, self.clip is not None)]
         return keys
 
     def perceptual_keys(self) -> list[str]:
@@ -130,11 +131,12 @@ def check_canvas(canvas: object) -> tuple[int, int] | None:
     return check_int(canvas[0], "canvas height", 1), check_int(canvas[1], "canvas width", 1)
 
 
-def region_keys(k: int, judge: bool) -> list[str]:
+def region_keys(k: int, judge: bool, clip: bool = False) -> list[str]:
     """The per-region keys of region `k` (items with 2+ regions): its judge shares with the judge, its seam
-    metrics."""
+    metrics, its CLIP score with a CLIP folder."""
     shares = [f"region_{share}/region{k}" for share in SHARES] if judge else []
-    return shares + [f"seam/gradient_ratio/region{k}", f"seam/color_jump/region{k}"]
+    return shares + [f"seam/gradient_ratio/region{k}", f"seam/color_jump/region{k}"] + (
+        [f"clip_score/region{k}"] if clip else [])
 
 
 def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]],
@@ -278,6 +280,7 @@ class Evaluation:
         self.reasons: dict[str, str] = {}  # why a key the settings name is not measured, known before any image
         self.inputs_seen = False
         self.regions_seen = 1
+        self.recorded: dict[str, Any] = {}  # the models metrics were measured with (result.json `measured_with`)
         world_judge = getattr(self.model, "judge", None)
         self.judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
         self.reference_images = getattr(self.model, "reference_images", None) if self.judge is not None else None
@@ -332,6 +335,13 @@ class Evaluation:
             for own, prompt in zip(b["item"].own, b["item"].prompts)])))
         self.per_image["region_clip/outside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
             image_value(outside, b["image"], b["union"], [b["item"].base], [prompt]) for prompt in b["item"].prompts])))
+        self.clip = load_clip(folder)
+        self.recorded["clip"] = self.clip.record
+        self.per_image["clip_score/image"] = (ImageMean(), lambda m, b: m(clip_scores(
+            b["image"], full_prompt(b["item"].base, b["item"].prompts), self.clip).double()))
+        self.per_image["clip_score/inside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
+            region_clip_scores(b["image"], mask, prompt, self.clip)[0].double()
+            for mask, prompt in zip(b["item"].masks, b["item"].prompts)])))
 
     def _region_metrics(self, k: int) -> dict[str, tuple[Metric, Update]]:
         """Region k's per-image metrics: its shares on its own part (judge), the seam metrics of its mask."""
@@ -344,6 +354,9 @@ class Evaluation:
         metrics[f"seam/gradient_ratio/region{k}"] = (SeamGradientRatio(band),
                                                      lambda m, b: m(b["image"], b["item"].masks[k]))
         metrics[f"seam/color_jump/region{k}"] = (SeamColorJump(band), lambda m, b: m(b["image"], b["item"].masks[k]))
+        if self.settings.clip is not None:
+            metrics[f"clip_score/region{k}"] = (ImageMean(), lambda m, b: m(region_clip_scores(
+                b["image"], b["item"].masks[k], b["item"].prompts[k], self.clip).double()))
         for metric, _ in metrics.values():
             metric.to(self.device)
         return metrics

@@ -321,6 +321,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         "dual": parts.dual.settings(),
         "metrics": metrics,
         "absent": dict(evaluation.absent),
+        "measured_with": dict(evaluation.recorded),
         "per_seed": per_image,
         "images": [str(p.relative_to(out_dir)) for p in saved],
         "grid": grid.name,
