@@ -124,7 +124,7 @@ class DifferentialDiffusion(RegionSampler):
         x = run.base.model_sampling.noise_scaling(float(sigmas[0]), NoiseStream(run.seed)(run.latent), run.latent)
         batch = x.shape[0]
         out = integrate(denoiser, torch.cat([x, x]), sigmas, run.base.sampler, stacked_seed(run.seed, batch),
-                        self._report(run, denoiser, batch))
+                        self._report(run, denoiser, batch), model_sampling=run.base.model_sampling)
         return out[batch:]
 
     def _report(self, run: RegionRun, denoiser: DifferentialDenoiser, batch: int) -> Callback | None:

@@ -104,6 +104,8 @@ def trajectory_sigmas(run: RegionRun) -> Tensor:
 
 
 def run_trajectory(run: RegionRun, denoiser: object, sigmas: Tensor, callback: Callback | None) -> Tensor:
-    """The latent noised to `sigmas[0]` with the run's seed, integrated by the base sampler over `denoiser`."""
+    """The latent noised to `sigmas[0]` with the run's seed, integrated by the base sampler over `denoiser` (under
+    the base's model sampling: its noising, and a flow model's sampler variants)."""
     x = run.base.model_sampling.noise_scaling(float(sigmas[0]), NoiseStream(run.seed)(run.latent), run.latent)
-    return integrate(denoiser, x, sigmas, run.base.sampler, run.seed, callback)
+    return integrate(denoiser, x, sigmas, run.base.sampler, run.seed, callback,
+                     model_sampling=run.base.model_sampling)

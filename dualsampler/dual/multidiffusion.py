@@ -5,12 +5,13 @@ their masks, with the paper's bootstrapping. Also the weights the other blending
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor
 
 from ..masks import grow_mask
+from ..sampling.flow_sampling import is_flow
 from ..sampling.noise import Seed
 from ..sampling.streams import stream_seed
 from .base import ONE_TRAJECTORY, RegionRun, RegionSampler, warn_if_covering
@@ -65,6 +66,14 @@ def constant_backgrounds(run: RegionRun, seed: Seed) -> list[tuple[Tensor, Tenso
     return out
 
 
+def background_noising(model_sampling: object) -> Callable[[Tensor, Tensor, float], Tensor]:
+    """How a constant background `c` meets its noise `n` at sigma `s`: `c + s n`, or under a flow model sampling its
+    noising `s n + (1 - s) c`."""
+    if is_flow(model_sampling):
+        return lambda c, n, s: model_sampling.noise_scaling(s, n, c)  # type: ignore[attr-defined]
+    return lambda c, n, s: c + n * s
+
+
 @dataclass
 class MultiDiffusion(RegionSampler):
     """MultiDiffusion (Bar-Tal et al. 2023, eq. 5 with region masks as the views): one trajectory with the base
@@ -73,9 +82,10 @@ class MultiDiffusion(RegionSampler):
     prompt into every region), W_k = the soft region mask extended by its mask grown by `overlap_factor` latent
     pixels, so that in that band the region and the base are averaged as overlapping views are in the paper.
     Bootstrapping (paper sec. 4.2, 20% of the steps): while `sigma > sigmas[round(bootstrap * steps)]`, region k
-    is denoised over a random constant background, `x_k = M_k x + (1 - M_k)(c_k + sigma n_k)` with a seeded constant
-    latent `c_k` and fixed noise `n_k` per region, so that it paints its own prompt inside its mask rather than
-    continuing the base's content. One batched forward per model call when the denoisers share a UNet."""
+    is denoised over a random constant background, `x_k = M_k x + (1 - M_k)(c_k + sigma n_k)` (a flow model
+    sampling's noising of `c_k` by `n_k`) with a seeded constant latent `c_k` and fixed noise `n_k` per region, so
+    that it paints its own prompt inside its mask rather than continuing the base's content. One batched forward
+    per model call when the denoisers share a UNet."""
 
     overlap_factor: int = 0
     bootstrap: float = 0.2
@@ -101,8 +111,9 @@ class MultiDiffusion(RegionSampler):
             s = float(sigma.reshape(-1)[0])
             if s <= until:
                 return [x] * len(weights)
-            return [x] + [x * m + (c + n * s) * (1 - m) for m, (c, n) in zip(masks, backgrounds)]
+            return [x] + [x * m + noised(c, n, s) * (1 - m) for m, (c, n) in zip(masks, backgrounds)]
 
+        noised = background_noising(run.base.model_sampling)
         shares = normalized(weights)
         denoiser = combined_denoiser([run.base.denoiser] + [r.sampler.denoiser for r in run.regions],
                                      lambda predictions, sigma: weighted_average(predictions, weights), inputs)

@@ -209,3 +209,11 @@ def stage_sigma(sigma: float, h: float, r: float, model_sampling: object) -> flo
     if is_flow(model_sampling):
         return half_log_snr_to_sigma(half_log_snr(sigma, model_sampling) + r * h, model_sampling)
     return sigma * math.exp(-r * h)
+
+
+def float32_flow_midpoint(sigma: float, sigma_next: float, r: float) -> float:
+    """`stage_sigma` of a flow model computed in float32 as upstream's float32 sigmas are: `sigmoid(-(l_s + r (l_t -
+    l_s)))`, `l = -logit(sigma)`, so a Brownian tree query at this point lands on upstream's grid point."""
+    s, t = torch.tensor(sigma, dtype=torch.float32), torch.tensor(sigma_next, dtype=torch.float32)
+    lambda_s, lambda_t = s.logit().neg(), t.logit().neg()
+    return float((lambda_s + r * (lambda_t - lambda_s)).neg().sigmoid())

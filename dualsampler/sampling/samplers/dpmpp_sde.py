@@ -12,7 +12,7 @@ import math
 from torch import Tensor
 
 from ..brownian import float32_log_midpoint
-from ..flow_sampling import half_log_snr, half_log_snr_to_sigma, is_flow, offset_first_sigma
+from ..flow_sampling import float32_flow_midpoint, half_log_snr, is_flow, offset_first_sigma
 from .common import Callback, Denoiser, NoiseFn, ancestral_step, brownian_noise, denoise, report, sigma_list
 
 
@@ -63,8 +63,9 @@ def sample_dpmpp_sde(
 def dpmpp_sde_rf(denoiser: Denoiser, x: Tensor, s: list[float], tree: NoiseFn, callback: Callback | None, eta: float,
                  s_noise: float, r: float, model_sampling: object) -> Tensor:
     """DPM-Solver++ SDE for a rectified-flow model, as upstream writes it for any model sampling: with
-    `l = log(alpha/sigma)`, `alpha = 1 - sigma`, the stages of `sample_dpmpp_sde` in `l`, each ancestral split taken
-    between `e^{-l}` values and its noise scaled by the stage's alpha."""
+    `l = log(alpha/sigma)`, `alpha = 1 - sigma`, the stages of `sample_dpmpp_sde` in `l` (the midpoint sigma in
+    float32, where upstream queries its Brownian tree), each ancestral split taken between `e^{-l}` values and its
+    noise scaled by the stage's alpha."""
     fac = 1 / (2 * r)
     for i in range(len(s) - 1):
         denoised = denoise(denoiser, x, s[i])
@@ -73,8 +74,8 @@ def dpmpp_sde_rf(denoiser: Denoiser, x: Tensor, s: list[float], tree: NoiseFn, c
         else:
             lam_s, lam_t = half_log_snr(s[i], model_sampling), half_log_snr(s[i + 1], model_sampling)
             h = lam_t - lam_s
-            lam_mid = lam_s + r * h
-            s_mid = half_log_snr_to_sigma(lam_mid, model_sampling)
+            s_mid = float32_flow_midpoint(s[i], s[i + 1], r)
+            lam_mid = half_log_snr(s_mid, model_sampling)
             alpha_s, alpha_mid, alpha_t = 1 - s[i], 1 - s_mid, 1 - s[i + 1]
             down, up = ancestral_step(math.exp(-lam_s), math.exp(-lam_mid), eta)
             h_down = -math.log(down) - lam_s
