@@ -18,6 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from ..validation import check_bool, check_bounded, check_choice, check_int, check_text
+from .reference import METRIC_KEYS, MIN_GENERATED, ReferenceSet, reference_fid_kid
 from .clip_score import clip_scores, full_prompt, load_clip, region_clip_scores
 from .background import BACKGROUND_KEYS, NO_INPUT, check_background, masked_lpips, masked_psnr, masked_ssim, shrink
 from .features import frozen
@@ -62,6 +63,10 @@ class Evaluator:
     real_images: int = 32
     clip: str | None = None
     perceptual: str = "auto"
+    reference: str | None = None
+    inception_weights: str | None = None
+    reference_cache: str | None = None
+    reference_min_generated: int = MIN_GENERATED
 
     def __post_init__(self) -> None:
         check_bounded(self.band_width, "band_width", "metrics.band_width")
@@ -69,6 +74,11 @@ class Evaluator:
         check_bool(self.judge, "metrics.judge")
         check_bool(self.references, "metrics.references")
         check_choice(self.perceptual, "metrics.perceptual", PERCEPTUAL)
+        check_int(self.reference_min_generated, "metrics.reference_min_generated", 2)
+        for key in ("reference", "inception_weights", "reference_cache"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, str) and value):
+                raise ValueError(f"metrics.{key} must be a path or null, got {value!r}")
         if self.clip is not None and (not isinstance(self.clip, str) or not (Path(self.clip) / "config.json").is_file()):
             raise ValueError(f"metrics.clip must be a local CLIP folder (with its config.json) or null, got {self.clip!r}")
 
@@ -85,9 +95,11 @@ class Evaluator:
             if self.references:
                 keys += self.perceptual_keys() + ["seam/perceptual"]
             if self.real_images:
-                keys += ["fid/judge", "kid/judge"]
+                keys += ["fid/judge", "kid/judge", "kid/judge_std"]
         if self.clip is not None:
             keys += ["region_clip/inside", "region_clip/outside", "clip_score/image", "clip_score/inside"]
+        if self.reference is not None:
+            keys += list(METRIC_KEYS)
         if inputs:
             keys += list(BACKGROUND_KEYS)
         if regions > 1:
@@ -99,9 +111,19 @@ class Evaluator:
         named = {"auto": ["lpips/alex", "perceptual/judge"], "judge": ["perceptual/judge"]}
         return named.get(self.perceptual, [self.perceptual])
 
+    def reference_set(self, height: int, width: int) -> ReferenceSet:
+        """The real-image set of `fid/inception` and `kid/inception` at a `height x width` canvas."""
+        return ReferenceSet(self.reference, height, width, inception_weights=self.inception_weights,
+                            cache_dir=self.reference_cache)
+
     def check(self, height: int, width: int, prompts: dict[str, str]) -> None:
-        """Before any model loads: a canvas the judge can read and prompts (`{key: prompt}`, the key named in the
-        error) in the world's vocabulary."""
+        """Before any model loads: a canvas the judge can read, prompts (`{key: prompt}`, the key named in the
+        error) in the world's vocabulary, and the reference set with its Inception weights."""
+        if self.reference is not None:
+            try:
+                self.reference_set(height, width).check()
+            except ImportError as error:
+                raise ValueError(f"metrics.reference needs the vision extra: {error}") from None
         if self.judge:
             if min(height, width) < JUDGE_PATCH:
                 raise ValueError(f"height and width must be >= {JUDGE_PATCH} px for the judge's metrics "
@@ -281,6 +303,8 @@ class Evaluation:
         self.inputs_seen = False
         self.regions_seen = 1
         self.recorded: dict[str, Any] = {}  # the models metrics were measured with (result.json `measured_with`)
+        self.references: ReferenceSet | None = None  # fid/inception's real set, made at the first batch's canvas
+        self.generated: list[Tensor] = []  # Inception features of every judged image, on the CPU
         world_judge = getattr(self.model, "judge", None)
         self.judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
         self.reference_images = getattr(self.model, "reference_images", None) if self.judge is not None else None
@@ -439,6 +463,17 @@ class Evaluation:
             with self.judge.reuse():
                 for metric in self.aggregate_only.values():
                     metric.update(judged, real=False)
+        if self.settings.reference is not None:
+            self._add_inception_features(judged)
+
+    def _add_inception_features(self, judged: Tensor) -> None:
+        """The Inception features of a batch as the judge reads it (at the canvas), kept on the CPU."""
+        if self.references is None:
+            self.references = self.settings.reference_set(*judged.shape[-2:])
+            self.inception = self.references.extractor(self.device)
+            self.recorded["reference"] = self.references.describe()
+        with torch.no_grad():
+            self.generated.append(self.inception(judged).cpu())
 
     def compute(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Aggregate values over every image of every item so far (region k's over the images of items that have
@@ -469,6 +504,13 @@ class Evaluation:
                 for key, metric in self.aggregate_only.items():
                     value = metric.compute()
                     results[key] = float(value[0] if isinstance(value, tuple) else value)
+                    if isinstance(value, tuple):
+                        results[f"{key}_std"] = float(value[1])
+        if self.references is not None:
+            values, missing = reference_fid_kid(torch.cat(self.generated), self.references.features(self.device),
+                                                min_generated=self.settings.reference_min_generated)
+            results.update(values)
+            self.absent.update(missing)
         for key in self.settings.keys(self.regions_seen, inputs=True):
             if key not in results and key not in self.absent:
                 self.absent[key] = self._reason(key)
