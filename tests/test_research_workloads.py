@@ -219,3 +219,4 @@ def test_a_data_set_job_logs_one_wandb_table_row_per_image_offline(tmp_path):
     assert [row[:2] for row in table["data"]] == [["one", 0], ["one", 1], ["two", 0], ["two", 1]]
     assert [row[2]["caption"] for row in table["data"]] == ["one seed 0", "one seed 1", "two seed 0", "two seed 1"]
     assert {row[2]["path"] for row in table["data"]} <= files
+    assert all("regions" in row[2]["masks"] for row in table["data"])  # each image with its item's region overlay

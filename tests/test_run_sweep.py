@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dualsampler.figures import main as figures_main
-from helpers import read_offline_run
+from helpers import offline_table, read_offline_run
 from run_app import run_app
 
 pytestmark = pytest.mark.slow  # each test runs sweeps of real jobs
@@ -90,6 +90,15 @@ def test_wandb_offline_run_holds_the_logged_keys(sweep):
     assert logged["seam/color_jump"] == pytest.approx(result["metrics"]["seam/color_jump"])
     assert logged["grid._type"] == "image-file" and logged["per_seed._type"] == "table-file"
     assert run["summary"]["fid/judge"] == pytest.approx(result["metrics"]["fid/judge"])
+
+
+def test_the_sweep_logs_a_summary_table_with_one_row_per_job(sweep, env):
+    sweep_dir, _ = sweep
+    run_file = next((sweep_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    table, _ = offline_table(run_file, env, key="jobs")
+    assert table["columns"][0] == "job" and "seam/color_jump" in table["columns"]
+    assert sorted(row[0] for row in table["data"]) == sorted(
+        str(p.parent.relative_to(sweep_dir)) for p in sweep_dir.rglob("result.json"))
 
 
 def test_a_failing_job_keeps_the_other_jobs_result(tmp_path, env):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from .results import FAILURE_FILE, RESULT_FILE
@@ -57,8 +58,9 @@ def sweep_failures(job_dirs: list[Path]) -> list[dict[str, Any]]:
 
 
 class ReportSweep(Callback):
-    """At the end of a multirun, log how many of this launch's jobs hold a result and list its failed ones; exit 1
-    if any of them failed. Jobs of earlier launches in the same folder are not counted."""
+    """At the end of a multirun, log how many of this launch's jobs hold a result and list its failed ones, log the
+    sweep's summary table to the job's tracker (one row per job: its folder and aggregate metrics); exit 1 if any
+    of them failed. Jobs of earlier launches in the same folder are not counted."""
 
     def __init__(self) -> None:
         self.started_ns: int | None = None
@@ -75,5 +77,9 @@ class ReportSweep(Callback):
         log.info("sweep %s: %d job(s) this launch, %d with a result, %d failed", sweep_dir, len(jobs), finished, len(failures))
         for failure in failures:
             log.error("FAILED %s: %s", failure.get("name", "?"), failure.get("error", "?"))
+        if finished and config.get("logger") is not None:
+            status = instantiate(config.logger).log_sweep_summary(sweep_dir)
+            if not status.get("ok", False):
+                log.warning("sweep summary not logged: %s", status.get("error"))
         if failures:
             raise SystemExit(1)

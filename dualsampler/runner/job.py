@@ -23,6 +23,7 @@ from .devices import claim_device, job_threads
 from ..dual import Region
 from ..masks import grow_mask
 from ..metrics.registry import derived, derived_means
+from ..tracking import region_label_map
 from ..upscale.vae_codec import vae_encode
 from .inputs import load_image
 from .items import JobItem, inputs_fingerprint, job_items
@@ -156,8 +157,9 @@ def run_job(config: DictConfig, out_dir: Path, name: str, lock_dir: Path, parall
             result["inputs"] = inputs
         write_json_atomic(out_dir / RESULT_FILE, result)
         started = time.perf_counter()
+        masks = {item.id: region_label_map([r.mask for r in item.regions]) for item in parts.items}
         result["tracker"] = parts.tracker.log_job(name, plain, result["metrics"], result["per_seed"],
-                                                  out_dir / result["grid"], out_dir)
+                                                  out_dir / result["grid"], out_dir, masks=masks)
         result["timings"]["log_s"] = round(time.perf_counter() - started, 3)
         write_json_atomic(out_dir / RESULT_FILE, result)
     log.info("%s: done in %.1fs %s", name, result["timings"]["total_s"], result["metrics"])
