@@ -14,7 +14,8 @@ or off), `cfg` (every sampler's), `mask_seed`, `mask_denoise`, `full` (`[sampler
 or null), `hooks` (`{"base"|"mask"|"full": [spec, ...]}`, two specs combined in order; a spec is `["cfg", target]`,
 `["denoise", target]`, `["steps", target]` or `["noise", seed, start, end]`), `mask_value` (a constant mask at image
 resolution instead of the case's `mask`) and `noise_mask` (the case's mask handed to the iterations as the
-latent's noise mask).
+latent's noise mask). A case's `flow` (`{"kind": "sd3" | "flux", "shift": ...}`, see upstream_parity.py) runs
+every pass under that flow model sampling.
 """
 
 from __future__ import annotations
@@ -223,6 +224,28 @@ def build_cases(case_type: type, samplers: list[str], noise_nodes: bool) -> list
         cases.append(make(f"up/sampler/{sampler}/full", sampler=sampler, extra=_extra(**full)))
         cases.append(make(f"up/sampler/{sampler}/masked", sampler=sampler, mask_sampler=sampler,
                           extra=_extra(iterations=1)))
+    return cases + flow_cases(make, samplers, noise_nodes)
+
+
+FLOW_SD3 = {"kind": "sd3", "shift": 3.0}
+
+
+def flow_cases(make: Callable[..., Any], samplers: list[str], noise_nodes: bool) -> list:
+    """Issue 22: the upscaler under SD3's flow model sampling: masked passes of samplers with rectified-flow
+    variants, an interleaved full-sample schedule, the mask's own noise mask and (with the noise nodes) noise
+    injection."""
+    cases = []
+    for sampler in ("euler", "euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde", "er_sde"):
+        if sampler in samplers:
+            cases.append(make(f"up/flow/sampler/{sampler}/masked", sampler=sampler, mask_sampler=sampler,
+                              extra=_extra(iterations=2, flow=FLOW_SD3)))
+    cases.append(make("up/flow/schedule/interleave1", extra=_extra(schedule="interleave1", iterations=3, factor=1.5,
+                                                                   full=["dpmpp_2m", "simple"], flow=FLOW_SD3)))
+    cases.append(make("up/flow/mask/soft/image", mask="soft/image", extra=_extra(mask_value=None, flow=FLOW_SD3),
+                      deviation="upscale_mask_row"))
+    if noise_nodes:
+        cases.append(make("up/flow/hook/noise/flat", extra=_extra(iterations=3, factor=2.5, flow=FLOW_SD3,
+                                                                  hooks=_hooks(base=[["noise", 5, 0.4, 0.4]]))))
     return cases
 
 
@@ -281,8 +304,10 @@ def run_ours(case: Any, upstream_compat: bool, denoiser: Any) -> Tensor:
     x = case.extra
     den = GuidedDenoiser(denoiser, x["cfg"])
 
+    model_sampling = case.model_sampling()
+
     def spec(sampler: str, scheduler: str, seed: int, denoise: float) -> UpscaleSampler:
-        ks = KSampler(den, sampler, scheduler, upstream_compat=upstream_compat)
+        ks = KSampler(den, sampler, scheduler, model_sampling, upstream_compat=upstream_compat)
         return UpscaleSampler(ks, seed, case.steps, denoise)
 
     full = spec(*x["full"], case.seed, case.denoise) if x["full"] else None
@@ -318,7 +343,8 @@ class UpstreamSide:
 
         inner.apply_model = apply_model
         inner.extra_conds = lambda **kwargs: {"c_crossattn": comfy.conds.CONDCrossAttn(kwargs["cross_attn"])}
-        self.model = comfy.model_patcher.ModelPatcher(inner, load_device=cpu, offload_device=cpu)
+        self.up = up
+        self.plain = self.model = comfy.model_patcher.ModelPatcher(inner, load_device=cpu, offload_device=cpu)
         self.positive = [[torch.ones(1, 1, 8), {}]]
         self.negative = [[torch.zeros(1, 1, 8), {}]]
         self.vae = _comfy_vae(comfy.sd.VAE, comfy.model_patcher.ModelPatcher, LinearVAE())
@@ -362,6 +388,12 @@ class UpstreamSide:
         return hooks[0] if len(hooks) == 1 else self.hooks.PixelKSampleHookCombine(*hooks)
 
     def run(self, case: Any) -> Tensor:
+        """The case; under the harness model's patched model sampling (a flow case's) when it has one."""
+        patched = self.up.model.object_patches.get("model_sampling")
+        self.model = self.plain
+        if patched is not None:
+            self.model = self.plain.clone()
+            self.model.add_object_patch("model_sampling", patched)
         x = case.extra
         full = self.sampler(*x["full"], case.seed, case.steps, x["cfg"], case.denoise) if x["full"] else None
         upscaler = self.core.TwoSamplersForMaskUpscaler(

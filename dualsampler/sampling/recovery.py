@@ -43,13 +43,14 @@ class Recovery:
             raise ValueError(f"recovery ratio must be in [0, 1], got {self.ratio!r}")
 
     def recovery_sampler(self, sampler: KSampler) -> KSampler | None:
-        """The sampler of the recovery pass after `sampler`, or None when it gets none."""
+        """The sampler of the recovery pass after `sampler` (its denoiser, schedule, model sampling and
+        `upstream_compat`), or None when it gets none."""
         if self.mode == "none" or sampler.sampler not in NEEDS_RECOVERY or self.ratio <= 0:
             return None
         name = self.sampler
         if name == "auto":
             name = "dpm_fast" if sampler.sampler in AUTO_AFTER_DPM_FAST and "dpm_fast" in SAMPLERS else "dpmpp_2m"
-        return KSampler(sampler.denoiser, name, sampler.scheduler, sampler.model_sampling)
+        return KSampler(sampler.denoiser, name, sampler.scheduler, sampler.model_sampling, sampler.upstream_compat)
 
     def first_scale(self, sampler: KSampler) -> float:
         """The scale of the sampler's own pass: `1 - ratio` in `ratio between` for samplers that get recovery."""
