@@ -576,12 +576,14 @@ def run_ours(case: Case, upstream_compat: bool = False, denoiser: Any = None) ->
 
 
 def with_flow_model(denoiser: Any, model_sampling: Any) -> Any:
-    """A denoiser handed to `run_ours` (the sensitivity probe's wrapper around a VP `GaussianDenoiser`) made the
-    flow case's model: the Gaussian inside it becomes the flow one, the wrapper's perturbation stays."""
+    """A denoiser handed to `run_ours` (a `GaussianDenoiser` or subclass, or the sensitivity probe's wrapper around
+    one) made the flow case's model: the Gaussian becomes the flow one of its own class, a wrapper's perturbation
+    stays."""
     if isinstance(denoiser, GaussianDenoiser):
-        return GaussianDenoiser(model_sampling)
-    if isinstance(getattr(denoiser, "denoiser", None), GaussianDenoiser):
-        denoiser.denoiser = GaussianDenoiser(model_sampling)
+        return type(denoiser)(model_sampling)
+    inner = getattr(denoiser, "denoiser", None)
+    if isinstance(inner, GaussianDenoiser):
+        denoiser.denoiser = type(inner)(model_sampling)
     return denoiser
 
 

@@ -8,6 +8,7 @@ noise a latent as `sigma noise + (1 - sigma) latent` and undo it on a sample lef
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor
@@ -43,9 +44,9 @@ def reshape_sigma(sigma: float | Tensor, like: Tensor) -> float | Tensor:
     return float(sigma) if isinstance(sigma, Tensor) else sigma
 
 
-class FlowSampling:
+class FlowSampling(ABC):
     """What every flow model sampling shares: the float32 training `sigmas` (ascending), the noising and its
-    inverse. Subclasses define `t_to_sigma` and `sigma_to_t`."""
+    inverse. Subclasses define the shifted time and the timestep <-> sigma maps."""
 
     shift: float
     sigmas: Tensor
@@ -66,11 +67,17 @@ class FlowSampling:
     def sigma_max(self) -> float:
         return float(self.sigmas[-1])
 
+    @abstractmethod
     def t_to_sigma(self, t: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Sigma at a (fractional) timestep."""
 
+    @abstractmethod
     def sigma_to_t(self, sigma: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The timestep of a sigma (continuous: no rounding to a training timestep)."""
+
+    @abstractmethod
+    def shifted(self, t: Tensor) -> Tensor:
+        """The model's shifted time at `t` in [0, 1] (its sigma there)."""
 
     def percent_to_sigma(self, percent: float) -> float:
         """The sigma `percent` of the way through sampling: 1 at 0, 0 at 1, else the shifted time `1 - percent`."""
@@ -79,9 +86,6 @@ class FlowSampling:
         if percent >= 1.0:
             return 0.0
         return float(self.shifted(torch.tensor(1.0 - percent, dtype=torch.float64)))
-
-    def shifted(self, t: Tensor) -> Tensor:
-        raise NotImplementedError
 
     @staticmethod
     def noise_scaling(sigma: float | Tensor, noise: Tensor, latent: Tensor) -> Tensor:
