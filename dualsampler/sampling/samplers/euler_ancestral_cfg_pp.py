@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor
 
-from ..flow_sampling import signal_scale
+from ..flow_sampling import is_flow
 from .common import Callback, Denoiser, NoiseFn, ancestral_step, report, require_noise, sigma_list
 from .guidance import denoise_with_uncond, require_uncond
 
@@ -32,11 +32,11 @@ def sample_euler_ancestral_cfg_pp(
         if s[i + 1] == 0:
             x = denoised
         else:
-            a, a_next = signal_scale(s[i], model_sampling), signal_scale(s[i + 1], model_sampling)
-            if a == a_next == 1.0:
+            if not is_flow(model_sampling):
                 down, up = ancestral_step(s[i], s[i + 1])
                 x = denoised + (x - uncond) * (down / s[i]) + noise(x) * up
             else:
+                a, a_next = 1 - s[i], 1 - s[i + 1]
                 # at sigma 1 (a = 0) upstream's split of inf -> s_next/a_next is all noise: down 0, up s_next/a_next
                 down, up = ancestral_step(s[i] / a if a > 0 else math.inf, s[i + 1] / a_next)
                 x = a_next * denoised + (x - a * uncond) * (a_next * down / s[i]) + noise(x) * (a_next * up)

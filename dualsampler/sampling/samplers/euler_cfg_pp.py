@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..flow_sampling import signal_scale
+from ..flow_sampling import is_flow
 from .common import Callback, Denoiser, NoiseFn, report, sigma_list
 from .guidance import denoise_with_uncond, require_uncond
 
@@ -29,12 +29,11 @@ def sample_euler_cfg_pp(
     s = sigma_list(sigmas)
     for i in range(len(s) - 1):
         denoised, uncond = denoise_with_uncond(denoiser, x, s[i])
-        a, a_next = signal_scale(s[i], model_sampling), signal_scale(s[i + 1], model_sampling)
-        if a == a_next == 1.0:
+        if not is_flow(model_sampling):
             x = denoised + (x - uncond) * (s[i + 1] / s[i])
         elif s[i + 1] == 0:
             x = denoised
         else:
-            x = a_next * denoised + (x - a * uncond) * (s[i + 1] / s[i])
+            x = (1 - s[i + 1]) * denoised + (x - (1 - s[i]) * uncond) * (s[i + 1] / s[i])
         report(callback, i, x, s[i], denoised)
     return x
