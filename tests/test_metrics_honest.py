@@ -125,7 +125,7 @@ def test_a_model_without_a_judge_lists_every_judge_key_as_absent():
     assert set(aggregates) == {key for key in evaluator.keys(2) if key.startswith("seam/") and key != "seam/perceptual"}
     judged = [key for key in evaluator.keys(2) if key.split("/")[0] in
               ("region_accuracy", "region_color", "region_pattern", "perceptual", "lpips", "fid", "kid")]
-    assert len(judged) == 6 + 3 * 2 + 2 + 2 and {absent[key] for key in judged + ["seam/perceptual"]} == {NO_JUDGE}
+    assert len(judged) == 6 + 3 * 2 + 2 + 3 and {absent[key] for key in judged + ["seam/perceptual"]} == {NO_JUDGE}
     assert not any(key.startswith("judge/") for row in rows for key in row)
 
 

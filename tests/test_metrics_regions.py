@@ -228,8 +228,8 @@ def test_keys_name_every_key_an_evaluation_of_so_many_regions_may_report(world):
     assert evaluator.keys() == evaluator.keys(1) == evaluator.keys(1, inputs=False) == [
         "seam/gradient_ratio", "seam/color_jump", "region_accuracy/inside", "region_accuracy/outside",
         "region_color/inside", "region_color/outside", "region_pattern/inside", "region_pattern/outside",
-        "perceptual/judge", "seam/perceptual", "fid/judge", "kid/judge"]
-    assert evaluator.keys(3)[12:] == [key.format(k=k) for k in range(3) for key in PER_REGION]
+        "perceptual/judge", "seam/perceptual", "fid/judge", "kid/judge", "kid/judge_std"]
+    assert evaluator.keys(3)[13:] == [key.format(k=k) for k in range(3) for key in PER_REGION]
     assert evaluator.keys(1, inputs=True) == evaluator.keys(1) + list(BACKGROUND_KEYS)
     images = world.reference_images(BASE, THREE, [0, 1])
     aggregates, _, _ = evaluate(world, [(images, [0, 1], BASE, THREE)], real_images=4)
