@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 
-from ..validation import check_bool, check_bounded, check_choice, check_int, check_text
+from ..validation import BOUNDS, check_bool, check_bounded, check_choice, check_int, check_text
 from .reference import METRIC_KEYS, MIN_GENERATED, ReferenceSet, reference_fid_kid
 from .clip_score import clip_scores, full_prompt, load_clip, region_clip_scores
 from .background import BACKGROUND_KEYS, NO_INPUT, check_background, masked_lpips, masked_psnr, masked_ssim, shrink
@@ -32,7 +32,7 @@ from .seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
 log = logging.getLogger(__name__)
 REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered real set of FID/KID, away from the sampled seeds
 JUDGE_PATCH = 32  # pixels: the judge reads 32 px patches, so a canvas under it cannot be judged
-MAX_REGIONS = 16  # regions of one item, as a data-set manifest allows (dualsampler.runner.items.MAX_REGIONS)
+MAX_REGIONS = int(BOUNDS["regions"].high)  # regions of one item (validation.BOUNDS, as manifests and configs)
 REAL_BATCH = 32  # reference composites of the real set read by the judge at once
 SHARES = ("accuracy", "color", "pattern")  # region_<share>/<region>: read right in full, in colour, in pattern
 NO_JUDGE = "the model has no judge (only the embedded world's textures can be judged)"

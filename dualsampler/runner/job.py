@@ -175,12 +175,14 @@ def skip(out_dir: Path, name: str, done: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class ItemRun:
-    """An item on the loaded model: its samplers, its masks on the device and the latent it starts from
-    (`[1, C, h, w]`: zeros, or its input image encoded)."""
+    """An item on the loaded model: its samplers, its masks on the device, its input image as the job fitted it
+    (`[1, 3, H, W]`, None from noise) and the latent it starts from (`[1, C, h, w]`: zeros, or that image
+    encoded)."""
 
     item: JobItem
     base: Any
     regions: list[Region]
+    image: torch.Tensor | None
     start: torch.Tensor
 
     @property
@@ -191,14 +193,13 @@ class ItemRun:
         return f"seed {seed}" if self.item.id is None else f"{self.item.id} seed {seed}"
 
 
-def start_latent(parts: JobParts, model: Any, item: JobItem, device: torch.device) -> torch.Tensor:
-    """The latent an item starts from: its input image fitted to the canvas and encoded with the model's VAE (tiled
-    when the upscaler's tiled VAE is on), else zeros."""
+def start_latent(parts: JobParts, model: Any, image: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """The latent an item starts from: its fitted input image encoded with the model's VAE (tiled when the
+    upscaler's tiled VAE is on), else zeros."""
     s = parts.settings
     f = model.vae_scale_factor
-    if item.image is None:
+    if image is None:
         return torch.zeros(1, model.latent_channels, s.height // f, s.width // f, device=device)
-    image = load_image(item.image, s.height, s.width)[None].to(device)
     tiled = parts.upscaler is not None and parts.upscaler.use_tiled_vae
     return vae_encode(model.vae, image, parts.upscaler.tile_size if tiled else None).float()
 
@@ -207,28 +208,30 @@ def prepare_item(parts: JobParts, model: Any, item: JobItem, device: torch.devic
                  sampler: Callable[[SamplerSpec], Any] | None = None,
                  ) -> tuple[ItemRun, Callable[[torch.Tensor, list[int]], torch.Tensor] | None]:
     """An item on the loaded model and its upscale function (None without an upscaler); `sampler` builds a spec's
-    KSampler (default `spec.build(model)`; the job passes one that builds each distinct spec once)."""
+    KSampler (default `spec.build(model)`; the job passes one that builds each distinct spec once). The input
+    image is read and fitted once, here."""
+    s = parts.settings
     sampler = sampler or (lambda spec: spec.build(model))
+    image = None if item.image is None else load_image(item.image, s.height, s.width)[None].to(device)
     run = ItemRun(item, sampler(item.base), [Region(r.mask.to(device), sampler(r.spec)) for r in item.regions],
-                  start_latent(parts, model, item, device))
+                  image, start_latent(parts, model, image, device))
     if parts.upscaler is None:
         return run, None
     pair = {"base": (item.base, run.base), "mask": (item.regions[0].spec, run.regions[0].sampler)}
     return run, parts.upscaler.build(model, pair, run.regions[0].mask)
 
 
-def background(parts: JobParts, model: Any, item: JobItem, device: torch.device,
-               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """What background preservation compares for an item with an input image: the image as the job fitted it
-    `[1, 3, H, W]` and `keep` `[h, w]` at the latent's size, 1 outside every region's mask grown by the algorithm's
-    overlap (the pixels only the base sampler works); (None, None) for an item from noise."""
-    if item.image is None:
-        return None, None
+def kept_pixels(parts: JobParts, model: Any, run: ItemRun) -> torch.Tensor | None:
+    """Where background preservation compares an item's output with its input image: `[h, w]` at the latent's
+    size, 1 outside every region's mask grown by the algorithm's overlap (the pixels only the base sampler
+    works); None for an item from noise."""
+    if run.image is None:
+        return None
     s = parts.settings
     f = model.vae_scale_factor
     overlap = int(getattr(parts.dual, "overlap_factor", 0))
-    grown = torch.stack([grow_mask(r.mask, s.height // f, s.width // f, overlap)[0, 0] for r in item.regions])
-    return load_image(item.image, s.height, s.width)[None].to(device), (1 - grown.amax(0)).to(device)
+    grown = torch.stack([grow_mask(r.mask, s.height // f, s.width // f, overlap)[0, 0] for r in run.regions])
+    return 1 - grown.amax(0)
 
 
 def sample_batch(parts: JobParts, run: ItemRun, upscale: Callable[[torch.Tensor, list[int]], torch.Tensor] | None,
@@ -282,7 +285,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         with tqdm(total=len(parts.items) * len(parts.seeds), desc=name, unit="image") as bar:
             for number, item in enumerate(parts.items):
                 run, upscale = prepare_item(parts, model, item, device, sampler)
-                given, keep = background(parts, model, item, device)
+                keep = kept_pixels(parts, model, run)
                 lap("load_s")
                 for begin in range(0, len(parts.seeds), s.batch_size):
                     batch = parts.seeds[begin:begin + s.batch_size]
@@ -300,7 +303,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
                     lap("save_s")
                     evaluation.update(images, batch, item.base.prompt,
                                       [(r.mask, r.spec.prompt) for r in item.regions], item.id,
-                                      inputs=None if given is None else given.expand(len(batch), -1, -1, -1),
+                                      inputs=None if run.image is None else run.image.expand(len(batch), -1, -1, -1),
                                       keep=keep)
                     lap("metrics_s")
                     bar.update(len(batch))
