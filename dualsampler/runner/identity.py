@@ -64,16 +64,14 @@ def config_inert_keys(config: Mapping[str, Any]) -> frozenset[str]:
 
 
 def item_inert_keys(config: Mapping[str, Any]) -> frozenset[str]:
-    """The keys the job's items replace (runner/items.py): a manifest gives each item its prompts and regions, a
-    `regions` list replaces `mask` and the mask sampler's prompt, and input images with an upscaler are upscaled
-    as they are (no region-sampler run: its settings do not act)."""
-    inert: set[str] = set()
-    data, given = config.get("data") or {}, config.get("input") or {}
-    if str(data.get("_target_", "")).endswith(".Manifest"):
-        inert |= {"mask", "regions", "base_sampler.prompt", "mask_sampler.prompt"}
-    elif config.get("regions"):
+    """The keys the job's items replace (runner/items.py): those its data group declares (`replaces`: a manifest
+    gives each item its prompts and regions), `mask` and the mask sampler's prompt under a `regions` list, and the
+    region-sampler settings when its input group's images are upscaled as they are (`upscaled_as_given`)."""
+    data, given = config.get("data"), config.get("input")
+    inert = set(get_class(data["_target_"]).replaces) if data else set()
+    if not inert and config.get("regions"):
         inert |= {"mask", "mask_sampler.prompt"}
-    if str(given.get("_target_", "")).endswith(".ImageInput") and config.get("upscaler"):
+    if given and get_class(given["_target_"]).upscaled_as_given and config.get("upscaler"):
         inert |= {"dual", "steps", "denoise", "overlap_factor"}
     return frozenset(inert)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +30,8 @@ class InputImage:
 class NoiseInput:
     """Start every image from zeros latents and the sampler's noise (today's behaviour): no input images."""
 
+    upscaled_as_given: ClassVar[bool] = False
+
     def check(self, height: int, width: int) -> list[InputImage]:
         """No images; `height` and `width` checked as sides in [1, MAX_SIDE]."""
         check_side(height, "height")
@@ -39,9 +42,11 @@ class NoiseInput:
 @dataclass(frozen=True)
 class ImageInput:
     """Start from the image files `path` names: one image file, or a folder of them (.png .jpg .jpeg .webp, any
-    case, sorted by name, not recursive; other files ignored)."""
+    case, sorted by name, not recursive; other files ignored). With an upscaler the images are upscaled as they
+    are (`upscaled_as_given`: no region-sampler run, runner/identity.py)."""
 
     path: str
+    upscaled_as_given: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from torch import Tensor
 
@@ -283,6 +283,8 @@ class Manifest:
     """conf/data/manifest.yaml: a job's items come from the manifest at `path` (checked when built)."""
 
     path: str
+    # The job keys its items replace (runner/identity.py): each line gives its own prompts and regions.
+    replaces: ClassVar[tuple[str, ...]] = ("mask", "regions", "base_sampler.prompt", "mask_sampler.prompt")
 
     def __post_init__(self) -> None:
         _check_path(self.path)
@@ -295,6 +297,8 @@ class Manifest:
 @dataclass(frozen=True)
 class NoData:
     """conf/data/none.yaml: no manifest; the job samples its own prompts and mask."""
+
+    replaces: ClassVar[tuple[str, ...]] = ()
 
     def items(self, height: int, width: int) -> None:
         """None: the job's own prompts and mask."""
