@@ -11,7 +11,7 @@ from diffusers import EulerDiscreteScheduler
 
 from dualsampler.models import ModelSource, StableDiffusion, World, load_model
 from dualsampler.sampling import KSampler, ModelSampling, sample
-from dualsampler.sampling.unet_denoiser import Conditioning
+from dualsampler.sampling.conditioning import Conditioning
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """One trajectory over several denoisers (the fused and blending algorithms): each member at its own input in one
-batched forward when they share a UNet, a denoiser that combines the members' predictions, the run's start, and
+batched forward when they share a network, a denoiser that combines the members' predictions, the run's start, and
 the trace report of a joint trajectory."""
 
 from __future__ import annotations
@@ -9,34 +9,19 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..sampling.backbone import denoise_stacked, sigma_rows
 from ..sampling.noise import NoiseStream
 from ..sampling.sample import integrate
 from ..sampling.samplers import Callback
-from ..sampling.unet_denoiser import Conditioning, JointDenoiser, expand_cond, run_unet, size_time_ids
+from ..sampling.unet_denoiser import JointDenoiser
 from .base import RegionRun
 
 Combine = Callable[[list[Tensor], Tensor], Tensor]
 
 
-def _stack_conds(conds: Sequence[Any], batch: int, x: Tensor, vae_scale_factor: int) -> Any:
-    """Conditionings of one batch each, repeated to `batch` and stacked into one conditioning of
-    `len(conds) * batch` rows (SDXL time ids computed from the latent's size where a conditioning has none)."""
-    first = conds[0]
-    if first is None:
-        return None
-    if not isinstance(first, Conditioning):
-        return torch.cat([expand_cond(c, batch) for c in conds])
-    hidden = torch.cat([expand_cond(c.hidden, batch) for c in conds])
-    if first.text_embeds is None:
-        return Conditioning(hidden)
-    pooled = torch.cat([expand_cond(c.text_embeds, batch) for c in conds])
-    ids = [c.time_ids if c.time_ids is not None else size_time_ids(x, vae_scale_factor) for c in conds]
-    return Conditioning(hidden, pooled, torch.cat([expand_cond(t.to(x.device), batch) for t in ids]))
-
-
 def denoise_each(joint: JointDenoiser, xs: Sequence[Tensor], sigma: Tensor, with_uncond: bool = False) -> list[Any]:
     """Member k of `joint` evaluated at `xs[k]` (all at `sigma`): each member's x0, or (x0, x0 unconditional) with
-    `with_uncond`. When the members share a UNet, one forward whose batch stacks every member's input under each of
+    `with_uncond`. When the members share a network, one forward whose batch stacks every member's input under each of
     its conditionings; when every input is the same tensor, the joint call (equal conditionings evaluated once)."""
     if all(x is xs[0] for x in xs):
         return joint.with_uncond(xs[0], sigma) if with_uncond else joint(xs[0], sigma)
@@ -49,9 +34,9 @@ def denoise_each(joint: JointDenoiser, xs: Sequence[Tensor], sigma: Tensor, with
     first, batch = members[0], xs[0].shape[0]
     entries = [(k, cond) for k, d in enumerate(members) for cond in d.conditionings(with_uncond)]
     stacked_x = torch.cat([xs[k] for k, _ in entries])
-    stacked_sigma = torch.as_tensor(sigma, device=xs[0].device).reshape(-1).expand(batch).repeat(len(entries))
-    cond = _stack_conds([c for _, c in entries], batch, xs[0], first.vae_scale_factor)
-    out = run_unet(first.unet, first.model_sampling, stacked_x, stacked_sigma, [cond], first.vae_scale_factor)[0]
+    stacked_sigma = sigma_rows(sigma, batch, xs[0].device).repeat(len(entries))
+    cond = first.backbone.stack([c for _, c in entries], xs[0])
+    out = denoise_stacked(first.backbone, first.model_sampling, stacked_x, stacked_sigma, cond)
     chunks = out.chunk(len(entries))
     outputs: list[list[Tensor]] = [[] for _ in members]
     for (k, _), chunk in zip(entries, chunks):
@@ -61,7 +46,7 @@ def denoise_each(joint: JointDenoiser, xs: Sequence[Tensor], sigma: Tensor, with
 
 class CombinedDenoiser:
     """`D(x, s) = combine([D_k(x_k, s)], s)` over member denoisers, `x_k = inputs(x, s)[k]` (default: x for all),
-    in one batched forward when they share a UNet."""
+    in one batched forward when they share a network."""
 
     def __init__(self, denoisers: Sequence[object], combine: Combine,
                  inputs: Callable[[Tensor, Tensor], list[Tensor]] | None = None) -> None:

@@ -1,5 +1,5 @@
 """Stable Diffusion 1.x / 2.x / XL behind the world's interface: prompts encoded by diffusers' own pipeline code,
-the UNet run through `UNetDenoiser` with the model sampling of the model's own scheduler config (SPEC §1, §9)."""
+the UNet run through a `ModelDenoiser` over its `UNetBackbone` with the model sampling of the model's own scheduler config (SPEC §1, §9)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..sampling import ModelSampling, UNetDenoiser
-from ..sampling.unet_denoiser import Conditioning
+from ..sampling.conditioning import Conditioning
 from ..validation import check_bounded
 from .codec import decode_latents, encode_images
 from .detect import FolderInfo

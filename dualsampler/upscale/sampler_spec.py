@@ -44,7 +44,7 @@ class UpscaleSampler:
         object.__setattr__(self, "steps", int(self.steps))  # 8.0 from a config runs as 8
         object.__setattr__(self, "denoise", float(self.denoise))
         if self.cfg is not None and not hasattr(self.ksampler.denoiser, "cfg"):
-            raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (UNetDenoiser)")
+            raise ValueError("cfg can only be set when the KSampler's denoiser has a `cfg` attribute (ModelDenoiser)")
 
     @property
     def base_cfg(self) -> float:
@@ -52,7 +52,7 @@ class UpscaleSampler:
         if self.cfg is not None:
             return self.cfg
         if not hasattr(self.ksampler.denoiser, "cfg"):
-            raise ValueError("a cfg schedule needs a denoiser with a `cfg` attribute (UNetDenoiser) or an explicit cfg")
+            raise ValueError("a cfg schedule needs a denoiser with a `cfg` attribute (ModelDenoiser) or an explicit cfg")
         return float(self.ksampler.denoiser.cfg)
 
     def resolved(self) -> KSampler:
