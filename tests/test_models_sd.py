@@ -184,7 +184,7 @@ def test_errors_name_the_missing_or_broken_file(sd_models, tmp_path):
     shutil.copytree(sd_models.sd15, other)
     for name in ("vocab.json", "tokenizer.json"):
         (other / "tokenizer" / name).unlink()
-    with pytest.raises(ValueError, match=r"missing the tokenizer files in .*tokenizer'.*tokenizer.json, or vocab"):
+    with pytest.raises(ValueError, match=r"missing the tokenizer files in .*tokenizer'.*tokenizer.json, vocab.json and merges.txt, or spiece.model"):
         ModelSource(str(other)).check()
 
 

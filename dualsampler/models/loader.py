@@ -1,5 +1,5 @@
-"""`load_model`: the embedded world, a diffusers Stable Diffusion folder or a single checkpoint file, one interface
-(SPEC §9). Every check (device, dtype, files) is made before any weight loads; nothing is ever downloaded."""
+"""`load_model`: the embedded world, a diffusers folder of any model family (Stable Diffusion 1.x/2.x/XL, SD3,
+Flux) or a single checkpoint file, one interface (`models.interface.Model`, SPEC §9). Every check (device, dtype, files) is made before any weight loads; nothing is ever downloaded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 
 from ..validation import check_bool, check_device
 from .checks import check_dtype
-from .detect import inspect_sd_folder, is_world_folder
+from .detect import inspect_folder, is_world_folder
+from .interface import Model
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 
@@ -37,14 +38,14 @@ def check_source(source: str | Path | None, config: str | Path | None = None):
             )
         if path.suffix == ".safetensors":
             check_safetensors(path)
-        return "file", (path, inspect_sd_folder(config, require_weights=False))
+        return "file", (path, inspect_folder(config, require_weights=False))
     if not path.is_dir():
         raise ValueError(f"model path {str(path)!r} does not exist (a world folder, a diffusers folder or a "
                          f"{'/'.join(CHECKPOINT_SUFFIXES)} checkpoint)")
     if is_world_folder(path):
         world_folders(path)
         return "world", path
-    return "folder", inspect_sd_folder(path)
+    return "folder", inspect_folder(path)
 
 
 def load_model(
@@ -54,15 +55,14 @@ def load_model(
     device: str | torch.device = "cpu",
     config: str | Path | None = None,
     compile: bool = False,
-):
+) -> Model:
     """The model behind `source`: None or "world" -> the embedded world; a world folder (vae/, unet/,
-    prompt_encoder/); a diffusers Stable Diffusion folder (SD 1.x, 2.x eps or v, zero-SNR, SDXL base, detected
-    from its files); or a single `.safetensors`/`.ckpt` checkpoint with `config=` a local diffusers folder.
+    prompt_encoder/); a diffusers folder (Stable Diffusion 1.x, 2.x eps or v, zero-SNR, SDXL base, or a family of
+    `models/families.py`: SD3, Flux; detected from its files); or a single `.safetensors`/`.ckpt` checkpoint with
+    `config=` a local diffusers folder.
 
-    `dtype` float32 (default) | float16 | bfloat16 is the UNet's and text encoders' dtype (sampling math stays
-    float32); `compile=True` wraps the UNet in `torch.compile`. Returns a `World` or a `StableDiffusion`, both with
-    `.denoiser(prompt, negative_prompt, cfg)`, `.encode`, `.decode`, `.model_sampling`, `.latent_channels`,
-    `.vae_scale_factor`, `.fingerprint()`, `.judge`, `.device`, `.dtype`.
+    `dtype` float32 (default) | float16 | bfloat16 is the network's and text encoders' dtype (sampling math stays
+    float32); `compile=True` wraps the network in `torch.compile`. Returns a `models.interface.Model`.
     """
     torch_dtype = check_dtype(dtype)
     torch_device = check_device(device)
@@ -79,9 +79,13 @@ def load_model(
         if compile:
             world.unet.compile()
         return world
+    from .families import family_of_kind
     from .stable_diffusion import load_sd_folder, load_sd_single_file
 
+    folder_info = info if kind == "folder" else info[1]
+    family = family_of_kind(folder_info.kind)
     if kind == "folder":
-        return load_sd_folder(info, torch_dtype, torch_device, compile)
-    path, folder_info = info
-    return load_sd_single_file(path, folder_info, torch_dtype, torch_device, compile)
+        return (family.load_folder if family else load_sd_folder)(info, torch_dtype, torch_device, compile)
+    path = info[0]
+    return (family.load_single_file if family else load_sd_single_file)(path, folder_info, torch_dtype, torch_device,
+                                                                        compile)

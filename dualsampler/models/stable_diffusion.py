@@ -60,6 +60,11 @@ class StableDiffusion:
         """Pixels per latent along each side: 2 ** (number of VAE blocks - 1)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
+    @property
+    def canvas_multiple(self) -> int:
+        """A canvas side is a multiple of the VAE factor."""
+        return self.vae_scale_factor
+
     def fingerprint(self) -> str:
         """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
         return files_fingerprint(self.files.items())

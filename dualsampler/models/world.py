@@ -5,6 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -35,11 +36,17 @@ class World:
     model_sampling: object
     path: Path | None = None  # the folder the weights were read from; None for random weights
     seed: int | None = None  # the seed of random weights (random_world)
+    kind: ClassVar[str] = "world"
 
     @property
     def vae_scale_factor(self) -> int:
         """Pixels per latent along each side: 2 ** (number of VAE blocks - 1)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def canvas_multiple(self) -> int:
+        """A canvas side is a multiple of the VAE factor."""
+        return self.vae_scale_factor
 
     @property
     def latent_channels(self) -> int:
