@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from helpers import GaussianData  # noqa: E402
 from sd_fixtures import sd_models  # noqa: E402, F401  (tiny Stable Diffusion folders, built once per run)
 from flux_fixtures import flux_models  # noqa: E402, F401  (tiny Flux.1 dev / schnell folders, built once per run)
+from sd3_fixtures import sd3_model  # noqa: E402, F401  (tiny SD3 folder and single-file checkpoint, built once per run)
 
 
 @pytest.fixture(scope="session", autouse=True)

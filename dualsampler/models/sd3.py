@@ -1,0 +1,263 @@
+"""Stable Diffusion 3 / 3.5 (`SD3Transformer2DModel`, CLIP-L + CLIP-G + T5) as a model family (SPEC §9): prompts
+encoded by the diffusers pipeline's own `encode_prompt`, the transformer run through a `ModelDenoiser` over an
+`SD3Backbone` with SD3's flow model sampling (`FlowModelSampling` at the scheduler config's shift)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..sampling import FlowModelSampling, ModelDenoiser
+from ..sampling.backbone import Adapters, activate, network_dtype
+from ..sampling.conditioning import Cond, Conditioning, stack_rows
+from ..validation import check_bounded, check_text
+from .checks import check_config_file, weights_files
+from .codec import decode_latents, encode_images
+from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
+from .fingerprint import files_fingerprint
+from .stable_diffusion import no_loading_bars, silence_library_notices
+
+KIND = "sd3"
+COMPONENTS: dict[str, tuple[str, ...] | None] = {
+    "transformer": DIFFUSERS_WEIGHTS, "vae": DIFFUSERS_WEIGHTS, "text_encoder": TRANSFORMERS_WEIGHTS,
+    "text_encoder_2": TRANSFORMERS_WEIGHTS, "text_encoder_3": TRANSFORMERS_WEIGHTS, "tokenizer": None,
+    "tokenizer_2": None, "tokenizer_3": None, "scheduler": None,
+}
+PIPELINE_PREFIX = "StableDiffusion3"
+TRANSFORMER_CLASS = "SD3Transformer2DModel"
+# The T5 prompt length of diffusers' StableDiffusion3Pipeline (its `max_sequence_length` default).
+T5_TOKENS = 256
+
+
+def matches(model_index: dict, folder: Path) -> bool:
+    """An SD3 folder: model_index.json names a StableDiffusion3 pipeline, or (without model_index.json) the
+    transformer's config names `SD3Transformer2DModel`."""
+    if model_index:
+        return str(model_index.get("_class_name", "")).startswith(PIPELINE_PREFIX)
+    config = folder / "transformer" / "config.json"
+    return config.is_file() and check_config_file(config).get("_class_name") == TRANSFORMER_CLASS
+
+
+class SD3Backbone:
+    """An `SD3Transformer2DModel` behind the `Backbone` protocol: conditionings are `Conditioning(hidden=joint
+    CLIP + T5 states, text_embeds=pooled CLIP embeddings)`; the transformer predicts the flow velocity at timestep
+    `t = 1000 sigma`, as diffusers' pipeline calls it. `adapters`: the LoRAs active in its forward."""
+
+    def __init__(self, transformer: nn.Module, adapters: Adapters = ()) -> None:
+        self.transformer = transformer
+        self.adapters = tuple(adapters)
+        self.key = (id(transformer), self.adapters)
+        self.patch_size = int(transformer.config.patch_size)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return network_dtype(self.transformer)
+
+    def stack(self, conds: Sequence[Cond], x: Tensor) -> Conditioning:
+        if not all(isinstance(c, Conditioning) and c.text_embeds is not None for c in conds):
+            raise ValueError("an SD3 denoiser's conditionings must be Conditioning(hidden, text_embeds) with the "
+                             "pooled text embeddings set")
+        batch, device = x.shape[0], x.device
+        return Conditioning(stack_rows([c.hidden for c in conds], batch, device),
+                            stack_rows([c.text_embeds for c in conds], batch, device))
+
+    def __call__(self, x: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(f"latent height and width must be multiples of the transformer's patch size "
+                             f"{self.patch_size}, got {tuple(x.shape[-2:])}")
+        activate(self.transformer, self.adapters)
+        dtype = self.dtype
+        return self.transformer(hidden_states=x.to(dtype), timestep=t, encoder_hidden_states=cond.hidden.to(dtype),
+                                pooled_projections=cond.text_embeds.to(dtype)).sample.float()
+
+
+def prompt_lists(prompt: str | list[str], negative_prompt: str | list[str]) -> tuple[list[str], list[str]]:
+    """(prompts, one negative prompt per prompt); ValueError naming the parameter for a non-string or a count that
+    does not match."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+    for p in prompts:
+        check_text(p, "prompt")
+    for n in negatives:
+        check_text(n, "negative_prompt")
+    if not prompts:
+        raise ValueError("prompt must be a string or a non-empty list of strings")
+    if len(negatives) != len(prompts):
+        raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
+    return prompts, negatives
+
+
+@dataclass
+class StableDiffusion3:
+    """A loaded SD3 pipeline with the `Model` interface (`models.interface`): `denoiser`, `encode`, `decode`,
+    `model_sampling`, `latent_channels`, `vae_scale_factor`, `canvas_multiple`, `fingerprint()`. No judge and no
+    embedded upscaler."""
+
+    pipeline: object
+    model_sampling: FlowModelSampling
+    files: dict[str, Path] = field(default_factory=dict)
+    kind: str = KIND
+    judge: None = None
+    upscaler: None = None
+
+    @property
+    def transformer(self) -> nn.Module:
+        return self.pipeline.transformer
+
+    @property
+    def vae(self) -> nn.Module:
+        return self.pipeline.vae
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The transformer's dtype (the VAE may run in float32, see `finish`)."""
+        return self.transformer.dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.transformer.config.in_channels)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent along each side: 2 ** (number of VAE blocks - 1)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def canvas_multiple(self) -> int:
+        """Pixels a canvas side must be a multiple of: the VAE factor times the transformer's patch size."""
+        return self.vae_scale_factor * int(self.transformer.config.patch_size)
+
+    def fingerprint(self) -> str:
+        """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
+        return files_fingerprint(self.files.items())
+
+    def to(self, device: str | torch.device) -> StableDiffusion3:
+        self.pipeline.to(device)
+        return self
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str | list[str], negative_prompt: str | list[str] = "") -> tuple[Conditioning, Conditioning]:
+        """(cond, uncond) through the pipeline's own `encode_prompt` (CLIP-L, CLIP-G and T5 at the pipeline's
+        default 256 T5 tokens) with guidance on: `Conditioning(hidden=prompt_embeds, text_embeds=pooled)`. An empty
+        negative prompt is encoded as "", what the pipeline does without one."""
+        prompts, negatives = prompt_lists(prompt, negative_prompt)
+        cond, uncond, pooled, pooled_uncond = self.pipeline.encode_prompt(
+            prompt=prompts, prompt_2=None, prompt_3=None, device=self.device, num_images_per_prompt=1,
+            do_classifier_free_guidance=True, negative_prompt=negatives, max_sequence_length=T5_TOKENS,
+        )
+        return Conditioning(cond, text_embeds=pooled), Conditioning(uncond, text_embeds=pooled_uncond)
+
+    def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0) -> ModelDenoiser:
+        """The guided denoiser for `prompt` with `negative_prompt` as the CFG unconditional branch; `cfg` and the
+        prompts are checked before they are encoded."""
+        check_bounded(cfg, "cfg")
+        cond, uncond = self.encode_prompt(prompt, negative_prompt)
+        return ModelDenoiser(SD3Backbone(self.transformer), self.model_sampling, cond, uncond, cfg)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, `models.codec.encode_images`, SD3's shift)."""
+        return encode_images(self.vae, images)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Latents -> images in [0, 1] (the one codec, `models.codec.decode_latents`)."""
+        return decode_latents(self.vae, latents)
+
+
+def model_sampling_of(scheduler_config: dict) -> FlowModelSampling:
+    """SD3's flow model sampling at the FlowMatchEulerDiscreteScheduler config's `shift` (diffusers' default 1)."""
+    return FlowModelSampling(shift=scheduler_config.get("shift", 1.0))
+
+
+def finish(pipeline, info: FolderInfo, dtype: torch.dtype, device: torch.device, compile: bool,
+           files: dict[str, Path]) -> StableDiffusion3:
+    """Eval mode and no gradients, the VAE in float32 under float16 where its config says float16 overflows
+    (`force_upcast`), no progress bars, moved to `device`, the transformer optionally `torch.compile`d."""
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
+        module = getattr(pipeline, name, None)
+        if module is not None:
+            module.eval().requires_grad_(False)
+    if dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
+        pipeline.vae.to(torch.float32)
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    if compile:
+        pipeline.transformer.compile()
+    return StableDiffusion3(pipeline, model_sampling_of(info.scheduler_config), files)
+
+
+def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | None):
+    """The pipeline of a folder without model_index.json, each component loaded from its subfolder."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection, T5EncoderModel
+
+    kwargs = {"dtype": dtype, "local_files_only": True, "variant": variant}
+    return StableDiffusion3Pipeline(
+        transformer=SD3Transformer2DModel.from_pretrained(folder / "transformer", **kwargs),
+        vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
+        text_encoder=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder", **kwargs),
+        text_encoder_2=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder_2", **kwargs),
+        text_encoder_3=T5EncoderModel.from_pretrained(folder / "text_encoder_3", **kwargs),
+        tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
+        tokenizer_2=AutoTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
+        tokenizer_3=AutoTokenizer.from_pretrained(folder / "tokenizer_3", local_files_only=True),
+        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler", local_files_only=True),
+    )
+
+
+def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, compile: bool = False) -> StableDiffusion3:
+    """A checked SD3 folder (`detect.inspect_folder`) loaded offline as diffusers' StableDiffusion3Pipeline."""
+    silence_library_notices()
+    from diffusers import StableDiffusion3Pipeline
+
+    with no_loading_bars():
+        if (info.folder / "model_index.json").is_file():
+            kwargs = {"dtype": dtype, "local_files_only": True}
+            if info.variant:
+                kwargs["variant"] = info.variant
+            pipeline = StableDiffusion3Pipeline.from_pretrained(info.folder, **kwargs)
+        else:
+            pipeline = pipeline_from_components(info.folder, dtype, info.variant)
+    return finish(pipeline, info, dtype, device, compile, info.files)
+
+
+def config_folder_weights(info: FolderInfo) -> dict[str, Path]:
+    """The weights files the config folder holds (what diffusers' single-file loader reads for a component the
+    checkpoint lacks), labelled as in a folder's `files`."""
+    found: dict[str, Path] = {}
+    for component, stems in COMPONENTS.items():
+        if stems is None:
+            continue
+        try:
+            files = weights_files(info.folder / component, stems)
+        except ValueError:
+            continue
+        found.update({f"{component}/{file.name}": file for file in files})
+    return found
+
+
+def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: torch.device,
+                     compile: bool = False) -> StableDiffusion3:
+    """A single `.safetensors` checkpoint in the original SD3 layout (the transformer, and the VAE and text
+    encoders where it holds them) through diffusers' single-file loader, every config and tokenizer (and the
+    weights of a component the checkpoint lacks) from the local folder `info.folder`; nothing is downloaded."""
+    silence_library_notices()
+    from diffusers import StableDiffusion3Pipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
+    try:
+        with no_loading_bars():
+            pipeline = StableDiffusion3Pipeline.from_single_file(str(path), config=str(info.folder), dtype=dtype,
+                                                                 local_files_only=True)
+    except SingleFileComponentError as err:
+        raise ValueError(f"single-file checkpoint {str(path)!r} lacks a component that the config folder "
+                         f"{str(info.folder)!r} has no weights for either: {err.message.splitlines()[0]}") from None
+    files = {**info.files, **config_folder_weights(info), "checkpoint": path}
+    return finish(pipeline, info, dtype, device, compile, files)
