@@ -88,6 +88,16 @@ class FlowSampling(ABC):
         return float(self.shifted(torch.tensor(1.0 - percent, dtype=torch.float64)))
 
     @staticmethod
+    def c_in(sigma: Tensor) -> Tensor:
+        """The network sees the noisy latent unscaled: 1."""
+        return torch.ones_like(torch.as_tensor(sigma, dtype=torch.float32))
+
+    @staticmethod
+    def denoised(x: Tensor, sigma: Tensor, model_output: Tensor) -> Tensor:
+        """x0 from the predicted velocity `v = noise - x0`: `x - sigma v`."""
+        return x - sigma.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype) * model_output
+
+    @staticmethod
     def noise_scaling(sigma: float | Tensor, noise: Tensor, latent: Tensor) -> Tensor:
         """`sigma noise + (1 - sigma) latent`; `sigma` a float or one per batch element."""
         s = reshape_sigma(sigma, noise)
