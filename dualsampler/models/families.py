@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-FAMILY_MODULES: tuple[str, ...] = ()
+FAMILY_MODULES = ("sd3", "flux")
 
 
 def families() -> list[ModuleType]:
