@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..sampling import FlowModelSampling, ModelDenoiser
 from ..sampling.backbone import Adapters, activate, network_dtype
 from ..sampling.conditioning import Cond, Conditioning, stack_rows
-from ..validation import check_bounded, check_text
+from ..validation import check_bounded
 from .checks import check_config_file, weights_files
 from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
@@ -75,17 +75,22 @@ class SD3Backbone:
                                 pooled_projections=cond.text_embeds.to(dtype)).sample.float()
 
 
+def text_list(value: str | list[str], name: str) -> list[str]:
+    """A string, or a non-empty list or tuple of strings, as a list; else ValueError naming `name`."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"{name} must be a string or a non-empty list of strings, got {value!r}")
+
+
 def prompt_lists(prompt: str | list[str], negative_prompt: str | list[str]) -> tuple[list[str], list[str]]:
-    """(prompts, one negative prompt per prompt); ValueError naming the parameter for a non-string or a count that
-    does not match."""
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
-    for p in prompts:
-        check_text(p, "prompt")
-    for n in negatives:
-        check_text(n, "negative_prompt")
-    if not prompts:
-        raise ValueError("prompt must be a string or a non-empty list of strings")
+    """(prompts, one negative prompt per prompt); ValueError naming the parameter for anything but strings, or for
+    a count of negative prompts that does not match."""
+    prompts = text_list(prompt, "prompt")
+    negatives = text_list(negative_prompt, "negative_prompt")
+    if isinstance(negative_prompt, str):
+        negatives = negatives * len(prompts)
     if len(negatives) != len(prompts):
         raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
     return prompts, negatives
@@ -155,12 +160,15 @@ class StableDiffusion3:
         )
         return Conditioning(cond, text_embeds=pooled), Conditioning(uncond, text_embeds=pooled_uncond)
 
-    def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0) -> ModelDenoiser:
-        """The guided denoiser for `prompt` with `negative_prompt` as the CFG unconditional branch; `cfg` and the
-        prompts are checked before they are encoded."""
+    def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0,
+                 adapters: Adapters = ()) -> ModelDenoiser:
+        """A `ModelDenoiser` over an `SD3Backbone` (with the LoRAs `adapters` active) for `prompt` with
+        `negative_prompt` as the CFG unconditional branch; `cfg` and the prompts are checked before they are
+        encoded."""
         check_bounded(cfg, "cfg")
+        prompt_lists(prompt, negative_prompt)
         cond, uncond = self.encode_prompt(prompt, negative_prompt)
-        return ModelDenoiser(SD3Backbone(self.transformer), self.model_sampling, cond, uncond, cfg)
+        return ModelDenoiser(SD3Backbone(self.transformer, adapters), self.model_sampling, cond, uncond, cfg)
 
     def encode(self, images: Tensor) -> Tensor:
         """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, `models.codec.encode_images`, SD3's shift)."""
@@ -193,22 +201,41 @@ def finish(pipeline, info: FolderInfo, dtype: torch.dtype, device: torch.device,
     return StableDiffusion3(pipeline, model_sampling_of(info.scheduler_config), files)
 
 
+# Each network component's (library, class), as in an SD3 folder's model_index.json.
+NETWORK_CLASSES = {
+    "transformer": ("diffusers", TRANSFORMER_CLASS), "vae": ("diffusers", "AutoencoderKL"),
+    "text_encoder": ("transformers", "CLIPTextModelWithProjection"),
+    "text_encoder_2": ("transformers", "CLIPTextModelWithProjection"),
+    "text_encoder_3": ("transformers", "T5EncoderModel"),
+}
+# How a single-file checkpoint in the original SD3 layout shows each component (a key containing the marker).
+CHECKPOINT_MARKERS = {
+    "transformer": "joint_blocks.0.x_block.", "vae": "first_stage_model.decoder.",
+    "text_encoder": "text_encoders.clip_l.transformer.", "text_encoder_2": "text_encoders.clip_g.transformer.",
+    "text_encoder_3": "text_encoders.t5xxl.transformer.",
+}
+
+
+def load_network(folder: Path, component: str, dtype: torch.dtype, variant: str | None = None) -> nn.Module:
+    """One network component of an SD3 folder, offline."""
+    import importlib
+
+    library, name = NETWORK_CLASSES[component]
+    network_class = getattr(importlib.import_module(library), name)
+    return network_class.from_pretrained(folder / component, dtype=dtype, local_files_only=True, variant=variant)
+
+
 def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | None):
     """The pipeline of a folder without model_index.json, each component loaded from its subfolder."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
-    from transformers import AutoTokenizer, CLIPTextModelWithProjection, T5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+    from transformers import AutoTokenizer
 
-    kwargs = {"dtype": dtype, "local_files_only": True, "variant": variant}
+    tokenizers = {name: AutoTokenizer.from_pretrained(folder / name, local_files_only=True)
+                  for name in ("tokenizer", "tokenizer_2", "tokenizer_3")}
     return StableDiffusion3Pipeline(
-        transformer=SD3Transformer2DModel.from_pretrained(folder / "transformer", **kwargs),
-        vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
-        text_encoder=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder", **kwargs),
-        text_encoder_2=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder_2", **kwargs),
-        text_encoder_3=T5EncoderModel.from_pretrained(folder / "text_encoder_3", **kwargs),
-        tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
-        tokenizer_2=AutoTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
-        tokenizer_3=AutoTokenizer.from_pretrained(folder / "tokenizer_3", local_files_only=True),
-        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler", local_files_only=True),
+        **{component: load_network(folder, component, dtype, variant) for component in NETWORK_CLASSES},
+        **tokenizers, scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler",
+                                                                                 local_files_only=True),
     )
 
 
@@ -228,36 +255,45 @@ def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, comp
     return finish(pipeline, info, dtype, device, compile, info.files)
 
 
-def config_folder_weights(info: FolderInfo) -> dict[str, Path]:
-    """The weights files the config folder holds (what diffusers' single-file loader reads for a component the
-    checkpoint lacks), labelled as in a folder's `files`."""
-    found: dict[str, Path] = {}
-    for component, stems in COMPONENTS.items():
-        if stems is None:
-            continue
-        try:
-            files = weights_files(info.folder / component, stems)
-        except ValueError:
-            continue
-        found.update({f"{component}/{file.name}": file for file in files})
-    return found
+def checkpoint_components(path: Path) -> set[str]:
+    """The network components a single-file checkpoint holds in the original SD3 layout (read from its keys; a
+    `.ckpt` is read on the meta device: names and shapes only)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    else:
+        checkpoint = torch.load(path, map_location="meta", weights_only=True)  # names and shapes, no data
+        keys = list(checkpoint.get("state_dict", checkpoint))
+    return {component for component, marker in CHECKPOINT_MARKERS.items() if any(marker in key for key in keys)}
 
 
 def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: torch.device,
                      compile: bool = False) -> StableDiffusion3:
-    """A single `.safetensors` checkpoint in the original SD3 layout (the transformer, and the VAE and text
-    encoders where it holds them) through diffusers' single-file loader, every config and tokenizer (and the
-    weights of a component the checkpoint lacks) from the local folder `info.folder`; nothing is downloaded."""
+    """A single checkpoint in the original SD3 layout through diffusers' single-file loader: the transformer, and
+    the VAE and text encoders where it holds them (SD3's "incl. clips / t5" files); every config, the tokenizers and
+    each network the checkpoint lacks come from the local folder `info.folder` (ValueError naming the component
+    when the folder lacks its weights too). Nothing is downloaded."""
+    held = checkpoint_components(path)
+    if "transformer" not in held:
+        raise ValueError(f"single-file checkpoint {str(path)!r} holds no SD3 transformer (no "
+                         f"'{CHECKPOINT_MARKERS['transformer']}' weights)")
+    files = {**info.files, "checkpoint": path}
+    for component in NETWORK_CLASSES:
+        if component not in held:
+            try:
+                weights = weights_files(info.folder / component, COMPONENTS[component])
+            except ValueError as err:
+                raise ValueError(f"single-file checkpoint {str(path)!r} has no {component} and the config folder "
+                                 f"has none either: {err}") from None
+            files.update({f"{component}/{file.name}": file for file in weights})
     silence_library_notices()
     from diffusers import StableDiffusion3Pipeline
-    from diffusers.loaders.single_file_utils import SingleFileComponentError
 
-    try:
-        with no_loading_bars():
-            pipeline = StableDiffusion3Pipeline.from_single_file(str(path), config=str(info.folder), dtype=dtype,
-                                                                 local_files_only=True)
-    except SingleFileComponentError as err:
-        raise ValueError(f"single-file checkpoint {str(path)!r} lacks a component that the config folder "
-                         f"{str(info.folder)!r} has no weights for either: {err.message.splitlines()[0]}") from None
-    files = {**info.files, **config_folder_weights(info), "checkpoint": path}
+    with no_loading_bars():
+        from_folder = {component: load_network(info.folder, component, dtype)
+                       for component in NETWORK_CLASSES if component not in held}
+        pipeline = StableDiffusion3Pipeline.from_single_file(str(path), config=str(info.folder), dtype=dtype,
+                                                             local_files_only=True, **from_folder)
     return finish(pipeline, info, dtype, device, compile, files)
