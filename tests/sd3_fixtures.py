@@ -120,7 +120,8 @@ def transformer_sd3_names(state: dict[str, torch.Tensor], num_layers: int) -> di
     out = {
         "pos_embed": s.pop("pos_embed.pos_embed"),
         "x_embedder.proj.weight": s.pop("pos_embed.proj.weight"), "x_embedder.proj.bias": s.pop("pos_embed.proj.bias"),
-        "context_embedder.weight": s.pop("context_embedder.weight"), "context_embedder.bias": s.pop("context_embedder.bias"),
+        "context_embedder.weight": s.pop("context_embedder.weight"),
+        "context_embedder.bias": s.pop("context_embedder.bias"),
         "final_layer.linear.weight": s.pop("proj_out.weight"), "final_layer.linear.bias": s.pop("proj_out.bias"),
         "final_layer.adaLN_modulation.1.weight": _swap_halves(s.pop("norm_out.linear.weight")),
         "final_layer.adaLN_modulation.1.bias": _swap_halves(s.pop("norm_out.linear.bias")),

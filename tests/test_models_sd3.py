@@ -2,6 +2,7 @@
 original-layout single file (tests/sd3_fixtures.py): detection, prompts through the pipeline's own encode_prompt,
 our KSampler against diffusers' own StableDiffusion3Pipeline, single files, dtypes and refused folders."""
 
+import json
 import shutil
 
 import pytest
@@ -13,6 +14,8 @@ from dualsampler.models.detect import inspect_folder
 from dualsampler.models.interface import Model
 from dualsampler.sampling import FlowModelSampling, JointDenoiser, KSampler, ModelDenoiser
 from dualsampler.sampling.unet_denoiser import shares_one_forward
+from sd3_fixtures import CLIP_G_WIDTH, CLIP_L_WIDTH, SCALING_FACTOR, SHIFT_FACTOR
+from t5_fixtures import T5_WIDTH
 
 CPU = torch.device("cpu")
 
@@ -57,12 +60,17 @@ def test_prompts_are_the_pipelines_own_embeddings(model):
     hidden, negative, pooled, negative_pooled = model.pipeline.encode_prompt(
         prompt=["red dots", "blue stripes"], prompt_2=None, prompt_3=None, device=CPU,
         do_classifier_free_guidance=True, negative_prompt="green")
-    assert cond.hidden.shape == (2, 77 + 256, 32) and cond.text_embeds.shape == (2, 12 + 16)
+    # CLIP-L and CLIP-G states side by side, zero-padded to T5's width, then T5's 256 tokens; both pooled outputs
+    assert cond.hidden.shape == (2, 77 + 256, T5_WIDTH) and cond.text_embeds.shape == (2, CLIP_L_WIDTH + CLIP_G_WIDTH)
     torch.testing.assert_close(cond.hidden, hidden, rtol=0, atol=0)
     torch.testing.assert_close(cond.text_embeds, pooled, rtol=0, atol=0)
     torch.testing.assert_close(uncond.hidden, negative, rtol=0, atol=0)
     torch.testing.assert_close(uncond.text_embeds, negative_pooled, rtol=0, atol=0)
     assert cond.time_ids is None and cond.guidance is None
+    assert torch.count_nonzero(cond.hidden[:, :77, CLIP_L_WIDTH + CLIP_G_WIDTH:]) == 0
+    tokens = model.pipeline.tokenizer_3(["red dots", "blue stripes"], padding="max_length", max_length=256,
+                                        return_tensors="pt").input_ids
+    torch.testing.assert_close(cond.hidden[:, 77:], model.pipeline.text_encoder_3(tokens)[0])
 
 
 def test_empty_negative_prompt_is_the_pipelines_default(model):
@@ -147,7 +155,8 @@ def test_single_file_without_a_component_anywhere_is_refused(sd3_model, tmp_path
     transformer = tmp_path / "sd3_transformer.safetensors"
     save_file({k: v for k, v in load_file(sd3_model.checkpoint).items() if k.startswith("model.diffusion_model.")},
               transformer)
-    with pytest.raises(ValueError, match="sd3_transformer.safetensors' has no text_encoder_3 .*text_encoder_3' has no weights file"):
+    refusal = "sd3_transformer.safetensors' has no text_encoder_3 .*text_encoder_3' has no weights file"
+    with pytest.raises(ValueError, match=refusal):
         sd3.load_single_file(transformer, inspect_folder(config, require_weights=False), torch.float32, CPU)
 
 
@@ -170,6 +179,18 @@ def test_folder_without_model_index_loads_its_components(sd3_model, model, tmp_p
                                model.denoiser("red dots", cfg=2.0)(x, sigma), rtol=0, atol=0)
 
 
+def test_model_sampling_is_the_scheduler_configs_shift(sd3_model, tmp_path):
+    folder = tmp_path / "shift"
+    shutil.copytree(sd3_model.folder, folder)
+    config_file = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "shift": 1.5}))
+    assert load(folder).model_sampling == FlowModelSampling(shift=1.5)
+    config_file.write_text(json.dumps({**config, "use_dynamic_shifting": True}))
+    with pytest.raises(ValueError, match="use_dynamic_shifting must be false"):
+        load(folder)
+
+
 def test_bfloat16_runs_the_transformer_in_bfloat16_and_samples_finite_float32(sd3_model, model):
     half = load(sd3_model.folder, torch.bfloat16)
     assert half.dtype == torch.bfloat16 and half.pipeline.text_encoder_3.dtype == torch.bfloat16
@@ -190,8 +211,8 @@ def test_codec_applies_sd3s_scaling_and_shift(model):
     images = torch.rand(1, 3, 8, 12)
     raw = model.vae.encode(images * 2 - 1).latent_dist.mode()
     latents = model.encode(images)
-    torch.testing.assert_close(latents, (raw - 0.0609) * 1.5305)
-    expected = ((model.vae.decode(latents / 1.5305 + 0.0609).sample + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(latents, (raw - SHIFT_FACTOR) * SCALING_FACTOR)
+    expected = ((model.vae.decode(latents / SCALING_FACTOR + SHIFT_FACTOR).sample + 1) / 2).clamp(0, 1)
     torch.testing.assert_close(model.decode(latents), expected)
 
 

@@ -149,7 +149,8 @@ class StableDiffusion3:
         return self
 
     @torch.no_grad()
-    def encode_prompt(self, prompt: str | list[str], negative_prompt: str | list[str] = "") -> tuple[Conditioning, Conditioning]:
+    def encode_prompt(self, prompt: str | list[str],
+                      negative_prompt: str | list[str] = "") -> tuple[Conditioning, Conditioning]:
         """(cond, uncond) through the pipeline's own `encode_prompt` (CLIP-L, CLIP-G and T5 at the pipeline's
         default 256 T5 tokens) with guidance on: `Conditioning(hidden=prompt_embeds, text_embeds=pooled)`. An empty
         negative prompt is encoded as "", what the pipeline does without one."""
@@ -180,11 +181,15 @@ class StableDiffusion3:
 
 
 def model_sampling_of(scheduler_config: dict) -> FlowModelSampling:
-    """SD3's flow model sampling at the FlowMatchEulerDiscreteScheduler config's `shift` (diffusers' default 1)."""
+    """SD3's flow model sampling at the FlowMatchEulerDiscreteScheduler config's static `shift` (diffusers' default
+    1); a config with `use_dynamic_shifting` (a shift per image size, which SD3's releases do not use) is refused."""
+    if scheduler_config.get("use_dynamic_shifting"):
+        raise ValueError("scheduler config: use_dynamic_shifting must be false for an SD3 model (its model sampling "
+                         "is FlowModelSampling at the config's fixed shift)")
     return FlowModelSampling(shift=scheduler_config.get("shift", 1.0))
 
 
-def finish(pipeline, info: FolderInfo, dtype: torch.dtype, device: torch.device, compile: bool,
+def finish(pipeline, model_sampling: FlowModelSampling, dtype: torch.dtype, device: torch.device, compile: bool,
            files: dict[str, Path]) -> StableDiffusion3:
     """Eval mode and no gradients, the VAE in float32 under float16 where its config says float16 overflows
     (`force_upcast`), no progress bars, moved to `device`, the transformer optionally `torch.compile`d."""
@@ -198,7 +203,7 @@ def finish(pipeline, info: FolderInfo, dtype: torch.dtype, device: torch.device,
     pipeline.to(device)
     if compile:
         pipeline.transformer.compile()
-    return StableDiffusion3(pipeline, model_sampling_of(info.scheduler_config), files)
+    return StableDiffusion3(pipeline, model_sampling, files)
 
 
 # Each network component's (library, class), as in an SD3 folder's model_index.json.
@@ -241,6 +246,7 @@ def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | No
 
 def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, compile: bool = False) -> StableDiffusion3:
     """A checked SD3 folder (`detect.inspect_folder`) loaded offline as diffusers' StableDiffusion3Pipeline."""
+    model_sampling = model_sampling_of(info.scheduler_config)
     silence_library_notices()
     from diffusers import StableDiffusion3Pipeline
 
@@ -252,7 +258,7 @@ def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, comp
             pipeline = StableDiffusion3Pipeline.from_pretrained(info.folder, **kwargs)
         else:
             pipeline = pipeline_from_components(info.folder, dtype, info.variant)
-    return finish(pipeline, info, dtype, device, compile, info.files)
+    return finish(pipeline, model_sampling, dtype, device, compile, info.files)
 
 
 def checkpoint_components(path: Path) -> set[str]:
@@ -275,11 +281,13 @@ def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: t
     the VAE and text encoders where it holds them (SD3's "incl. clips / t5" files); every config, the tokenizers and
     each network the checkpoint lacks come from the local folder `info.folder` (ValueError naming the component
     when the folder lacks its weights too). Nothing is downloaded."""
+    model_sampling = model_sampling_of(info.scheduler_config)
     held = checkpoint_components(path)
     if "transformer" not in held:
         raise ValueError(f"single-file checkpoint {str(path)!r} holds no SD3 transformer (no "
                          f"'{CHECKPOINT_MARKERS['transformer']}' weights)")
     files = {**info.files, "checkpoint": path}
+    variants: dict[str, str | None] = {}
     for component in NETWORK_CLASSES:
         if component not in held:
             try:
@@ -288,12 +296,13 @@ def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: t
                 raise ValueError(f"single-file checkpoint {str(path)!r} has no {component} and the config folder "
                                  f"has none either: {err}") from None
             files.update({f"{component}/{file.name}": file for file in weights})
+            variants[component] = "fp16" if ".fp16." in weights[-1].name else None
     silence_library_notices()
     from diffusers import StableDiffusion3Pipeline
 
     with no_loading_bars():
-        from_folder = {component: load_network(info.folder, component, dtype)
-                       for component in NETWORK_CLASSES if component not in held}
+        from_folder = {component: load_network(info.folder, component, dtype, variant)
+                       for component, variant in variants.items()}
         pipeline = StableDiffusion3Pipeline.from_single_file(str(path), config=str(info.folder), dtype=dtype,
                                                              local_files_only=True, **from_folder)
-    return finish(pipeline, info, dtype, device, compile, files)
+    return finish(pipeline, model_sampling, dtype, device, compile, files)
