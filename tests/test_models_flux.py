@@ -2,48 +2,56 @@
 folder and a transformer file, prompts encoded by the pipeline's own code, latent packing and ids, model sampling
 per canvas, and KSampler's euler against diffusers' own FluxPipeline loop from the same noise."""
 
+import shutil
+
 import pytest
 import torch
 from diffusers.pipelines.flux.pipeline_flux import FluxPipeline, calculate_shift
 
-from dualsampler.models import flux
-from dualsampler.models.checks import check_config_file
-from dualsampler.models.detect import FolderInfo
-from dualsampler.models.fingerprint import folder_files
+from dualsampler.models import flux, load_model
+from dualsampler.models.detect import inspect_folder
+from dualsampler.models.interface import Model
 from dualsampler.sampling import FluxModelSampling, JointDenoiser, KSampler, NoiseStream
 
 CPU = torch.device("cpu")
 
 
-def folder_info(folder, require_weights=True):
-    """The FolderInfo `load_model` gives a Flux folder (every file of it, or without the transformer's weights)."""
-    files = dict(folder_files(folder))
-    if not require_weights:
-        files = {k: v for k, v in files.items() if not k.startswith("transformer/diffusion_pytorch_model")}
-    return FolderInfo(folder, flux.KIND, check_config_file(folder / "scheduler" / "scheduler_config.json"), None, files)
-
-
-def load(folder, dtype=torch.float32):
-    return flux.load_folder(folder_info(folder), dtype, CPU)
-
-
 @pytest.fixture(scope="module")
 def dev(flux_models):
-    return load(flux_models.dev)
+    return load_model(flux_models.dev)
 
 
 @pytest.fixture(scope="module")
 def schnell(flux_models):
-    return load(flux_models.schnell)
+    return load_model(flux_models.schnell)
 
 
-def test_a_flux_folder_loads_with_its_geometry(dev, schnell, flux_models):
-    assert flux.matches(check_config_file(flux_models.dev / "model_index.json"), flux_models.dev)
+def test_a_flux_folder_is_detected_and_loads_with_its_geometry(dev, schnell, flux_models):
+    info = inspect_folder(flux_models.dev)
+    assert info.kind == "flux" and "transformer/diffusion_pytorch_model.safetensors" in info.files
     assert not flux.matches({"_class_name": "StableDiffusionPipeline"}, flux_models.dev)
+    assert isinstance(dev, flux.Flux) and isinstance(dev, Model)
+    assert dev.fingerprint() == flux.load_folder(info, torch.float32, CPU).fingerprint()
     assert dev.kind == "flux" and dev.latent_channels == 16 and dev.vae_scale_factor == 2
     assert dev.canvas_multiple == 4 and dev.dtype == torch.float32 and dev.judge is None
     assert dev.guidance_embeds and not schnell.guidance_embeds
     assert dev.fingerprint() != schnell.fingerprint()
+
+
+def test_images_encode_to_shifted_16_channel_latents_and_decode_back(dev):
+    images = torch.rand(1, 3, 16, 12)
+    latents = dev.encode(images)
+    z = dev.vae.encode(images * 2 - 1).latent_dist.mode()
+    torch.testing.assert_close(latents, (z - 0.1159) * 0.3611)
+    assert latents.shape == (1, 16, 8, 6) and dev.decode(latents).shape == images.shape
+
+
+def test_a_folder_without_model_index_loads_component_by_component(dev, flux_models, tmp_path):
+    folder = shutil.copytree(flux_models.dev, tmp_path / "flux")
+    (folder / "model_index.json").unlink()
+    model = load_model(folder)
+    x, sigma = torch.randn(1, 16, 4, 4), torch.tensor([0.7])
+    assert torch.equal(model.denoiser("red dots")(x, sigma), dev.denoiser("red dots")(x, sigma))
 
 
 def test_prompts_are_the_pipelines_own_embeddings_with_the_guidance_value(dev, schnell):
@@ -128,16 +136,43 @@ def test_model_sampling_per_canvas_is_the_pipelines_shift(dev, schnell):
     assert FluxModelSampling.for_size(1024, 768).shift == pytest.approx(calculate_shift((1024 // 16) * (768 // 16)))
 
 
+def test_a_static_shift_is_fluxs_shift_of_its_log():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    scheduler.set_timesteps(sigmas=[1.0, 0.75, 0.5, 0.25])
+    sampling = flux.scheduler_sampling({"shift": 3.0})
+    torch.testing.assert_close(KSampler(lambda x, s: x, "euler", "simple", sampling).sigmas(4), scheduler.sigmas,
+                               rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"shift": 0.5}, "scheduler shift"), ({"shift_terminal": 0.1}, "shift_terminal"),
+    ({"use_dynamic_shifting": True, "time_shift_type": "linear"}, "time_shift_type"),
+])
+def test_scheduler_configs_flux_cannot_sample_are_refused(config, message):
+    with pytest.raises(ValueError, match=message):
+        flux.scheduler_sampling(config)
+
+
 def test_the_transformer_file_gives_the_folders_denoiser(dev, flux_models):
-    single = flux.load_single_file(flux_models.checkpoint, folder_info(flux_models.dev, require_weights=False),
-                                   torch.float32, CPU)
+    single = load_model(flux_models.checkpoint, config=flux_models.dev)
     x, sigma = torch.randn(1, 16, 4, 6), torch.tensor([0.8])
     assert torch.equal(single.denoiser("blue stripes")(x, sigma), dev.denoiser("blue stripes")(x, sigma))
-    assert "checkpoint" in single.files and single.fingerprint() != dev.fingerprint()
+    assert "checkpoint" in single.files and "vae/diffusion_pytorch_model.safetensors" in single.files
+    assert "transformer/diffusion_pytorch_model.safetensors" not in single.files
+    assert single.fingerprint() != dev.fingerprint()
+
+
+def test_a_transformer_file_needs_the_other_weights_in_its_config_folder(flux_models, tmp_path):
+    folder = shutil.copytree(flux_models.dev, tmp_path / "configs")
+    (folder / "text_encoder_2" / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="text_encoder_2"):
+        flux.load_single_file(flux_models.checkpoint, inspect_folder(folder, require_weights=False), torch.float32, CPU)
 
 
 def test_bfloat16_samples_finite_latents_near_float32(dev, flux_models):
-    model = load(flux_models.dev, torch.bfloat16)
+    model = load_model(flux_models.dev, dtype="bfloat16")
     assert model.dtype == torch.bfloat16 and model.pipeline.text_encoder_2.dtype == torch.bfloat16
     latent = torch.zeros(1, 16, 4, 4)
     out = KSampler(model.denoiser("red dots"), "euler", "simple").sample(latent, seed=0, steps=3)

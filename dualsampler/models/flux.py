@@ -21,19 +21,23 @@ from torch import Tensor, nn
 from ..sampling import FluxModelSampling
 from ..sampling.backbone import Adapters, activate, network_dtype
 from ..sampling.conditioning import Cond, Conditioning, stack_rows
+from ..sampling.flow_sampling import MAX_SHIFT
 from ..sampling.unet_denoiser import ModelDenoiser
 from ..validation import check_bounded, check_int, check_real
+from .checks import check_config_file, weights_files
 from .codec import decode_latents, encode_images
-from .detect import FolderInfo
+from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
 from .fingerprint import files_fingerprint
+from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
+from .sd3 import prompt_lists
 from .stable_diffusion import no_loading_bars, silence_library_notices
 
 KIND = "flux"
 COMPONENTS: dict[str, tuple[str, ...] | None] = {
-    "transformer": ("diffusion_pytorch_model",),
-    "vae": ("diffusion_pytorch_model",),
-    "text_encoder": ("model", "pytorch_model"),
-    "text_encoder_2": ("model", "pytorch_model"),
+    "transformer": DIFFUSERS_WEIGHTS,
+    "vae": DIFFUSERS_WEIGHTS,
+    "text_encoder": TRANSFORMERS_WEIGHTS,
+    "text_encoder_2": TRANSFORMERS_WEIGHTS,
     "tokenizer": None,
     "tokenizer_2": None,
     "scheduler": None,
@@ -58,11 +62,7 @@ def matches(model_index: dict, folder: Path) -> bool:
     if model_index:
         return model_index.get("_class_name") in PIPELINE_CLASSES
     config = folder / "transformer" / "config.json"
-    if not config.is_file():
-        return False
-    from .checks import check_config_file
-
-    return check_config_file(config).get("_class_name") == TRANSFORMER_CLASS
+    return config.is_file() and check_config_file(config).get("_class_name") == TRANSFORMER_CLASS
 
 
 def pack_latents(x: Tensor) -> Tensor:
@@ -165,16 +165,20 @@ def scheduler_sampling(config: dict, tokens: int | None = None) -> FluxModelSamp
     if config.get("use_dynamic_shifting"):
         seq = tokens if tokens is not None else config.get("max_image_seq_len", SHIFT_DEFAULTS["max_image_seq_len"])
         return FluxModelSampling(flux_mu(seq, config))
-    return FluxModelSampling(math.log(config.get("shift", SHIFT_DEFAULTS["shift"])))
+    shift = check_real(config.get("shift", SHIFT_DEFAULTS["shift"]), "scheduler shift", 1.0, math.exp(MAX_SHIFT))
+    return FluxModelSampling(math.log(shift))
 
 
 @dataclass
 class Flux:
     """A loaded FluxPipeline with the model interface: `denoiser`, `encode`, `decode`, `model_sampling` (the
     default canvas's) and `model_sampling_for(height, width)` (a canvas's), `latent_channels`, `vae_scale_factor`,
-    `canvas_multiple`, `fingerprint()`. No judge and no embedded upscaler."""
+    `canvas_multiple`, `fingerprint()`. No judge and no embedded upscaler. `model_sampling` is the scheduler
+    config's for its default canvas (`scheduler_sampling`: with dynamic shifting the shift at the config's largest
+    token count, 4096 tokens = 1024 x 1024 px for Flux.1, ComfyUI's default for Flux.1 dev)."""
 
     pipeline: object
+    model_sampling: FluxModelSampling
     scheduler_config: dict
     files: dict[str, Path] = field(default_factory=dict)
     kind: str = KIND
@@ -217,23 +221,17 @@ class Flux:
         """Pixels a canvas side must be a multiple of: one 2x2 token of latent cells."""
         return 2 * self.vae_scale_factor
 
-    @property
-    def model_sampling(self) -> FluxModelSampling:
-        """The default canvas's sampling (see `scheduler_sampling`; with dynamic shifting the shift of the config's
-        largest token count, 4096 tokens = 1024 x 1024 px for Flux.1)."""
-        return scheduler_sampling(self.scheduler_config)
-
     def model_sampling_for(self, height: int, width: int) -> FluxModelSampling:
         """The sampling of a `height` x `width` pixel canvas (multiples of `canvas_multiple`): with dynamic shifting
         the shift the diffusers pipeline computes from the canvas's token count (for Flux.1's 8x VAE the shift of
         `FluxModelSampling.for_size`, ComfyUI's ModelSamplingFlux node); else the static one."""
         multiple = self.canvas_multiple
-        for name, side in (("height", height), ("width", width)):
-            check_int(side, name, multiple, MAX_SIDE)
+        sides = [check_int(side, name, multiple, MAX_SIDE) for name, side in (("height", height), ("width", width))]
+        for name, side in zip(("height", "width"), sides):
             if side % multiple:
                 raise ValueError(f"{name} must be a multiple of {multiple} pixels (2x2 latent cells of "
                                  f"{self.vae_scale_factor} px), got {side}")
-        return scheduler_sampling(self.scheduler_config, (height // multiple) * (width // multiple))
+        return scheduler_sampling(self.scheduler_config, (sides[0] // multiple) * (sides[1] // multiple))
 
     def fingerprint(self) -> str:
         """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
@@ -258,25 +256,30 @@ class Flux:
                       guidance: float = DEFAULT_GUIDANCE) -> tuple[Conditioning, Conditioning]:
         """(cond, uncond): the prompts and the negative prompts (an empty one encoded as "", as ComfyUI does), both
         with the distilled `guidance` value (the diffusers pipeline's true CFG passes it to both)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
-        if len(negatives) != len(prompts):
-            raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
+        prompts, negatives = prompt_lists(prompt, negative_prompt)
         guidance = check_real(guidance, "guidance", 0.0, MAX_GUIDANCE)
         return self.encode_prompts(prompts, guidance), self.encode_prompts(negatives, guidance)
 
+    def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
+        """Each LoRA file of `specs` loaded once into the pipeline (`models.lora.load_loras`); the adapter set
+        `((adapter_name, scale), ...)` a backbone activates."""
+        return load_loras(self.pipeline, specs)
+
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 1.0,
                  guidance: float = DEFAULT_GUIDANCE, height: int | None = None, width: int | None = None,
-                 adapters: Adapters = ()) -> ModelDenoiser:
+                 loras: Sequence[LoraSpec] = ()) -> ModelDenoiser:
         """A `ModelDenoiser` over a `FluxBackbone` for `prompt` at the distilled `guidance` (ignored by a transformer
-        without guidance embedding), true CFG against `negative_prompt` when `cfg` != 1 (default off); the model
-        sampling of a `height` x `width` px canvas when both are given, else the default `model_sampling`.
-        Everything is checked before the prompts are encoded."""
+        without guidance embedding), true CFG against `negative_prompt` when `cfg` != 1 (default off), `loras`
+        active in its forwards and in the prompts' encoding; the model sampling of a `height` x `width` px canvas
+        when both are given, else the default `model_sampling`. Everything is checked before anything loads."""
         check_bounded(cfg, "cfg")
         check_real(guidance, "guidance", 0.0, MAX_GUIDANCE)
+        prompt_lists(prompt, negative_prompt)
         if (height is None) != (width is None):
             raise ValueError(f"height and width must be given together or not at all, got {height!r} and {width!r}")
         model_sampling = self.model_sampling if height is None else self.model_sampling_for(height, width)
+        adapters = self.load_loras(check_loras(loras, "loras"))
+        activate_pipeline(self.pipeline, adapters)
         cond, uncond = self.encode_prompt(prompt, negative_prompt, guidance)
         return ModelDenoiser(FluxBackbone(self.transformer, adapters), model_sampling, cond, uncond, cfg)
 
@@ -289,14 +292,44 @@ class Flux:
         return decode_latents(self.vae, latents)
 
 
-def pipeline_class():
+def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | None, transformer=None):
+    """The FluxPipeline of a folder without model_index.json, each component loaded from its subfolder (the
+    transformer given, or from `transformer/`)."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
+
+    kwargs = {"dtype": dtype, "local_files_only": True, "variant": variant}
+    return FluxPipeline(
+        transformer=transformer if transformer is not None else FluxTransformer2DModel.from_pretrained(
+            folder / "transformer", **kwargs),
+        vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", **kwargs),
+        text_encoder_2=T5EncoderModel.from_pretrained(folder / "text_encoder_2", **kwargs),
+        tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
+        tokenizer_2=AutoTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
+        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler", local_files_only=True),
+    )
+
+
+def load_pipeline(folder: Path, dtype: torch.dtype, variant: str | None, transformer=None):
+    """The folder's FluxPipeline offline (diffusers' `from_pretrained` where model_index.json is, else component by
+    component), with `transformer` in place of the folder's when given."""
     silence_library_notices()
     from diffusers import FluxPipeline
 
-    return FluxPipeline
+    with no_loading_bars():
+        if not (folder / "model_index.json").is_file():
+            return pipeline_from_components(folder, dtype, variant, transformer)
+        kwargs: dict = {"dtype": dtype, "local_files_only": True}
+        if variant:
+            kwargs["variant"] = variant
+        if transformer is not None:
+            kwargs["transformer"] = transformer
+        return FluxPipeline.from_pretrained(folder, **kwargs)
 
 
-def finish(pipeline, info: FolderInfo, device: torch.device, compile: bool, files: dict[str, Path]) -> Flux:
+def finish(pipeline, info: FolderInfo, model_sampling: FluxModelSampling, device: torch.device, compile: bool,
+           files: dict[str, Path]) -> Flux:
     """Eval mode, no gradients, the VAE in float32 where its config says float16 overflows (`force_upcast`),
     moved to `device`, the transformer optionally `torch.compile`d."""
     for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
@@ -307,33 +340,42 @@ def finish(pipeline, info: FolderInfo, device: torch.device, compile: bool, file
     pipeline.to(device)
     if compile:
         pipeline.transformer.compile()
-    return Flux(pipeline, dict(info.scheduler_config), files)
+    return Flux(pipeline, model_sampling, dict(info.scheduler_config), files)
 
 
 def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, compile: bool = False) -> Flux:
-    """A checked FluxPipeline folder loaded offline."""
-    kwargs: dict = {"dtype": dtype, "local_files_only": True}
-    if info.variant:
-        kwargs["variant"] = info.variant
-    with no_loading_bars():
-        pipeline = pipeline_class().from_pretrained(info.folder, **kwargs)
-    return finish(pipeline, info, device, compile, info.files)
+    """A checked Flux folder (`detect.inspect_folder`) loaded offline."""
+    model_sampling = scheduler_sampling(info.scheduler_config)
+    return finish(load_pipeline(info.folder, dtype, info.variant), info, model_sampling, device, compile, info.files)
+
+
+def config_folder_weights(folder: Path) -> dict[str, Path]:
+    """The weights files of every component but the transformer in a single file's config folder, labelled as in a
+    folder's `files`; ValueError naming the folder and the files looked for when one is missing."""
+    found: dict[str, Path] = {}
+    for component, stems in COMPONENTS.items():
+        if stems is not None and component not in SINGLE_FILE_COMPONENTS:
+            found.update({f"{component}/{file.name}": file for file in weights_files(folder / component, stems)})
+    return found
 
 
 def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: torch.device,
                      compile: bool = False) -> Flux:
-    """One transformer `.safetensors` (diffusers' names, or BFL's original ones, which diffusers converts for the
-    full-size Flux.1) with every other component, its config and the transformer's config from the local folder
-    `info.folder`; nothing is downloaded."""
+    """One transformer `.safetensors` (diffusers' parameter names, or BFL's original ones, which diffusers converts
+    for the full-size Flux.1) with the transformer's config and every other component from the local folder
+    `info.folder`, whose weights are checked before anything loads; nothing is downloaded."""
+    model_sampling = scheduler_sampling(info.scheduler_config)
+    weights = config_folder_weights(info.folder)
+    variant = "fp16" if any(".fp16." in file.name for file in weights.values()) else None
+    silence_library_notices()
     from diffusers import FluxTransformer2DModel
 
-    pipeline_cls = pipeline_class()
     with no_loading_bars():
         transformer = FluxTransformer2DModel.from_single_file(str(path), config=str(info.folder),
                                                               subfolder="transformer", dtype=dtype,
                                                               local_files_only=True)
-        pipeline = pipeline_cls.from_pretrained(info.folder, transformer=transformer, dtype=dtype,
-                                                local_files_only=True)
+    pipeline = load_pipeline(info.folder, dtype, variant, transformer)
     files = {label: file for label, file in info.files.items() if not label.startswith("transformer/")}
-    files["transformer/config.json"] = info.folder / "transformer" / "config.json"
-    return finish(pipeline, info, device, compile, {**files, "checkpoint": path})
+    files.update(weights)
+    files.update({"transformer/config.json": info.folder / "transformer" / "config.json", "checkpoint": path})
+    return finish(pipeline, info, model_sampling, device, compile, files)
