@@ -117,6 +117,40 @@ def test_prompts_of_one_transformer_share_one_forward(model):
     torch.testing.assert_close(together[1], second(x, sigma), rtol=1e-5, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def transformer_lora(sd3_model, tmp_path_factory):
+    """A random rank-2 LoRA on the transformer's attention projections, saved in diffusers' SD3 LoRA format."""
+    from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+
+    torch.manual_seed(1)
+    targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    config = LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, target_modules=targets)
+    transformer = SD3Transformer2DModel.from_pretrained(sd3_model.folder / "transformer", local_files_only=True)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(inject_adapter_in_model(config, transformer)))
+    folder = tmp_path_factory.mktemp("sd3_lora")
+    StableDiffusion3Pipeline.save_lora_weights(folder, weight_name="lora.safetensors", transformer_lora_layers=layers,
+                                               transformer_lora_adapter_metadata={"r": 2, "lora_alpha": 4,
+                                                                                  "target_modules": targets})
+    return folder / "lora.safetensors"
+
+
+def test_a_lora_changes_only_its_own_denoisers_forwards(sd3_model, transformer_lora):
+    model = load(sd3_model.folder)  # its own copy: the LoRA is loaded into the pipeline
+    plain = model.denoiser("red dots", cfg=3.0)
+    with_lora = model.denoiser("red dots", cfg=3.0, loras=[{"path": str(transformer_lora), "scale": 0.8}])
+    off = model.denoiser("red dots", cfg=3.0, loras=[{"path": str(transformer_lora), "scale": 0.0}])
+    assert plain.backbone.key != with_lora.backbone.key and not shares_one_forward([plain, with_lora])
+    x, sigma = torch.randn(1, 16, 4, 4), torch.tensor([0.5])
+    before = plain(x, sigma)
+    assert (with_lora(x, sigma) - before).abs().max() > 1e-3
+    torch.testing.assert_close(off(x, sigma), before, rtol=0, atol=0)
+    torch.testing.assert_close(plain(x, sigma), before, rtol=0, atol=0)  # its adapter set (none) active again
+    with pytest.raises(ValueError, match="loras"):
+        model.denoiser("red dots", loras="lora.safetensors")
+
+
 def test_denoiser_is_x_minus_sigma_times_the_velocity(model):
     denoiser = model.denoiser("red dots", cfg=1.0)
     assert isinstance(denoiser, ModelDenoiser) and isinstance(denoiser.backbone, sd3.SD3Backbone)

@@ -19,6 +19,7 @@ from .checks import check_config_file, weights_files
 from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
 from .fingerprint import files_fingerprint
+from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
 from .stable_diffusion import no_loading_bars, silence_library_notices
 
 KIND = "sd3"
@@ -161,13 +162,20 @@ class StableDiffusion3:
         )
         return Conditioning(cond, text_embeds=pooled), Conditioning(uncond, text_embeds=pooled_uncond)
 
+    def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
+        """Each LoRA file of `specs` loaded once into the pipeline (`models.lora.load_loras`); the adapter set
+        `((adapter_name, scale), ...)` a backbone activates."""
+        return load_loras(self.pipeline, specs)
+
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0,
-                 adapters: Adapters = ()) -> ModelDenoiser:
-        """A `ModelDenoiser` over an `SD3Backbone` (with the LoRAs `adapters` active) for `prompt` with
-        `negative_prompt` as the CFG unconditional branch; `cfg` and the prompts are checked before they are
-        encoded."""
+                 loras: Sequence[LoraSpec] = ()) -> ModelDenoiser:
+        """A `ModelDenoiser` over an `SD3Backbone` for `prompt` with `negative_prompt` as the CFG unconditional
+        branch and `loras` (LoraSpecs or a config's list, `models.lora.check_loras`) active in its forwards and in
+        the prompts' encoding; `cfg`, the prompts and `loras` are checked before anything loads."""
         check_bounded(cfg, "cfg")
         prompt_lists(prompt, negative_prompt)
+        adapters = self.load_loras(check_loras(loras, "loras"))
+        activate_pipeline(self.pipeline, adapters)
         cond, uncond = self.encode_prompt(prompt, negative_prompt)
         return ModelDenoiser(SD3Backbone(self.transformer, adapters), self.model_sampling, cond, uncond, cfg)
 
