@@ -8,17 +8,20 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from ..sampling import ModelSampling, UNetDenoiser
+from ..sampling import ModelSampling
+from ..sampling.backbone import UNetBackbone
 from ..sampling.conditioning import Conditioning
+from ..sampling.unet_denoiser import ModelDenoiser
 from ..validation import check_bounded
 from .codec import decode_latents, encode_images
 from .detect import FolderInfo
 from .fingerprint import files_fingerprint
+from .lora import Adapters, LoraSpec, activate_pipeline, check_loras, load_loras
 
 
 @dataclass
@@ -91,12 +94,22 @@ class StableDiffusion:
         cond, uncond = self.pipeline.encode_prompt(prompts, self.device, 1, True, negative_prompt=negative)
         return Conditioning(cond), Conditioning(uncond)
 
-    def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0) -> UNetDenoiser:
-        """UNetDenoiser for `prompt` with `negative_prompt` as the CFG unconditional branch; `cfg` is checked before
-        the prompts are encoded."""
+    def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
+        """Each LoRA file of `specs` loaded once into the pipeline (`models.lora.load_loras`); the adapter set
+        `((adapter_name, scale), ...)` a backbone activates."""
+        return load_loras(self.pipeline, specs)
+
+    def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0,
+                 loras: Sequence[LoraSpec] = ()) -> ModelDenoiser:
+        """A `ModelDenoiser` over the UNet for `prompt` with `negative_prompt` as the CFG unconditional branch and
+        `loras` (LoraSpecs or a config's list, `models.lora.check_loras`) active in its forwards and in the prompts'
+        encoding (LoRAs that patch the text encoders); `cfg` and `loras` are checked before anything loads."""
         check_bounded(cfg, "cfg")
+        adapters = self.load_loras(check_loras(loras, "loras"))
+        activate_pipeline(self.pipeline, adapters)
         cond, uncond = self.encode_prompt(prompt, negative_prompt)
-        return UNetDenoiser(self.unet, self.model_sampling, cond, uncond, cfg, vae_scale_factor=self.vae_scale_factor)
+        backbone = UNetBackbone(self.unet, self.vae_scale_factor, adapters=adapters)
+        return ModelDenoiser(backbone, self.model_sampling, cond, uncond, cfg)
 
     def encode(self, images: Tensor) -> Tensor:
         """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, `models.codec.encode_images`)."""

@@ -3,11 +3,13 @@ optionally an input image; every item is sampled for every seed of the job.
 
 - The default job has one item: `base_sampler` outside `mask`, `mask_sampler` inside (the one-region shorthand).
 - A `regions` list in the config replaces `mask` + `mask_sampler`'s prompt: each entry a mask, a prompt and
-  optionally its own `sampler`, `scheduler`, `cfg`, `negative_prompt` (the rest taken from `mask_sampler`).
+  optionally its own `sampler`, `scheduler`, `cfg`, `negative_prompt`, `loras` (its LoRA files, replacing
+  `mask_sampler.loras`; the rest taken from `mask_sampler`).
 - `input=image` gives one item per image, each with the job's prompts and regions.
 - `data=manifest` gives one item per manifest line, with its own base prompt, regions and optional image.
 
-Everything an item reads (mask files, images) is checked while the items are built, before any model loads.
+Everything an item reads (mask files, images, LoRA files) is checked while the items are built, before any model
+loads.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from torch import Tensor
 
 from .manifest import REGION_SETTINGS, ManifestItem, region_mask
 from .specs import SamplerSpec
+from ..models.lora import LoraSpec, describe
 from ..validation import BOUNDS
 
 MAX_REGIONS = int(BOUNDS["regions"].high)
-REGION_KEYS = ("mask", "prompt", *REGION_SETTINGS)
+CONFIG_REGION_SETTINGS = (*REGION_SETTINGS, "loras")  # what a config region may set of its sampler
+REGION_KEYS = ("mask", "prompt", *CONFIG_REGION_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,15 @@ class JobItem:
             texts[f"{where}{name}.negative_prompt"] = region.spec.negative_prompt
         return texts
 
+    def loras(self) -> dict[str, tuple[LoraSpec, ...]]:
+        """The LoRAs of each of the item's samplers that has some, keyed like `prompts` (`...base_sampler.loras`)."""
+        where = "" if self.id is None else f"item {self.id}: "
+        specs = {f"{where}base_sampler.loras": self.base.loras}
+        for k, region in enumerate(self.regions):
+            name = "mask_sampler" if len(self.regions) == 1 and self.id is None else f"regions[{k}]"
+            specs[f"{where}{name}.loras"] = region.spec.loras
+        return {key: loras for key, loras in specs.items() if loras}
+
 
 def region_spec(template: SamplerSpec, prompt: str, settings: dict[str, Any], name: str) -> SamplerSpec:
     """`template` (the job's mask sampler) with a region's prompt and own settings; ValueError naming `name`."""
@@ -81,7 +94,7 @@ def config_regions(entries: Any, template: SamplerSpec, height: int, width: int)
         if unknown:
             raise ValueError(f"{name}: unknown key {unknown[0]!r}; a region has {', '.join(REGION_KEYS)}")
         mask = region_mask(entry["mask"], Path.cwd(), height, width, f"{name}.mask")
-        settings = {key: entry[key] for key in REGION_SETTINGS if key in entry}
+        settings = {key: entry[key] for key in CONFIG_REGION_SETTINGS if key in entry}
         regions.append(JobRegion(mask, region_spec(template, entry["prompt"], settings, name)))
     return tuple(regions)
 
@@ -114,17 +127,30 @@ def job_items(base: SamplerSpec, template: SamplerSpec, mask: Tensor, regions: A
     return [JobItem(image.id, base, own, Path(image.path)) for image in images]
 
 
+def loras_record(items: Sequence[JobItem]) -> dict[str, list[dict[str, Any]]]:
+    """What result.json records of a job's LoRAs: for each sampler with some (keyed as `JobItem.loras`), each
+    file's path, scale and fingerprint; empty without LoRAs."""
+    return {key: describe(specs) for item in items for key, specs in item.loras().items()}
+
+
+def _lora_bytes(spec: SamplerSpec) -> bytes:
+    """The LoRAs of a sampler as its fingerprint reads them (nothing without LoRAs: fingerprints stay as before)."""
+    return "".join(f"|lora {d['path']} {d['scale']!r} {d['fingerprint']}" for d in describe(spec.loras)).encode()
+
+
 def inputs_fingerprint(items: Sequence[JobItem]) -> str | None:
-    """sha256 (16 hex digits) of what a job's items read beyond its config: their masks (from files or a manifest)
-    and input images, so a result is recomputed when they change; None for the job's own single item from noise
-    (its config says everything)."""
-    if len(items) == 1 and items[0].id is None and items[0].image is None:
+    """sha256 (16 hex digits) of what a job's items read beyond its config: their masks (from files or a manifest),
+    input images and their samplers' LoRA files (path, scale, bytes), so a result is recomputed when they change;
+    None for the job's own single item from noise without LoRAs (its config says everything)."""
+    if len(items) == 1 and items[0].id is None and items[0].image is None and not items[0].loras():
         return None
     digest = hashlib.sha256()
     for item in items:
         digest.update(f"{item.id}|{item.base.prompt}|{item.base.negative_prompt}".encode())
+        digest.update(_lora_bytes(item.base))
         for region in item.regions:
             digest.update(repr(region.spec).encode())
+            digest.update(_lora_bytes(region.spec))
             digest.update(region.mask.detach().float().cpu().contiguous().numpy().tobytes())
         if item.image is not None:
             digest.update(Path(item.image).read_bytes())

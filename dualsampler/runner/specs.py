@@ -1,9 +1,11 @@
-"""A sampler as configured in `conf/sampler/`: names, prompt, CFG and the optional per-sampler steps/denoise."""
+"""A sampler as configured in `conf/sampler/`: names, prompt, CFG, its LoRAs and the optional per-sampler
+steps/denoise."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..models.lora import LoraSpec, check_loras
 from ..sampling import KSampler
 from ..sampling.ksampler import check_denoise
 from ..sampling.samplers import check_sampler
@@ -14,8 +16,10 @@ from ..validation import check_bounded, check_text
 @dataclass(frozen=True)
 class SamplerSpec:
     """Everything that makes a KSampler once a model is loaded: `KSampler(model.denoiser(prompt, negative_prompt,
-    cfg), sampler, scheduler)`. Checked when instantiated, before any model loads. `steps` and `denoise` only
-    concern the upscaler's passes (None: the upscaler's own values)."""
+    cfg, loras=loras), sampler, scheduler)`. Checked when instantiated, before any model loads. `loras`: the LoRA
+    files active in this sampler's forwards (`models.lora.check_loras`: paths or `{path, scale}`; left out of the
+    repr, so fingerprints of specs without LoRAs stay as they were: `runner.items.inputs_fingerprint` hashes the
+    files). `steps` and `denoise` only concern the upscaler's passes (None: the upscaler's own values)."""
 
     sampler: str
     scheduler: str
@@ -24,6 +28,7 @@ class SamplerSpec:
     negative_prompt: str = ""
     steps: int | None = None
     denoise: float | None = None
+    loras: tuple[LoraSpec, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
@@ -35,8 +40,10 @@ class SamplerSpec:
             object.__setattr__(self, "steps", check_steps(self.steps))
         if self.denoise is not None:
             object.__setattr__(self, "denoise", check_denoise(self.denoise))
+        object.__setattr__(self, "loras", check_loras(self.loras, "loras"))
 
     def build(self, model) -> KSampler:
-        """The KSampler of this spec on `model`'s UNet and model sampling."""
-        denoiser = model.denoiser(self.prompt, self.negative_prompt, self.cfg)
+        """The KSampler of this spec on `model`'s network and model sampling (its LoRAs loaded into the model once)."""
+        options = {"loras": self.loras} if self.loras else {}
+        denoiser = model.denoiser(self.prompt, self.negative_prompt, self.cfg, **options)
         return KSampler(denoiser, self.sampler, self.scheduler, model_sampling=model.model_sampling)
