@@ -1,4 +1,5 @@
-"""compute_metrics: one call, a flat dict whose keys depend on the inputs given and name their feature space."""
+"""compute_metrics: one call, a flat dict whose keys depend on the inputs given and name their feature space; the
+same registry families and per-image values as the runner's Evaluator; no judge given, no judge metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 
 from dualsampler.masks import ellipse_mask
 from dualsampler.metrics import SeamColorJump, compute_metrics
-from dualsampler.models import Judge
+from dualsampler.metrics.compute import NO_JUDGE_GIVEN, evaluate_images
+from dualsampler.metrics.evaluator import Evaluator
+from dualsampler.models import Judge, load_model
 from dualsampler.world import render_composite, render_texture
 
 PAIRS = [("red stripes", "blue dots"), ("green checker", "yellow waves"), ("purple grid", "orange blobs")] * 2
@@ -45,7 +48,9 @@ def test_keys_follow_the_inputs_given(batch, judge):
     everything = compute_metrics(images, masks, batch["base_prompts"], batch["mask_prompts"],
                                  references=batch["references"], judge=judge, real_images=batch["real_images"])
     assert set(everything) == {"seam/gradient_ratio", "seam/color_jump", "perceptual/judge", "seam/perceptual",
-                               "region_accuracy/inside", "region_accuracy/outside", "fid/judge", "kid/judge"}
+                               "region_accuracy/inside", "region_accuracy/outside", "region_color/inside",
+                               "region_color/outside", "region_pattern/inside", "region_pattern/outside",
+                               "fid/judge", "kid/judge", "kid/judge_std"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in everything.values())
 
 
@@ -75,3 +80,37 @@ def test_fid_in_inception_space_needs_the_vision_extra(batch):
     with pytest.raises(ImportError, match=r"pip install 'dualsampler\[vision\]'"):
         compute_metrics(batch["images"], batch["masks"], None, None, real_images=batch["real_images"],
                         fid_features="inception")
+
+
+def test_without_a_judge_its_metrics_are_absent_with_the_reason_and_no_judge_is_loaded(batch, monkeypatch):
+    import dualsampler.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compute_metrics loaded the world")
+
+    monkeypatch.setattr(dualsampler.models, "load_world", refuse)
+    images, masks = batch["images"], batch["masks"]
+    args = (images, masks, batch["base_prompts"], batch["mask_prompts"])
+    kwargs = dict(references=batch["references"], real_images=batch["real_images"], perceptual="judge")
+    assert set(compute_metrics(*args, **kwargs)) == {"seam/gradient_ratio", "seam/color_jump"}
+    absent = evaluate_images(*args, **kwargs).absent
+    judged = {f"region_{share}/{where}" for share in ("accuracy", "color", "pattern") for where in ("inside", "outside")}
+    judged |= {"perceptual/judge", "seam/perceptual", "fid/judge", "kid/judge", "kid/judge_std"}
+    assert absent == dict.fromkeys(judged, NO_JUDGE_GIVEN)
+
+
+def test_per_image_rows_are_the_evaluators_for_the_same_images():
+    world = load_model("world")
+    mask = ellipse_mask(128, 128)
+    images = world.reference_images("red stripes", [(mask, "blue dots")], [3, 4, 5])
+    images = (images + 0.05 * torch.randn(images.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    references = world.reference_images("red stripes", [(mask, "blue dots")], [3, 4, 5])
+    evaluated = evaluate_images(images, mask, "red stripes", "blue dots", references=references, judge=world.judge,
+                                perceptual="judge")
+    evaluation = Evaluator(perceptual="judge", real_images=0).start(world, "cpu")
+    evaluation.update(images, [3, 4, 5], "red stripes", [(mask, "blue dots")])
+    aggregates, rows = evaluation.compute()
+    assert [row.pop("image") for row in evaluated.rows] == [0, 1, 2]
+    assert [{key: value for key, value in row.items() if key != "seed"} for row in rows] == evaluated.rows
+    assert "judge/inside" in evaluated.rows[0] and "seam/perceptual" in evaluated.rows[0]
+    assert evaluated.values == aggregates

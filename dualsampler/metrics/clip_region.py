@@ -107,10 +107,11 @@ class RegionCLIPScore(Metric):
         tokens = {k: v.to(device) for k, v in tokens.items()}
         return F.normalize(_features(self.clip.get_text_features(**tokens)).float(), dim=-1)
 
-    def update(self, images: Tensor, masks: Tensor, own_prompts: str | Sequence[str],
-               other_prompts: str | Sequence[str]) -> None:
-        """Add the per-image shares of a batch; `own_prompts`/`other_prompts`: this region's prompt and the other
-        region's, per image."""
+    def read(self, images: Tensor, masks: Tensor, own_prompts: str | Sequence[str],
+             other_prompts: str | Sequence[str]) -> Tensor:
+        """Per image, the share of its region's crops closer to its own prompt than to the other region's ->
+        float64 [B] on the CPU, NaN where the region holds no whole crop; `own_prompts`/`other_prompts`: this
+        region's prompt and the other region's, per image."""
         check_images(images)
         own = check_prompts(own_prompts, images.shape[0], "own_prompts")
         other = check_prompts(other_prompts, images.shape[0], "other_prompts")
@@ -121,23 +122,30 @@ class RegionCLIPScore(Metric):
         mask = prepare_masks(masks, images)
         region = erode(mask, self.band_width) if self.region == "inside" else 1 - dilate(mask, self.band_width)
         rows = select_patches(region, patch, self.stride or max(patch // 2, 1), self.max_patches)
-        unreadable = images.shape[0] - len(rows[:, 0].unique())
+        n = len(own)
+        unreadable = n - len(rows[:, 0].unique())
         if unreadable and not self.unreadable_reported:
             log.info("region_clip/%s: %d of %d images have no whole %d px crop in the region (band %d px): "
-                     "no value for them", self.region, unreadable, images.shape[0], patch, self.band_width)
+                     "no value for them", self.region, unreadable, n, patch, self.band_width)
             self.unreadable_reported = True
         if not len(rows):
-            return
+            return torch.full((n,), math.nan, dtype=torch.float64)
         image = rows[:, 0]
         crops = self.image_features(crop_patches(images, rows, patch))
         texts = self.text_features(own + other).to(crops.device)
-        n = len(own)
         closer_to_own = (crops * texts[image]).sum(-1) > (crops * texts[n + image]).sum(-1)
-        image = image.to(self.total.device)
-        hits = torch.bincount(image, weights=closer_to_own.to(self.total.device, torch.float64), minlength=n)
+        image = image.cpu()
+        hits = torch.bincount(image, weights=closer_to_own.cpu().to(torch.float64), minlength=n)
         seen = torch.bincount(image, minlength=n)
-        self.total += (hits / seen.clamp(min=1)).sum()
-        self.count += (seen > 0).sum()
+        return torch.where(seen > 0, hits / seen.clamp(min=1), math.nan)
+
+    def update(self, images: Tensor, masks: Tensor, own_prompts: str | Sequence[str],
+               other_prompts: str | Sequence[str]) -> None:
+        """Add the per-image shares of a batch (`read`)."""
+        shares = self.read(images, masks, own_prompts, other_prompts).to(self.total.device)
+        read = ~shares.isnan()
+        self.total += shares[read].sum()
+        self.count += read.sum()
 
     def compute(self) -> Tensor:
         """Mean share over images whose region was read; NaN when none was."""

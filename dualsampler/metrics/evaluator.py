@@ -5,12 +5,10 @@ values and one row of values per image."""
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,23 +16,21 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from ..validation import BOUNDS, check_bool, check_bounded, check_choice, check_int, check_text
-from .reference import METRIC_KEYS, MIN_GENERATED, ReferenceSet, reference_fid_kid
-from .clip_score import clip_scores, full_prompt, load_clip, region_clip_scores
-from .background import BACKGROUND_KEYS, NO_INPUT, check_background, masked_lpips, masked_psnr, masked_ssim, shrink
+from .background import BACKGROUND_KEYS, NO_INPUT, check_background, shrink
+from .clip_score import load_clip
 from .features import frozen
 from .fid import frechet_distance, kernel_distance
 from .inputs import check_images, prepare_masks
+from .measure import JUDGE_PATCH, Measurement
 from .optional import lpips_weights
+from .per_image import SHARES, Batch, Regions, Tools
 from .perceptual import PERCEPTUAL, lpips_metric, perceptual_metric
-from .region_accuracy import RegionAccuracy, RegionReading, most_frequent
-from .seam import SeamColorJump, SeamGradientRatio, SeamPerceptual
+from .reference import METRIC_KEYS, MIN_GENERATED, ReferenceSet, reference_fid_kid
 
 log = logging.getLogger(__name__)
 REAL_SEED_OFFSET = 1_000_000  # seeds of the rendered real set of FID/KID, away from the sampled seeds
-JUDGE_PATCH = 32  # pixels: the judge reads 32 px patches, so a canvas under it cannot be judged
 MAX_REGIONS = int(BOUNDS["regions"].high)  # regions of one item (validation.BOUNDS, as manifests and configs)
 REAL_BATCH = 32  # reference composites of the real set read by the judge at once
-SHARES = ("accuracy", "color", "pattern")  # region_<share>/<region>: read right in full, in colour, in pattern
 NO_JUDGE = "the model has no judge (only the embedded world's textures can be judged)"
 NO_REFERENCES = "the model renders no reference images (only the embedded world does)"
 
@@ -176,44 +172,6 @@ def to_canvas(images: Tensor, regions: Sequence[tuple[Tensor, str]],
     return judged, [((mask[0] >= 0.5).float(), prompt) for mask, (_, prompt) in zip(masks, regions)]
 
 
-class ImageMean(Metric):
-    """Mean of per-image values (float64, NaN where an image had nothing to read, left out); NaN when none was read.
-
-    update(values [B]); `forward` gives the batch's mean, so one image's value comes back as float32."""
-
-    is_differentiable = False
-    full_state_update = False
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, values: Tensor) -> None:
-        """Add the read values of a batch."""
-        values = values.to(self.total.device, torch.float64).reshape(-1)
-        read = ~values.isnan()
-        self.total += values[read].sum()
-        self.count += read.sum()
-
-    def compute(self) -> Tensor:
-        """Mean over the values read; NaN when none was."""
-        return torch.where(self.count > 0, self.total / self.count.clamp(min=1), math.nan).float()
-
-
-def image_value(reader: Metric, *inputs: Any) -> Tensor:
-    """One image's value of a region reader (RegionCLIPScore: `total` and `count` states), as a
-    float64 scalar, NaN when its region could not be read; the reader's state is cleared first."""
-    reader.reset()
-    reader.update(*inputs)
-    return torch.where(reader.count > 0, reader.total / reader.count.clamp(min=1), math.nan)
-
-
-def mean_over_regions(values: Sequence[Tensor]) -> Tensor:
-    """The mean of per-region float64 values over the regions read (NaN left out); NaN when none was."""
-    return torch.stack(list(values)).nanmean()
-
-
 @dataclass
 class Item:
     """One update's item at image size: its base prompt, its regions' masks (as given when the size matches, else
@@ -260,14 +218,6 @@ def fit_item(images: Tensor, base_prompt: str, regions: Sequence[tuple[Tensor, s
     return Item(base_prompt, masks, prompts, stacked.amax(dim=0), [mask * alone for mask in binary])
 
 
-Update = Callable[[Metric, dict[str, Any]], Tensor]
-
-
-def share_of(reading: RegionReading, share: str) -> Tensor:
-    """One image's `share` (accuracy | color | pattern) of a region reading of that image alone."""
-    return getattr(reading, share)[0]
-
-
 def lpips_reason() -> str | None:
     """Why `lpips/alex` cannot run here (the missing package or weights), None when it can."""
     try:
@@ -277,11 +227,17 @@ def lpips_reason() -> str | None:
     return None
 
 
+def regions_of(item: Item) -> Regions:
+    """An item's regions as the per-image functions read them."""
+    return Regions(item.masks, item.union, item.own)
+
+
 @dataclass
 class Evaluation:
     """Per-batch updates (`update(images, seeds, base_prompt, regions, item, inputs, keep)`), then
     `compute() -> (aggregates, per-image rows)`; `absent` then names every key of
-    `settings.keys(regions seen, inputs=True)` not computed, with its reason."""
+    `settings.keys(regions seen, inputs=True)` not computed, with its reason. The metrics are the registry's
+    families, run by one `Measurement` (measure.py) with what the model offers: its judge and reference images."""
 
     settings: Evaluator
     model: Any
@@ -291,115 +247,64 @@ class Evaluation:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.rows: list[dict[str, Any]] = []
         self.items: dict[str | None, Item] = {}  # each item's latest update at the judge's canvas, in order
-        self.per_image: dict[str, tuple[Metric, Update]] = {}
-        self.per_region: list[dict[str, tuple[Metric, Update]]] = []  # region k's keys, once an item has 2+ regions
-        self.readers: dict[str, Metric] = {}
-        self.aggregate_only: dict[str, Metric] = {}
-        self.background: dict[str, ImageMean] = {"background/psnr": ImageMean(), "background/ssim": ImageMean()}
-        self.lpips: Metric | None = None
-        self.reasons: dict[str, str] = {}  # why a key the settings name is not measured, known before any image
         self.inputs_seen = False
         self.regions_seen = 1
         self.recorded: dict[str, Any] = {}  # the models metrics were measured with (result.json `measured_with`)
         self.references: ReferenceSet | None = None  # fid/inception's real set, made at the first batch's canvas
         self.generated: list[Tensor] = []  # Inception features of every judged image, on the CPU
         world_judge = getattr(self.model, "judge", None)
-        self.judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
-        self.reference_images = getattr(self.model, "reference_images", None) if self.judge is not None else None
-        self.per_image["seam/gradient_ratio"] = (SeamGradientRatio(s.band_width),
-                                                 lambda m, b: m(b["image"], b["union"]))
-        self.per_image["seam/color_jump"] = (SeamColorJump(s.band_width), lambda m, b: m(b["image"], b["union"]))
-        if self.judge is not None:
-            self._add_judge()
-        if s.clip is not None:
-            self._add_clip(s.clip)
-        metrics = [*self.readers.values(), *self.aggregate_only.values(), *self.background.values(),
-                   *(m for m, _ in self.per_image.values())]
-        for metric in metrics:
-            metric.to(self.device)
-
-    def _add_judge(self) -> None:
-        """Region shares; with the model's reference images the perceptual distances and FID/KID."""
-        s = self.settings
-        self.readers["inside"] = RegionAccuracy(self.judge, "inside", s.band_width)
-        self.readers["outside"] = RegionAccuracy(self.judge, "outside", s.band_width)
-        for share in SHARES:
-            self.per_image[f"region_{share}/inside"] = (ImageMean(), lambda m, b, share=share: m(mean_over_regions(
-                [share_of(reading, share) for reading in b["inside"]])))
-            self.per_image[f"region_{share}/outside"] = (
-                ImageMean(), lambda m, b, share=share: m(share_of(b["outside"], share)))
-        if self.reference_images is None:
-            return
-        if s.references:
-            key, metric = perceptual_metric(s.perceptual, self.judge)
-            self.per_image[key] = (metric, lambda m, b: m(b["judged"], b["reference"]))
-            self.per_image["seam/perceptual"] = (SeamPerceptual(self.judge, s.band_width),
-                                                 lambda m, b: m(b["judged"], b["judge_item"].union, b["reference"]))
+        judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
+        self.reference_images = getattr(self.model, "reference_images", None) if judge is not None else None
+        tools = Tools(s.band_width, judge)
+        available, reasons = {"prompts"}, {}
+        no_references = NO_JUDGE if judge is None else NO_REFERENCES
+        missing = {"judge": NO_JUDGE, "references": no_references, "real_images": no_references, "input": NO_INPUT}
+        set_level: dict[str, Metric] = {}
+        if judge is not None:
+            available.add("judge")
+        if self.reference_images is not None and s.references:
+            available.add("references")
+            key, metric = perceptual_metric(s.perceptual, judge)
+            tools.perceptual = (key, metric.to(self.device))
+            if key.startswith("lpips/"):
+                available.add("lpips")
             for other in s.perceptual_keys():
                 if other != key:
                     why = lpips_reason() if other.startswith("lpips/") else f"the weights of {key} are on disk"
-                    self.reasons[other] = f"metrics.perceptual={s.perceptual} measures {key} instead: {why}"
-        if s.real_images:
-            self.aggregate_only = {"fid/judge": frechet_distance("judge", self.judge),
-                                   "kid/judge": kernel_distance("judge", self.judge)}
+                    reasons[other] = f"metrics.perceptual={s.perceptual} measures {key} instead: {why}"
+        if self.reference_images is not None and s.real_images:
+            available.add("real_images")
+            set_level = {"fid/judge": frechet_distance("judge", judge).to(self.device),
+                         "kid/judge": kernel_distance("judge", judge).to(self.device)}
+        if s.clip is not None:
+            from .clip_region import RegionCLIPScore
 
-    def _add_clip(self, folder: str) -> None:
-        """region_clip/inside: per image the mean over its regions of the share of region k's crops CLIP places
-        closer to its prompt than to the base prompt; region_clip/outside: the mean over its regions of the share
-        of the crops outside all regions closer to the base prompt than to region k's prompt."""
-        from .clip_region import RegionCLIPScore
+            available.add("clip")
+            tools.clip = load_clip(s.clip)
+            tools.region_clip = {side: RegionCLIPScore(s.clip, side, s.band_width) for side in ("inside", "outside")}
+            self.recorded["clip"] = tools.clip.record
+        for reader in [*tools.readers.values(), *tools.region_clip.values()]:
+            reader.to(self.device)
+        self.measurement = Measurement(tools, available, missing=missing, reasons=reasons, set_level=set_level,
+                                       order=s.keys(MAX_REGIONS, inputs=True))
 
-        band = self.settings.band_width
-        inside = self.readers["clip_inside"] = RegionCLIPScore(folder, "inside", band)
-        outside = self.readers["clip_outside"] = RegionCLIPScore(folder, "outside", band)
-        self.per_image["region_clip/inside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
-            image_value(inside, b["image"], own, [prompt], [b["item"].base])
-            for own, prompt in zip(b["item"].own, b["item"].prompts)])))
-        self.per_image["region_clip/outside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
-            image_value(outside, b["image"], b["union"], [b["item"].base], [prompt]) for prompt in b["item"].prompts])))
-        self.clip = load_clip(folder)
-        self.recorded["clip"] = self.clip.record
-        self.per_image["clip_score/image"] = (ImageMean(), lambda m, b: m(clip_scores(
-            b["image"], full_prompt(b["item"].base, b["item"].prompts), self.clip).double()))
-        self.per_image["clip_score/inside"] = (ImageMean(), lambda m, b: m(mean_over_regions([
-            region_clip_scores(b["image"], mask, prompt, self.clip)[0].double()
-            for mask, prompt in zip(b["item"].masks, b["item"].prompts)])))
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per image evaluated so far: its seed (and item), its values and the judge's readings."""
+        return self.measurement.rows
 
-    def _region_metrics(self, k: int) -> dict[str, tuple[Metric, Update]]:
-        """Region k's per-image metrics: its shares on its own part (judge), the seam metrics of its mask."""
-        band = self.settings.band_width
-        metrics: dict[str, tuple[Metric, Update]] = {}
-        if self.judge is not None:
-            for share in SHARES:
-                metrics[f"region_{share}/region{k}"] = (
-                    ImageMean(), lambda m, b, share=share: m(share_of(b["inside"][k], share)))
-        metrics[f"seam/gradient_ratio/region{k}"] = (SeamGradientRatio(band),
-                                                     lambda m, b: m(b["image"], b["item"].masks[k]))
-        metrics[f"seam/color_jump/region{k}"] = (SeamColorJump(band), lambda m, b: m(b["image"], b["item"].masks[k]))
-        if self.settings.clip is not None:
-            metrics[f"clip_score/region{k}"] = (ImageMean(), lambda m, b: m(region_clip_scores(
-                b["image"], b["item"].masks[k], b["item"].prompts[k], self.clip).double()))
-        for metric, _ in metrics.values():
-            metric.to(self.device)
-        return metrics
-
-    def _background_values(self, images: Tensor, inputs: Tensor, keep: Tensor) -> dict[str, Tensor]:
-        """Per image of a checked batch (background.check_background): background/psnr, ssim and, where LPIPS
-        runs here, lpips (its model made on the first batch with inputs)."""
-        values = {"background/psnr": masked_psnr(images, inputs, keep),
-                  "background/ssim": masked_ssim(images, inputs, keep)}
-        if self.lpips is None and "background/lpips" not in self.reasons:
-            reason = lpips_reason()
-            if reason is None:
-                self.lpips = lpips_metric("alex").to(self.device)
-                self.background["background/lpips"] = ImageMean().to(self.device)
-            else:
-                self.reasons["background/lpips"] = reason
-        if self.lpips is not None:
-            values["background/lpips"] = masked_lpips(self.lpips, images, inputs, keep)
-        return values
+    def _prepare_lpips(self) -> None:
+        """On the first batch with inputs: LPIPS for `background/lpips` where it runs here, else its reason."""
+        measurement = self.measurement
+        if measurement.tools.lpips is not None or "lpips" in measurement.missing:
+            return
+        reason = lpips_reason()
+        if reason is None:
+            measurement.tools.lpips = lpips_metric("alex").to(self.device)
+            measurement.available.add("lpips")
+        else:
+            measurement.missing["lpips"] = reason
 
     def update(self, images: Tensor, seeds: Sequence[int], base_prompt: str, regions: Sequence[tuple[Tensor, str]],
                item: str | None = None, inputs: Tensor | None = None, keep: Tensor | None = None) -> None:
@@ -407,7 +312,7 @@ class Evaluation:
         `regions` (mask [H,W] at image size or an integer fraction of it, prompt), later regions on top; `item`
         names the item in the rows (None: no name). An item that starts from input images gives them, `inputs`
         [B,3,h,w] in [0,1] (at most the images' size), with `keep` [h,w] (1 where the input was to be kept).
-        Every metric updated once per image."""
+        Every metric measured once per image."""
         images = check_images(images).to(self.device)
         seeds = list(seeds)
         if len(seeds) != images.shape[0]:
@@ -417,52 +322,27 @@ class Evaluation:
         fitted = fit_item(images, base_prompt, regions)
         judged, judge_regions = to_canvas(images, fitted.regions, self.canvas)
         judge_item = fitted if judged is images else fit_item(judged, base_prompt, judge_regions)
-        background: dict[str, Tensor] = {}
         if (inputs is None) != (keep is None):
             raise ValueError("inputs and keep must be given together (the input images and the mask of the pixels "
                              f"to keep), got inputs={'None' if inputs is None else 'a tensor'}, "
                              f"keep={'None' if keep is None else 'a tensor'}")
+        background = None
         if inputs is not None:
             if not isinstance(inputs, Tensor) or not isinstance(keep, Tensor):
                 raise ValueError("inputs and keep must be tensors")
-            checked = check_background(images, inputs.to(self.device), keep.to(self.device))
-            background = self._background_values(*checked)
+            background = check_background(images, inputs.to(self.device), keep.to(self.device))
+            self._prepare_lpips()
             self.inputs_seen = True
         self.items[item] = judge_item
         self.regions_seen = max(self.regions_seen, len(fitted.masks))
-        regions_metrics = []
-        if len(fitted.masks) > 1:
-            self.per_region += [self._region_metrics(k) for k in range(len(self.per_region), len(fitted.masks))]
-            regions_metrics = self.per_region[:len(fitted.masks)]
         references = None
-        if "seam/perceptual" in self.per_image:
+        if "references" in self.measurement.available:
             references = self.reference_images(judge_item.base, judge_item.regions, seeds).to(self.device)
-        for k, seed in enumerate(seeds):
-            one: dict[str, Any] = {"image": images[k:k + 1], "union": fitted.union, "item": fitted,
-                                   "judged": judged[k:k + 1], "judge_item": judge_item,
-                                   "reference": None if references is None else references[k:k + 1]}
-            row: dict[str, Any] = {"seed": seed} if item is None else {"seed": seed, "item": item}
-            with self.judge.reuse() if self.judge is not None else nullcontext():
-                if self.judge is not None:
-                    one["inside"] = [self.readers["inside"].read(one["judged"], own, [prompt])
-                                     for own, prompt in zip(judge_item.own, judge_item.prompts)]
-                    one["outside"] = self.readers["outside"].read(one["judged"], judge_item.union, [judge_item.base])
-                for metrics in [self.per_image, *regions_metrics]:
-                    for key, (metric, update) in metrics.items():
-                        value = float(update(metric, one))
-                        if not math.isnan(value):  # NaN: this image's region was too small to read
-                            row[key] = value
-            for key, values in background.items():
-                value = float(self.background[key](values[k:k + 1]))
-                if not math.isnan(value):  # NaN: nothing of this image was to be kept
-                    row[key] = value
-            if self.judge is not None:
-                row.update(judge_readings(one["inside"], one["outside"]))
-            self.rows.append(row)
-        if self.aggregate_only:
-            with self.judge.reuse():
-                for metric in self.aggregate_only.values():
-                    metric.update(judged, real=False)
+        count = images.shape[0]
+        batch = Batch(images, [fitted.base] * count, [[prompt] * count for prompt in fitted.prompts],
+                      regions_of(fitted), judged, regions_of(judge_item), references, background)
+        meta: dict[str, Any] = {} if item is None else {"item": item}
+        self.measurement.add(batch, [{"seed": seed, **meta} for seed in seeds])
         if self.settings.reference is not None:
             self._add_inception_features(judged)
 
@@ -478,57 +358,21 @@ class Evaluation:
     def compute(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Aggregate values over every image of every item so far (region k's over the images of items that have
         it, the background's over the images that had inputs), and the per-image rows."""
-        results = {}
-        for k, metrics in [(None, self.per_image), *enumerate(self.per_region)]:
-            for key, (metric, _) in metrics.items():
-                value = float(metric.compute())
-                if math.isnan(value):
-                    self.absent[key] = "no image had a region large enough to read" if k is None else (
-                        f"no image had region {k} large enough to read (the part of its mask no other region "
-                        f"covers holds no whole {JUDGE_PATCH} px patch {self.settings.band_width} px from its edge)")
-                else:
-                    results[key] = value
-        if self.inputs_seen:
-            for key, metric in self.background.items():
-                value = float(metric.compute())
-                if math.isnan(value):
-                    self.absent[key] = ("no image kept a pixel (keep was 0 everywhere)" if key != "background/ssim"
-                                        else "no kept pixel lies 5 px inside keep (the SSIM window's half-size)")
-                else:
-                    results[key] = value
-        if self.aggregate_only:
-            if len(self.rows) < 2:
-                self.absent["fid/judge"] = self.absent["kid/judge"] = "FID/KID need at least 2 images"
-            else:
-                self._add_real_images()
-                for key, metric in self.aggregate_only.items():
-                    value = metric.compute()
-                    results[key] = float(value[0] if isinstance(value, tuple) else value)
-                    if isinstance(value, tuple):
-                        results[f"{key}_std"] = float(value[1])
+        measurement = self.measurement
+        if measurement.set_level and len(self.rows) >= 2:
+            self._add_real_images()
+        results, absent = measurement.compute(self.settings.keys(self.regions_seen, inputs=True),
+                                              self.settings.band_width)
         if self.references is not None:
             values, missing = reference_fid_kid(torch.cat(self.generated), self.references.features(self.device),
                                                 min_generated=self.settings.reference_min_generated)
-            results.update(values)
-            self.absent.update(missing)
-        for key in self.settings.keys(self.regions_seen, inputs=True):
-            if key not in results and key not in self.absent:
-                self.absent[key] = self._reason(key)
+            results = measurement.ordered({**results, **values})
+            absent = {key: reason for key, reason in absent.items() if key not in values}
+            absent.update(missing)
+        self.absent.update(absent)
         for key, reason in self.absent.items():
             log.info("%s absent: %s", key, reason)
         return results, self.rows
-
-    def _reason(self, key: str) -> str:
-        """Why `key` (named by the settings) was not measured."""
-        if key in self.reasons:
-            return self.reasons[key]
-        if key.startswith("background/"):
-            return NO_INPUT
-        if self.judge is None:
-            return NO_JUDGE
-        if self.reference_images is None:
-            return NO_REFERENCES
-        return "not measured by this evaluation"
 
     def _add_real_images(self) -> None:
         """The real set: `real_images` reference composites at the judge's canvas, image i of item i mod (items
@@ -538,17 +382,4 @@ class Evaluation:
             seeds = [REAL_SEED_OFFSET + i for i in range(index, self.settings.real_images, len(items))]
             for start in range(0, len(seeds), REAL_BATCH):
                 real = self.reference_images(fitted.base, fitted.regions, seeds[start:start + REAL_BATCH])
-                real = real.to(self.device)
-                with self.judge.reuse():
-                    for metric in self.aggregate_only.values():
-                        metric.update(real, real=True)
-
-
-def judge_readings(inside: list[RegionReading], outside: RegionReading) -> dict[str, str]:
-    """One image's `judge/<r>`: the judge's most frequent reading of its patches inside (over every region's own
-    part), outside and, for 2+ regions, in each region; regions without a read patch are left out."""
-    named = {"judge/inside": [r for reading in inside for r in reading.readings[0]],
-             "judge/outside": outside.readings[0]}
-    if len(inside) > 1:
-        named.update({f"judge/region{k}": reading.readings[0] for k, reading in enumerate(inside)})
-    return {key: most_frequent(readings) for key, readings in named.items() if readings}
+                self.measurement.add_real(real.to(self.device))

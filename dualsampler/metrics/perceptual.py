@@ -48,14 +48,26 @@ class JudgePerceptualDistance(Metric):
 
     def update(self, images: Tensor, references: Tensor) -> None:
         """Add the per-image distances of a batch."""
-        check_pair(check_images(images), references)
-        value = layer_mean(self.judge.distance_maps(images, references))
+        value = judge_distances(self.judge, images, references)
         self.total += value.double().sum()
         self.count += value.shape[0]
 
     def compute(self) -> Tensor:
         """Mean distance over all images seen (0 before any update)."""
         return (self.total / self.count.clamp(min=1)).float()
+
+
+def judge_distances(judge: nn.Module, images: Tensor, references: Tensor) -> Tensor:
+    """Per image, `perceptual/judge` d(x, r) (JudgePerceptualDistance) -> float32 [B]."""
+    check_pair(check_images(images), references)
+    return layer_mean(frozen(judge).distance_maps(images, references))
+
+
+def lpips_distances(lpips: Metric, images: Tensor, references: Tensor) -> Tensor:
+    """Per image, the LPIPS of a torchmetrics LPIPS metric (`lpips_metric`, images in [0,1]) -> float32 [B]."""
+    check_pair(check_images(images), references)
+    with torch.no_grad():
+        return lpips.net(images, references, normalize=True).reshape(images.shape[0]).float()
 
 
 def lpips_metric(net: str = "alex") -> Metric:

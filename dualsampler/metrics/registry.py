@@ -1,5 +1,7 @@
-"""What every metric key means: one declaration per metric family (a key pattern such as `region_accuracy/<region>`)
-with its formula, direction, range, unit, what it needs, how it aggregates and the sample it needs.
+"""What every metric key means and how it is measured: one declaration per metric family (a key pattern such as
+`region_accuracy/<region>`) with its formula, direction, range, unit, what it needs (`needs` in words, `requires`
+from REQUIREMENTS), how it aggregates, the sample it needs and its per-image function (per_image.py; None for
+set-level and derived families). The Evaluator and `compute_metrics` run the families `measured` returns.
 
 Figures label their axes from it, the objective takes its direction from it, SPEC §13 lists it (a test keeps the
 two alike and checks that every key the evaluator can report has a family here). Derived keys
@@ -12,13 +14,25 @@ import math
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 
 from ..validation import check_text
+from . import per_image as fn
+from .per_image import PerImage
 
 DIRECTIONS = ("lower", "higher", "target", "none")  # none: a per-image reading (a string), not a score
 MEAN = "mean over images"
+REQUIREMENTS = {  # what a family may require (MetricInfo.requires); an evaluation knows which it has
+    "prompts": "a base prompt and each region's prompt per image",
+    "judge": "the embedded world's texture judge",
+    "references": "one reference composite per image",
+    "real_images": "a real image set read with the judge (fid/judge, kid/judge)",
+    "reference_set": "a reference set of real images (metrics.reference) and local Inception weights",
+    "clip": "a local CLIP folder",
+    "lpips": "torchvision and local LPIPS weights",
+    "input": "an input image per image (items that start from one)",
+}
 PLACEHOLDERS = {  # what a <placeholder> of a key pattern stands for
     "<region>": r"(?:inside|outside|region\d+)",  # region k counted from 0, items with 2+ regions
     "<side>": r"(?:inside|outside)",
@@ -38,7 +52,10 @@ class MetricInfo:
     `direction` (lower | higher | target: healthy at `target` | none), `low`..`high` its range, `unit` ('' for a
     pure number), `needs` (what must be present for it to be reported), `aggregate` (how a job's value is formed),
     `sample` (the images it needs), `min_images` (fewest images that give a value), `source` (a derived family: the
-    pattern of the `target` family it reads; per image |source - target|) and `caveat` (how it misleads, or '')."""
+    pattern of the `target` family it reads; per image |source - target|), `caveat` (how it misleads, or ''),
+    `requires` (REQUIREMENTS an evaluation must have to measure it), `per_image` (its per-image function, None
+    for set-level and derived families) and `empty` (the job's value when no image gave one, e.g. no seam;
+    None: the key is then absent)."""
 
     pattern: str
     meaning: str
@@ -53,6 +70,15 @@ class MetricInfo:
     target: float | None = None
     source: str | None = None
     caveat: str = ""
+    requires: tuple[str, ...] = ()
+    per_image: PerImage | None = field(default=None, compare=False, repr=False)
+    empty: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.requires) - set(REQUIREMENTS)
+        if unknown:
+            raise ValueError(f"{self.pattern}: requires must name REQUIREMENTS ({', '.join(REQUIREMENTS)}), "
+                             f"got {sorted(unknown)}")
 
     @property
     def range(self) -> str:
@@ -107,10 +133,12 @@ KID_SAMPLE = "2 generated and 2 real images; unbiased, so comparable across n, b
 FAMILIES: tuple[MetricInfo, ...] = (
     MetricInfo("seam/gradient_ratio", GRADIENT.format(of="the union of the regions"), "target", 0, math.inf,
                "", SEAM_NEEDS, MEAN + " with a seam (1 when none has one)", PER_IMAGE_SAMPLE, target=1.0,
-               caveat=GRADIENT_CAVEAT),
+               caveat=GRADIENT_CAVEAT,
+               per_image=fn.seam_gradient, empty=1.0),
     MetricInfo("seam/gradient_ratio/region<k>", GRADIENT.format(of="region k's own mask"), "target", 0, math.inf,
                "", SEAM_NEEDS + ("an item with 2+ regions",), MEAN + " with region k and a seam", PER_IMAGE_SAMPLE,
-               target=1.0, caveat=GRADIENT_CAVEAT),
+               target=1.0, caveat=GRADIENT_CAVEAT,
+               per_image=fn.seam_gradient_regions, empty=1.0),
     MetricInfo("seam/gradient_ratio_error", ERROR.format(of=""), "lower", 0, math.inf, "", SEAM_NEEDS,
                MEAN + " (derived: per image, then mean; not |mean G - 1|)", PER_IMAGE_SAMPLE,
                source="seam/gradient_ratio"),
@@ -118,59 +146,73 @@ FAMILIES: tuple[MetricInfo, ...] = (
                SEAM_NEEDS + ("an item with 2+ regions",), MEAN + " (derived: per image, then mean)",
                PER_IMAGE_SAMPLE, source="seam/gradient_ratio/region<k>"),
     MetricInfo("seam/color_jump", JUMP.format(of="the union of the regions"), "lower", 0, math.inf,
-               "colour spreads", SEAM_NEEDS, MEAN + " with a seam (0 when none has one)", PER_IMAGE_SAMPLE),
+               "colour spreads", SEAM_NEEDS, MEAN + " with a seam (0 when none has one)", PER_IMAGE_SAMPLE,
+               per_image=fn.seam_jump, empty=0.0),
     MetricInfo("seam/color_jump/region<k>", JUMP.format(of="region k's own mask"), "lower", 0, math.inf,
                "colour spreads", SEAM_NEEDS + ("an item with 2+ regions",), MEAN + " with region k and a seam",
-               PER_IMAGE_SAMPLE),
+               PER_IMAGE_SAMPLE,
+               per_image=fn.seam_jump_regions, empty=0.0),
     MetricInfo("seam/perceptual", "P = sum over judge layers of the band-weighted mean of d_l(x, r): the judge's "
                "perceptual distance, on the seam band only, between the image x and its hard-edged reference "
                "composite r (same seed)", "lower", 0, math.inf, "judge distance", SEAM_NEEDS + JUDGE_REFS,
                MEAN + " with a seam", PER_IMAGE_SAMPLE,
                caveat="measures how intact both textures stay up to the edge, not how smooth the seam is: the "
                       "reference has a hard cut, so it RISES as blending heals the seam; read it with "
-                      "`seam/gradient_ratio_error` and `seam/color_jump`"),
+                      "`seam/gradient_ratio_error` and `seam/color_jump`",
+               requires=("judge", "references"), per_image=fn.seam_perceptual, empty=0.0),
     MetricInfo("region_accuracy/<region>", "A = share of the judge's 32 px patches (at most 8, wholly in the region "
                "eroded/dilated by band_width) read as the region's prompt (inside: each region on its own prompt, "
                "mean over regions; outside: the base prompt outside all regions; `region<k>`: region k's own part)",
-               "higher", 0, 1, "share", ("judge",), MEAN + " whose region was read", ACCURACY_SAMPLE),
+               "higher", 0, 1, "share", ("judge",), MEAN + " whose region was read", ACCURACY_SAMPLE,
+               requires=("judge", "prompts"), per_image=fn.region_shares("accuracy")),
     MetricInfo("region_color/<region>", "share of the region's judge patches whose colour word is the prompt's "
                "(pattern ignored), patches as region_accuracy", "higher", 0, 1, "share", ("judge",),
-               MEAN + " whose region was read", ACCURACY_SAMPLE),
+               MEAN + " whose region was read", ACCURACY_SAMPLE,
+               requires=("judge", "prompts"), per_image=fn.region_shares("color")),
     MetricInfo("region_pattern/<region>", "share of the region's judge patches whose pattern word is the prompt's "
                "(colour ignored), patches as region_accuracy", "higher", 0, 1, "share", ("judge",),
-               MEAN + " whose region was read", ACCURACY_SAMPLE),
+               MEAN + " whose region was read", ACCURACY_SAMPLE,
+               requires=("judge", "prompts"), per_image=fn.region_shares("pattern")),
     MetricInfo("judge/<region>", "the judge's most frequent reading (a prompt string) of the image's patches in the "
                "region, in result.json's per_seed rows only", "none", math.nan, math.nan, "prompt", ("judge",),
-               "none (per image only)", "1 image whose region holds a whole 32 px judge patch"),
+               "none (per image only)", "1 image whose region holds a whole 32 px judge patch",
+               requires=("judge", "prompts"), per_image=fn.judge_readings),
     MetricInfo("region_clip/<side>", "share of the region's crops CLIP places closer to the region's own prompt than "
                "to the other side's (inside: each region against the base prompt; outside: the base prompt against "
                "each region's), mean over regions", "higher", 0, 1, "share", ("clip (a local CLIP folder)",),
-               MEAN + " whose region was read", PER_IMAGE_SAMPLE),
+               MEAN + " whose region was read", PER_IMAGE_SAMPLE,
+               requires=("clip", "prompts"), per_image=fn.region_clip),
     MetricInfo("perceptual/judge", "d(x, r) = sum_l mean_hw |f_l(x)/|f_l(x)| - f_l(r)/|f_l(r)||^2 on the judge's "
                "feature layers (LPIPS-style, unweighted) between the image and its reference composite",
                "lower", 0, math.inf, "judge distance", JUDGE_REFS, MEAN, PER_IMAGE_SAMPLE,
-               caveat="the reference composite has hard edges: a blended seam adds distance"),
+               caveat="the reference composite has hard edges: a blended seam adds distance",
+               requires=("judge", "references"), per_image=fn.perceptual_judge),
     MetricInfo("lpips/<net>", "LPIPS (Zhang et al. 2018, torchmetrics, net alex|vgg|squeeze) between the image and "
                "its reference composite", "lower", 0, 1, "LPIPS", JUDGE_REFS + ("torchvision and local LPIPS weights",),
-               MEAN, PER_IMAGE_SAMPLE, caveat="the reference composite has hard edges: a blended seam adds distance"),
+               MEAN, PER_IMAGE_SAMPLE, caveat="the reference composite has hard edges: a blended seam adds distance",
+               requires=("references", "lpips"), per_image=fn.perceptual_lpips),
     MetricInfo("fid/judge", "FID = |mu_r - mu_g|^2 + tr(S_r + S_g - 2 (S_r S_g)^1/2) over the judge's 128-d features "
                "of the job's images (g) and metrics.real_images rendered reference composites (r)", "lower", 0,
                math.inf, "judge-feature FID", ("judge", "real images (metrics.real_images > 0)"),
                "set-level: one value over all the job's images", FID_SAMPLE.format(dims=128), min_images=2,
-               caveat="judge features, not Inception: not comparable with published FIDs"),
+               caveat="judge features, not Inception: not comparable with published FIDs",
+               requires=("judge", "real_images")),
     MetricInfo("fid/inception", "FID over InceptionV3 pool3 features (2048-d, torch-fidelity's TF-ported network, "
                "as the FID literature) of the job's images against a reference set of real images", "lower", 0,
                math.inf, "Inception FID", ("a reference set (metrics.reference)", "local Inception weights"),
                "set-level: one value over all the job's images", FID_SAMPLE.format(dims=2048) + "; the runner asks "
-               "for at least 50 generated images (metrics.reference's min_generated)", min_images=2),
+               "for at least 50 generated images (metrics.reference's min_generated)", min_images=2,
+               requires=("reference_set",)),
     MetricInfo("kid/judge", "KID = unbiased MMD^2 with kernel (x.y / d + 1)^3 over the judge's features, mean over "
                "random subsets (seeded)", "lower", -math.inf, math.inf, "judge-feature KID",
                ("judge", "real images (metrics.real_images > 0)"), "set-level: one value over all the job's images",
-               KID_SAMPLE, min_images=2, caveat="unbiased: can be slightly negative when the sets match"),
+               KID_SAMPLE, min_images=2, caveat="unbiased: can be slightly negative when the sets match",
+               requires=("judge", "real_images")),
     MetricInfo("kid/inception", "KID over InceptionV3 pool3 features against the reference set, as kid/judge",
                "lower", -math.inf, math.inf, "Inception KID", ("a reference set (metrics.reference)",
                "local Inception weights"), "set-level: one value over all the job's images", KID_SAMPLE,
-               min_images=2),
+               min_images=2,
+               requires=("reference_set",)),
     MetricInfo("kid/<features>_std", "standard deviation of the KID over its random subsets: the KID's own "
                "uncertainty", "lower", 0, math.inf, "KID", ("as the KID",), "set-level: one value per job",
                KID_SAMPLE, min_images=2, caveat="0 when every subset is the whole set; it measures the estimate, "
@@ -180,18 +222,22 @@ FAMILIES: tuple[MetricInfo, ...] = (
                "`region<k>` the crop of region k's bounding box against its prompt, `inside` the mean over regions",
                "higher", 0, 100, "CLIPScore", ("clip (a local CLIP folder)",), MEAN, PER_IMAGE_SAMPLE,
                caveat="its scale depends on the CLIP model: compare within one; CLIP reads 77 tokens, so a long "
-                      "full prompt is cut"),
+                      "full prompt is cut",
+               requires=("clip", "prompts"), per_image=fn.clip_score),
     MetricInfo("background/psnr", "PSNR = 10 log10(1 / MSE) over the kept pixels (keep = outside every region's "
                "grown mask) between the image and its input image: how much of the input's background the job "
                "kept", "higher", 0, 100, "dB", ("an input image (items that start from one)",), MEAN + " with an input",
-               PER_IMAGE_SAMPLE, caveat="capped at 100 dB: an unchanged background reads 100"),
+               PER_IMAGE_SAMPLE, caveat="capped at 100 dB: an unchanged background reads 100",
+               requires=("input",), per_image=fn.background_psnr),
     MetricInfo("background/ssim", "SSIM (Wang et al. 2004, 11 px Gaussian window) map's mean over the kept pixels "
                "between the image and its input image", "higher", -1, 1, "", ("an input image (items that start "
-               "from one)",), MEAN + " with an input", PER_IMAGE_SAMPLE),
+               "from one)",), MEAN + " with an input", PER_IMAGE_SAMPLE,
+               requires=("input",), per_image=fn.background_ssim),
     MetricInfo("background/lpips", "LPIPS between the input image and the image pasted on it where keep = 1 (so it "
                "sees only the kept pixels' changes)", "lower", 0, 1, "LPIPS",
                ("an input image (items that start from one)", "torchvision and local LPIPS weights"),
-               MEAN + " with an input", PER_IMAGE_SAMPLE),
+               MEAN + " with an input", PER_IMAGE_SAMPLE,
+               requires=("input", "lpips"), per_image=fn.background_lpips),
 )
 _COMPILED = [(_regex(info.pattern), info) for info in FAMILIES]
 _SOURCES = [(_regex(info.source), info) for info in FAMILIES if info.source is not None]  # derived families
@@ -206,6 +252,20 @@ def describe(key: str) -> MetricInfo:
             return info
     raise ValueError(f"metric {key!r} is not declared in dualsampler/metrics/registry.py (declared: "
                      f"{', '.join(info.pattern for info in FAMILIES)})")
+
+
+def requirements(key: str) -> tuple[str, ...]:
+    """What measuring `key` requires (REQUIREMENTS): its family's; a KID's standard deviation what its KID does."""
+    info = describe(key)
+    if info.pattern == "kid/<features>_std":
+        return describe(key.removesuffix("_std")).requires
+    return info.requires
+
+
+def measured(available: Iterable[str]) -> list[MetricInfo]:
+    """The families with a per-image function whose requirements are all in `available`, in declaration order."""
+    have = set(available)
+    return [info for info in FAMILIES if info.per_image is not None and set(info.requires) <= have]
 
 
 def axis_label(key: str) -> str:

@@ -9,6 +9,8 @@ Images [B,3,H,W] in [0,1]; masks [h,w], [B,h,w] or [B,1,h,w], at image or latent
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,12 +38,11 @@ class _SeamMetric(Metric):
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def _regions(self, images: Tensor, masks: Tensor) -> Tensor:
-        return boundary_regions(prepare_masks(masks, check_images(images)), self.band_width)
-
-    def _accumulate(self, values: Tensor, defined: Tensor) -> None:
-        self.total += torch.where(defined, values, torch.zeros_like(values)).double().sum()
-        self.count += defined.sum()
+    def _accumulate_values(self, values: Tensor) -> None:
+        """Add per-image values [B] (NaN where an image has no seam)."""
+        defined = ~values.isnan()
+        self.total += values[defined].double().sum().to(self.total.device)
+        self.count += defined.sum().to(self.count.device)
 
     def compute(self) -> Tensor:
         """Mean per-image value over images with a seam, or the no-seam value when there were none."""
@@ -76,14 +77,7 @@ class SeamGradientRatio(_SeamMetric):
 
     def update(self, images: Tensor, masks: Tensor) -> None:
         """Add the per-image ratios of a batch."""
-        regions = self._regions(images, masks)
-        sums, counts = region_sums(gradient_magnitude(images), regions)
-        sums = sums[:, 0]
-        band_count = counts[:, INNER_RING] + counts[:, OUTER_RING]
-        band = (sums[:, INNER_RING] + sums[:, OUTER_RING]) / band_count.clamp(min=1)
-        interiors = [INSIDE, OUTSIDE]
-        interior, number = interior_mean(sums[:, interiors] / counts[:, interiors].clamp(min=1), counts[:, interiors])
-        self._accumulate((band + EPS) / (interior + EPS), (band_count > 0) & (number > 0))
+        self._accumulate_values(gradient_ratios(images, masks, self.band_width))
 
 
 class SeamColorJump(_SeamMetric):
@@ -97,15 +91,7 @@ class SeamColorJump(_SeamMetric):
 
     def update(self, images: Tensor, masks: Tensor) -> None:
         """Add the per-image jumps of a batch."""
-        regions = self._regions(images, masks)
-        sums, counts = region_sums(torch.cat([images, images.square()], dim=1), regions)
-        means = sums / counts.clamp(min=1)[:, None]  # [B, 6, 4]: colour, then squared colour, per region
-        colour, square = means[:, :3], means[:, 3:]
-        interiors = [INSIDE, OUTSIDE]
-        variance = (square[..., interiors] - colour[..., interiors].square()).clamp(min=0).sum(dim=1)
-        variance, number = interior_mean(variance, counts[:, interiors])
-        jump = (colour[..., INNER_RING] - colour[..., OUTER_RING]).norm(dim=1) / (variance.sqrt() + EPS)
-        self._accumulate(jump, (counts[:, INNER_RING] > 0) & (counts[:, OUTER_RING] > 0) & (number > 0))
+        self._accumulate_values(color_jumps(images, masks, self.band_width))
 
 
 class SeamPerceptual(_SeamMetric):
@@ -123,6 +109,44 @@ class SeamPerceptual(_SeamMetric):
 
     def update(self, images: Tensor, masks: Tensor, references: Tensor) -> None:
         """Add the per-image band distances of a batch."""
-        check_pair(check_images(images), references)
-        band = self._regions(images, masks)[:, [INNER_RING, OUTER_RING]].sum(dim=1, keepdim=True)
-        self._accumulate(layer_mean(self.judge.distance_maps(images, references), band), band.sum(dim=(1, 2, 3)) > 0)
+        self._accumulate_values(perceptual_band_distances(self.judge, images, masks, references, self.band_width))
+
+
+def seam_regions(images: Tensor, masks: Tensor, band_width: int) -> Tensor:
+    """The boundary regions [B,4,H,W] (bands.py) of `masks` brought to the checked `images`' size."""
+    return boundary_regions(prepare_masks(masks, check_images(images)), check_width(band_width))
+
+
+def gradient_ratios(images: Tensor, masks: Tensor, band_width: int = 4) -> Tensor:
+    """Per image, `seam/gradient_ratio` G (SeamGradientRatio) -> float32 [B]; NaN where the mask has no seam."""
+    regions = seam_regions(images, masks, band_width)
+    sums, counts = region_sums(gradient_magnitude(images), regions)
+    sums = sums[:, 0]
+    band_count = counts[:, INNER_RING] + counts[:, OUTER_RING]
+    band = (sums[:, INNER_RING] + sums[:, OUTER_RING]) / band_count.clamp(min=1)
+    interiors = [INSIDE, OUTSIDE]
+    interior, number = interior_mean(sums[:, interiors] / counts[:, interiors].clamp(min=1), counts[:, interiors])
+    return torch.where((band_count > 0) & (number > 0), (band + EPS) / (interior + EPS), math.nan)
+
+
+def color_jumps(images: Tensor, masks: Tensor, band_width: int = 4) -> Tensor:
+    """Per image, `seam/color_jump` J (SeamColorJump) -> float32 [B]; NaN where the mask has no seam."""
+    regions = seam_regions(images, masks, band_width)
+    sums, counts = region_sums(torch.cat([images, images.square()], dim=1), regions)
+    means = sums / counts.clamp(min=1)[:, None]  # [B, 6, 4]: colour, then squared colour, per region
+    colour, square = means[:, :3], means[:, 3:]
+    interiors = [INSIDE, OUTSIDE]
+    variance = (square[..., interiors] - colour[..., interiors].square()).clamp(min=0).sum(dim=1)
+    variance, number = interior_mean(variance, counts[:, interiors])
+    jump = (colour[..., INNER_RING] - colour[..., OUTER_RING]).norm(dim=1) / (variance.sqrt() + EPS)
+    return torch.where((counts[:, INNER_RING] > 0) & (counts[:, OUTER_RING] > 0) & (number > 0), jump, math.nan)
+
+
+def perceptual_band_distances(judge: nn.Module, images: Tensor, masks: Tensor, references: Tensor,
+                              band_width: int = 4) -> Tensor:
+    """Per image, `seam/perceptual` P (SeamPerceptual) of images and their references -> float32 [B]; NaN where
+    the mask has no seam."""
+    check_pair(check_images(images), references)
+    band = seam_regions(images, masks, band_width)[:, [INNER_RING, OUTER_RING]].sum(dim=1, keepdim=True)
+    values = layer_mean(frozen(judge).distance_maps(images, references), band)
+    return torch.where(band.sum(dim=(1, 2, 3)) > 0, values, math.nan)
