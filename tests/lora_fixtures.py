@@ -1,10 +1,11 @@
-"""Tiny random LoRA files for the tiny SD 1.5 folder (tests/sd_fixtures.py), written once per test run: two UNet
+"""Tiny random LoRA files, written once per test run. For the tiny SD 1.5 folder (tests/sd_fixtures.py): two UNet
 LoRAs in diffusers' format (`StableDiffusionPipeline.save_lora_weights` of peft's state dicts), one that also
-patches the text encoder, and that one again in the kohya/A1111 layout. Their B matrices are random (peft's
-`init_lora_weights=False`), so each LoRA changes the UNet's output. Nothing is downloaded.
+patches the text encoder, and that one again in the kohya/A1111 layout. For the tiny Flux.1 dev folder
+(tests/flux_fixtures.py): two transformer LoRAs (`FluxPipeline.save_lora_weights`). Their B matrices are random
+(peft's `init_lora_weights=False`), so each LoRA changes its network's output. Nothing is downloaded.
 
-A test asks for the `lora_files` fixture (import it from here); under pytest-xdist the first worker builds the
-files in the run's shared base folder under a lock, the others read them.
+A test asks for the `lora_files` or `flux_lora_files` fixture (import it from here); under pytest-xdist the first
+worker builds the files in the run's shared base folder under a lock, the others read them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
 
+from flux_fixtures import FluxModels
 from sd_fixtures import SDModels
 
+Files = TypeVar("Files")
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+FLUX_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the double blocks' attention (single blocks: q, k, v)
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 RANK = 2
 ALPHA = 4  # alpha != rank: the files' scaling (alpha / rank = 2) must survive loading
@@ -37,16 +42,26 @@ class LoraFiles:
     kohya_text: Path  # with_text's weights in the kohya/A1111 key layout
 
 
-def _peft_state(module, targets: list[str], seed: int) -> dict:
-    """A random LoRA on `module` (rank RANK, alpha ALPHA, random A and B) as diffusers' state dict."""
+@dataclass(frozen=True)
+class FluxLoraFiles:
+    """The transformer LoRA files for the Flux.1 dev folder `dev`."""
+
+    dev: Path
+    a: Path  # seed 11
+    b: Path  # seed 12
+
+
+def _peft_state(module, targets: list[str], seed: int, convert: bool = True) -> dict:
+    """A random LoRA on `module` (rank RANK, alpha ALPHA, random A and B) as peft's state dict, or diffusers' older
+    layout (`lora.down`/`lora.up`, what the SD training scripts save) with `convert`."""
     import torch
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
 
     torch.manual_seed(seed)
     config = LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights=False, target_modules=targets)
-    model = inject_adapter_in_model(config, module)
-    return convert_state_dict_to_diffusers(get_peft_model_state_dict(model))
+    state = get_peft_model_state_dict(inject_adapter_in_model(config, module))
+    return convert_state_dict_to_diffusers(state) if convert else state
 
 
 def _metadata(targets: list[str]) -> dict:
@@ -101,21 +116,55 @@ def lora_files_in(sd15: Path, folder: Path) -> LoraFiles:
                      folder / "with_text.safetensors", folder / "kohya_text.safetensors")
 
 
-def built_once(sd_models: SDModels, root: Path) -> LoraFiles:
-    """The files under `root/lora_files`, written by the first process that asks (an flock'd marker file)."""
+def build_flux_lora_files(dev: Path, folder: Path) -> FluxLoraFiles:
+    """Write the transformer LoRA files of the Flux folder `dev` into `folder`."""
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = flux_lora_files_in(dev, folder)
+    for path, seed in ((files.a, 11), (files.b, 12)):
+        transformer = FluxTransformer2DModel.from_pretrained(dev / "transformer").eval()
+        FluxPipeline.save_lora_weights(folder, weight_name=path.name,
+                                       transformer_lora_layers=_peft_state(transformer, FLUX_TARGETS, seed, False),
+                                       transformer_lora_adapter_metadata=_metadata(FLUX_TARGETS))
+    return files
+
+
+def flux_lora_files_in(dev: Path, folder: Path) -> FluxLoraFiles:
+    return FluxLoraFiles(dev, folder / "flux_a.safetensors", folder / "flux_b.safetensors")
+
+
+def built_once(root: Path, name: str, build: Callable[[Path], Files], found: Callable[[Path], Files]) -> Files:
+    """The files under `root/name`, written by `build(folder)` in the first process that asks (an flock'd marker
+    file); `found(folder)` names them."""
     root.mkdir(parents=True, exist_ok=True)
-    folder, done = root / "lora_files", root / "lora_files.done"
-    with open(root / "lora_files.lock", "w") as lock:
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)
-            build_lora_files(sd_models.sd15, folder)
+            build(folder)
             done.touch()
-    return lora_files_in(sd_models.sd15, folder)
+    return found(folder)
+
+
+def shared_base(tmp_path_factory) -> Path:
+    """The run's base folder: under pytest-xdist the parent of each worker's, so one worker writes the files."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
 def lora_files(sd_models: SDModels, tmp_path_factory) -> LoraFiles:
-    """The tiny LoRA files, written once per test run (beside the SD folders under pytest-xdist)."""
-    base = tmp_path_factory.getbasetemp()
-    return built_once(sd_models, base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+    """The tiny SD 1.5 LoRA files, written once per test run."""
+    sd15 = sd_models.sd15
+    return built_once(shared_base(tmp_path_factory), "lora_files", lambda folder: build_lora_files(sd15, folder),
+                      lambda folder: lora_files_in(sd15, folder))
+
+
+@pytest.fixture(scope="session")
+def flux_lora_files(flux_models: FluxModels, tmp_path_factory) -> FluxLoraFiles:
+    """The tiny Flux.1 dev LoRA files, written once per test run."""
+    dev = flux_models.dev
+    return built_once(shared_base(tmp_path_factory), "flux_lora_files",
+                      lambda folder: build_flux_lora_files(dev, folder), lambda folder: flux_lora_files_in(dev, folder))

@@ -1,7 +1,7 @@
-"""A LoRA per sampler (issue 22) on the tiny SD 1.5 folder and its tiny random LoRAs (lora_fixtures.py): a LoRA
-changes the denoiser as diffusers' own fused LoRA does, in the kohya and the diffusers layout alike; two regions
-with two LoRAs run in one job, each forward computing exactly its sampler's LoRA alone; bad LoRA settings are
-refused before any model loads; a changed LoRA file changes the job's fingerprint."""
+"""A LoRA per sampler (issue 22) on the tiny SD 1.5 and Flux.1 dev folders and their tiny random LoRAs
+(lora_fixtures.py): a LoRA changes the denoiser as diffusers' own fused LoRA does, in the kohya and the diffusers
+layout alike; two regions with two LoRAs run in one job, each forward computing exactly its sampler's LoRA alone;
+bad LoRA settings are refused before any model loads; a changed LoRA file changes the job's fingerprint."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dualsampler.runner.job import JobParts, prepare_item, sample_batch
 from dualsampler.runner.settings import ConfigError
 from dualsampler.runner.specs import SamplerSpec
 from dualsampler.sampling.unet_denoiser import JointDenoiser
-from lora_fixtures import lora_files  # noqa: F401  (the tiny LoRA files, written once per run)
+from lora_fixtures import flux_lora_files, lora_files  # noqa: F401  (tiny LoRA files, written once per run)
 
 STEP = 500  # a schedule index: sigma = model_sampling.sigmas[STEP] maps to the integer timestep STEP
 
@@ -104,44 +104,78 @@ def compose_job(*overrides: str):
         return compose(config_name="config", overrides=list(overrides))
 
 
-def two_lora_regions(sd15, a, b) -> list[str]:
+def two_lora_regions(folder, a, b) -> list[str]:
     regions = (f"regions=[{{mask:{{shape:half,side:left}},prompt:'red dots',loras:['{a}']}},"
                f"{{mask:{{shape:half,side:right}},prompt:'blue stripes',loras:[{{path:'{b}',scale:0.8}}]}}]")
-    return ["model=diffusers", f"model.path={sd15}", "dual=fused", "steps=2", "height=32", "width=32", "seeds=1",
+    return ["model=diffusers", f"model.path={folder}", "dual=fused", "steps=2", "height=32", "width=32", "seeds=1",
             "logger=none", regions]
 
 
+def network(model) -> torch.nn.Module:
+    """The model's denoising network: a Flux transformer or a UNet."""
+    return model.transformer if hasattr(model, "transformer") else model.unet
+
+
+def tensors(value, change):
+    """`value` (a tensor, or a tuple/dict holding some) with `change` applied to every tensor in it."""
+    if isinstance(value, torch.Tensor):
+        return change(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(tensors(v, change) for v in value)
+    if isinstance(value, dict):
+        return {k: tensors(v, change) for k, v in value.items()}
+    return value
+
+
+def output(out) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out.sample
+
+
+def forward(net, args, kwargs) -> torch.Tensor:
+    return output(net(*args, **kwargs))
+
+
+FOLDERS = {"sd15": lambda request: (request.getfixturevalue("sd_models").sd15, request.getfixturevalue("lora_files")),
+           "flux": lambda request: (request.getfixturevalue("flux_models").dev,
+                                    request.getfixturevalue("flux_lora_files"))}
+
+
+@pytest.mark.parametrize("family", sorted(FOLDERS))
 @torch.no_grad()
-def test_two_regions_with_two_loras_in_one_job_each_forward_is_its_lora_alone(sd_models, lora_files):
-    """The job's fused run records every UNet forward with the adapter set active in it; each forward is then
-    recomputed on a model holding only that LoRA (or none): equal outputs, and no forward mixes two samplers."""
-    parts = JobParts.from_config(compose_job(*two_lora_regions(sd_models.sd15, lora_files.unet_a, lora_files.unet_b)))
+def test_two_regions_with_two_loras_in_one_job_each_forward_is_its_lora_alone(family, request):
+    """The job's fused run records every network forward with the adapter set active in it; each forward is then
+    recomputed on a model holding only that LoRA (or none): equal outputs, different from no LoRA, and no forward
+    holds two samplers' rows."""
+    folder, files = FOLDERS[family](request)
+    a, b = (files.unet_a, files.unet_b) if family == "sd15" else (files.a, files.b)
+    parts = JobParts.from_config(compose_job(*two_lora_regions(folder, a, b)))
     (item,) = parts.items
-    assert [r.spec.loras for r in item.regions] == [(LoraSpec(str(lora_files.unet_a)),),
-                                                    (LoraSpec(str(lora_files.unet_b), 0.8),)]
-    model = load_model(sd_models.sd15)
+    assert [r.spec.loras for r in item.regions] == [(LoraSpec(str(a)),), (LoraSpec(str(b), 0.8),)]
+    model = load_model(folder)
     calls = []
 
-    def record(unet, args, kwargs, out):
-        calls.append((getattr(unet, ACTIVE, ()), args[0].clone(), args[1].clone(),
-                      kwargs["encoder_hidden_states"].clone(), out.sample.clone()))
+    def record(net, args, kwargs, out):
+        calls.append((getattr(net, ACTIVE, ()), tensors(args, torch.clone), tensors(kwargs, torch.clone),
+                      output(out).clone()))
 
-    hook = model.unet.register_forward_hook(record, with_kwargs=True)
+    hook = network(model).register_forward_hook(record, with_kwargs=True)
     run, _ = prepare_item(parts, model, item, torch.device("cpu"))
     latent = sample_batch(parts, run, None, [0])
     hook.remove()
-    assert latent.shape == (1, 4, 16, 16) and torch.isfinite(latent).all()
-    names = {spec.adapter_name(): spec for region in item.regions for spec in region.spec.loras}
+    assert latent.shape == (1, model.latent_channels, 16, 16) and torch.isfinite(latent).all()
+    named = {LoraSpec(str(path)).adapter_name(): str(path) for path in (a, b)}
     seen = {active for active, *_ in calls}
-    assert seen == {(), ((LoraSpec(str(lora_files.unet_a)).adapter_name(), 1.0),),
-                    ((LoraSpec(str(lora_files.unet_b)).adapter_name(), 0.8),)}
-    assert all(x.shape[0] == 2 for _, x, *_ in calls)  # each sampler's cond and uncond, nobody else's rows
+    assert seen == {(), ((LoraSpec(str(a)).adapter_name(), 1.0),), ((LoraSpec(str(b)).adapter_name(), 0.8),)}
+    assert all(output_rows.shape[0] == 2 for *_, output_rows in calls)  # one sampler's cond and uncond alone
+    plain = network(load_model(folder))
     for active in seen:
-        alone = load_model(sd_models.sd15)
-        adapters = alone.load_loras([LoraSpec(names[name].path, scale) for name, scale in active])
-        activate_adapters(alone.unet, adapters)
-        for _, x, t, hidden, out in (c for c in calls if c[0] == active):
-            torch.testing.assert_close(alone.unet(x, t, encoder_hidden_states=hidden).sample, out, atol=1e-5, rtol=1e-5)
+        alone = load_model(folder)
+        activate_adapters(network(alone), alone.load_loras([LoraSpec(named[name], scale) for name, scale in active]))
+        mine = [c for c in calls if c[0] == active]
+        for _, args, kwargs, out in mine:
+            torch.testing.assert_close(forward(network(alone), args, kwargs), out, atol=1e-5, rtol=1e-5)
+        if active:
+            assert max((forward(plain, args, kwargs) - out).abs().max() for _, args, kwargs, out in mine) > 1e-3
 
 
 def test_a_job_records_and_fingerprints_its_lora_files(sd_models, lora_files, tmp_path):
