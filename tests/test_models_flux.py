@@ -171,9 +171,10 @@ def test_a_transformer_file_needs_the_other_weights_in_its_config_folder(flux_mo
         flux.load_single_file(flux_models.checkpoint, inspect_folder(folder, require_weights=False), torch.float32, CPU)
 
 
-def test_bfloat16_samples_finite_latents_near_float32(dev, flux_models):
-    model = load_model(flux_models.dev, dtype="bfloat16")
-    assert model.dtype == torch.bfloat16 and model.pipeline.text_encoder_2.dtype == torch.bfloat16
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_samples_finite_latents_near_float32(dev, flux_models, dtype):
+    model = load_model(flux_models.dev, dtype=dtype)
+    assert model.dtype == getattr(torch, dtype) and model.pipeline.text_encoder_2.dtype == model.dtype
     latent = torch.zeros(1, 16, 4, 4)
     out = KSampler(model.denoiser("red dots"), "euler", "simple").sample(latent, seed=0, steps=3)
     reference = KSampler(dev.denoiser("red dots"), "euler", "simple").sample(latent, seed=0, steps=3)
