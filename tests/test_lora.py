@@ -231,3 +231,10 @@ def test_a_region_with_a_bad_lora_fails_the_job_before_any_model_loads(sd_models
     overrides = two_lora_regions(sd_models.sd15, lora_files.unet_a, "gone.safetensors")
     with pytest.raises(ConfigError, match=r"regions\[1\]: loras\[0\]\.path must be an existing LoRA file"):
         JobParts.from_config(compose_job(*overrides))
+
+
+def test_the_world_model_refuses_a_sampler_with_loras(lora_files):
+    from dualsampler.models.world import random_world
+
+    with pytest.raises(ValueError, match=r"loras: the world model takes no LoRA"):
+        spec([str(lora_files.unet_a)]).build(random_world(0))

@@ -43,7 +43,11 @@ class SamplerSpec:
         object.__setattr__(self, "loras", check_loras(self.loras, "loras"))
 
     def build(self, model) -> KSampler:
-        """The KSampler of this spec on `model`'s network and model sampling (its LoRAs loaded into the model once)."""
+        """The KSampler of this spec on `model`'s network and model sampling (its LoRAs loaded into the model once);
+        ValueError naming `loras` when the model takes none (the world: no LoRA-capable network)."""
+        if self.loras and not callable(getattr(model, "load_loras", None)):
+            raise ValueError(f"loras: the {getattr(model, 'kind', type(model).__name__)} model takes no LoRA (LoRAs "
+                             "need a diffusers model, model=diffusers); remove the sampler's loras")
         options = {"loras": self.loras} if self.loras else {}
         denoiser = model.denoiser(self.prompt, self.negative_prompt, self.cfg, **options)
         return KSampler(denoiser, self.sampler, self.scheduler, model_sampling=model.model_sampling)
