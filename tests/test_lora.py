@@ -238,3 +238,8 @@ def test_the_world_model_refuses_a_sampler_with_loras(lora_files):
 
     with pytest.raises(ValueError, match=r"loras: the world model takes no LoRA"):
         spec([str(lora_files.unet_a)]).build(random_world(0))
+
+
+def test_a_lora_of_another_family_is_refused_naming_the_file(model, flux_lora_files):
+    with pytest.raises(ValueError, match=r"flux_a\.safetensors' patches none of this StableDiffusionPipeline's"):
+        model.denoiser("red dots", loras=[str(flux_lora_files.a)])
