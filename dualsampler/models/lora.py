@@ -29,7 +29,7 @@ Adapters = tuple[tuple[str, float], ...]
 @dataclass(frozen=True)
 class LoraSpec:
     """One LoRA file and its scale (the LoRA's delta is multiplied by `scale`; 0 leaves the model as it is).
-    Checked when constructed: `path` an existing `.safetensors` (read whole) or `.bin` file, `scale` finite in
+    Checked when constructed: `path` an existing `.safetensors` (checked whole) or `.bin` file, `scale` finite in
     [-MAX_SCALE, MAX_SCALE]."""
 
     path: str
