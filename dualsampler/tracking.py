@@ -13,6 +13,7 @@ the exporter is disabled for the process (`wandb.analytics...opentelemetry_proxy
 
 from __future__ import annotations
 
+import json
 import logging
 import netrc
 import os
@@ -170,10 +171,26 @@ def run_tags(config: Mapping[str, Any]) -> list[str]:
 
 def reference_file(out_dir: Path, reference: str | Path | None) -> Path | None:
     """The reference statistics to log: `reference` when given and present, else the first
-    `<out_dir>/reference_stats.*`, else None."""
+    `<out_dir>/reference_stats.*`, else the statistics file the job's fid/kid read (`measured_statistics`), else
+    None."""
     if reference is not None:
         return Path(reference) if Path(reference).exists() else None
-    return next(iter(sorted(Path(out_dir).glob(REFERENCE_GLOB))), None)
+    return next(iter(sorted(Path(out_dir).glob(REFERENCE_GLOB))), None) or measured_statistics(out_dir)
+
+
+def measured_statistics(out_dir: Path) -> Path | None:
+    """The reference statistics file `<out_dir>/result.json` names (`measured_with.reference.statistics`: the file
+    a job's fid/inception and kid/inception were measured against) when it exists, else None."""
+    from .runner.results import RESULT_FILE
+
+    try:
+        result = json.loads((Path(out_dir) / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    measured = result.get("measured_with") if isinstance(result, dict) else None
+    reference = measured.get("reference") if isinstance(measured, dict) else None
+    statistics = reference.get("statistics") if isinstance(reference, dict) else None
+    return Path(statistics) if isinstance(statistics, str) and Path(statistics).is_file() else None
 
 
 def artifact_name(path: Path) -> str:
@@ -211,8 +228,8 @@ class WandbTracker:
     """One W&B run per job in `group` (the sweep), tagged `run_tags(config)`: config, metrics, the grid image, the
     trace maps (`<job>/trace/*.png` as `trace/<name>`), a table of one row per image (`image_table`: item, seed, the
     image with its item's region masks as an overlay, its metrics) logged as `per_seed`, and the reference
-    statistics as an artifact of type `reference-statistics`. `log_sweep_summary` logs one more run per sweep
-    (job_type `sweep-summary`) with a table of one row per job.
+    statistics (`reference_file`: those of the job's fid/inception) as an artifact of type `reference-statistics`.
+    `log_sweep_summary` logs one more run per sweep (job_type `sweep-summary`) with a table of one row per job.
 
     A job's run lives in `<job folder>/wandb/`, the sweep's in `<sweep folder>/wandb/`; offline runs upload later
     with `wandb sync <folder>/wandb/offline-run-*`. `init_timeout` (seconds, in (0, 600]) bounds how long
@@ -301,7 +318,8 @@ class WandbTracker:
 
         `masks`: item id (None for a job's single item) -> its label map [H, W] (`region_label_map`: 0 base, k + 1
         region k), drawn over that item's images in the table. `reference`: a file or folder of reference
-        statistics to log as an artifact (default: `<out_dir>/reference_stats.*` when present).
+        statistics to log as an artifact (default: `<out_dir>/reference_stats.*` when present, else the statistics
+        file `<out_dir>/result.json` says the job's fid/inception and kid/inception read: `measured_statistics`).
         Returns `{"tracker": "wandb", "ok": True, "mode": ...}`, or with `"ok": False` and `"error"` when logging
         failed (the failure is also logged); `"fallback_from"` and `"error"` when `auto` fell back to offline;
         `"reference_missing"` when the `reference` given does not exist.

@@ -94,7 +94,7 @@ def test_without_a_judge_its_metrics_are_absent_with_the_reason_and_no_judge_is_
     kwargs = dict(references=batch["references"], real_images=batch["real_images"], perceptual="judge")
     assert set(compute_metrics(*args, **kwargs)) == {"seam/gradient_ratio", "seam/color_jump"}
     absent = evaluate_images(*args, **kwargs).absent
-    judged = {f"region_{share}/{where}" for share in ("accuracy", "color", "pattern") for where in ("inside", "outside")}
+    judged = {f"region_{share}/{side}" for share in ("accuracy", "color", "pattern") for side in ("inside", "outside")}
     judged |= {"perceptual/judge", "seam/perceptual", "fid/judge", "kid/judge", "kid/judge_std"}
     assert absent == dict.fromkeys(judged, NO_JUDGE_GIVEN)
 

@@ -272,9 +272,17 @@ class ReferenceSet:
     def _canvas(self) -> tuple[int, int]:
         return self._checked.get("height", self.height), self._checked.get("width", self.width)
 
+    @property
+    def statistics_file(self) -> Path:
+        """The statistics file the set's features are read from: the file given, or a folder's cache file (written
+        by the first `features()`)."""
+        self.check()
+        return self.path if self._checked["source"] == "statistics" else self.cache_file
+
     def describe(self) -> dict:
         """For result.json: implementation, feature layer, weights and set fingerprints (sha256), set size, the
-        canvas the reference images were fitted to, where the set came from."""
+        canvas the reference images were fitted to, where the set came from and its `statistics` file (what the
+        job's tracker logs as an artifact)."""
         self.check()
         size = (len(self._checked["files"]) if self._checked["source"] == "folder"
                 else int(self._checked["features"].shape[0]))
@@ -282,7 +290,7 @@ class ReferenceSet:
         return {"implementation": IMPLEMENTATION, "feature_layer": FEATURE_LAYER,
                 "weights_fingerprint": self._checked["weights_fingerprint"], "set_size": size,
                 "set_fingerprint": self._checked["set_fingerprint"], "source": self._checked["source"],
-                "path": str(self.path), "image_size": [height, width]}
+                "path": str(self.path), "image_size": [height, width], "statistics": str(self.statistics_file)}
 
 
 def _check_header(file: Path) -> None:
