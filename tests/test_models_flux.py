@@ -190,3 +190,9 @@ def test_bad_options_are_refused_before_encoding(dev, monkeypatch, options, mess
     monkeypatch.setattr(dev.pipeline, "encode_prompt", None)
     with pytest.raises(ValueError, match=message):
         dev.denoiser("blue stripes", **options)
+
+
+def test_a_latent_of_another_models_channels_is_refused_naming_the_model(dev):
+    sampler = KSampler(dev.denoiser("red dots"), "euler", "simple", model_sampling=dev.model_sampling)
+    with pytest.raises(ValueError, match="latent has 4 channels but the KSampler's denoiser's model expects 16"):
+        sampler.sample(torch.zeros(1, 4, 8, 8), seed=0, steps=2)

@@ -117,6 +117,11 @@ class FluxBackbone:
     def guidance_embeds(self) -> bool:
         return bool(self.transformer.config.guidance_embeds)
 
+    @property
+    def latent_channels(self) -> int:
+        """The transformer's input is 2x2 latent cells packed into one token."""
+        return int(self.transformer.config.in_channels) // 4
+
     def stack(self, conds: Sequence[Cond], x: Tensor) -> Conditioning:
         """`conds` (Conditionings with pooled `text_embeds`) stacked to `len(conds) * x.shape[0]` rows; the guidance
         of rows without one is refused when the transformer embeds guidance."""

@@ -58,6 +58,10 @@ class SD3Backbone:
     def dtype(self) -> torch.dtype:
         return network_dtype(self.transformer)
 
+    @property
+    def latent_channels(self) -> int:
+        return int(self.transformer.config.in_channels)
+
     def stack(self, conds: Sequence[Cond], x: Tensor) -> Conditioning:
         if not all(isinstance(c, Conditioning) and c.text_embeds is not None for c in conds):
             raise ValueError("an SD3 denoiser's conditionings must be Conditioning(hidden, text_embeds) with the "

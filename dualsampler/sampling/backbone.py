@@ -21,13 +21,15 @@ Adapters = tuple[tuple[str, float], ...]
 
 
 class Backbone(Protocol):
-    """`key`: equal keys may share one batch (same network, same active adapters); `dtype`: the network's.
+    """`key`: equal keys may share one batch (same network, same active adapters); `dtype`: the network's;
+    `latent_channels`: the channels of the latents it denoises.
     `stack(conds, x)`: one conditioning of `len(conds) * x.shape[0]` rows, each repeated to x's batch, in order.
     `backbone(x, t, cond)`: the float32 network output for `x` [N, C, h, w] (already scaled by c_in) at timesteps
     `t` [N] under `cond` stacked to N rows (packing, ids and casts happen inside)."""
 
     key: Hashable
     dtype: torch.dtype
+    latent_channels: int
 
     def stack(self, conds: Sequence[Cond], x: Tensor) -> Cond: ...
 
@@ -66,6 +68,10 @@ class UNetBackbone:
     @property
     def dtype(self) -> torch.dtype:
         return network_dtype(self.unet)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
 
     def stack(self, conds: Sequence[Cond], x: Tensor) -> Cond:
         first, batch, device = conds[0], x.shape[0], x.device

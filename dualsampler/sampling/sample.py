@@ -37,12 +37,9 @@ def check_latent(x: Tensor, name: str = "latent") -> None:
 
 
 def check_latent_channels(latent: Tensor, denoiser: Any, name: str) -> None:
-    """The latent's channel count against the model behind `denoiser`, when it says: its UNet's
-    `config.in_channels`, or its own `latent_channels`; the error names `name`'s model."""
-    unet = getattr(denoiser, "unet", None)
-    expected = getattr(getattr(unet, "config", None), "in_channels", None)
-    if not isinstance(expected, int):
-        expected = getattr(denoiser, "latent_channels", None)
+    """The latent's channel count against the model behind `denoiser`, when it says (its `latent_channels`: a
+    `ModelDenoiser`'s backbone's); the error names `name`'s model."""
+    expected = getattr(denoiser, "latent_channels", None)
     if isinstance(expected, int) and latent.shape[1] != expected:
         raise ValueError(f"latent has {latent.shape[1]} channels but {name}'s model expects {expected}")
 

@@ -36,6 +36,11 @@ class ModelDenoiser:
         self.uncond = uncond
         self.cfg = check_bounded(cfg, "cfg")  # NaN or inf guidance would sample NaN images
 
+    @property
+    def latent_channels(self) -> int | None:
+        """The channels of the latents the backbone denoises (None when it does not say)."""
+        return getattr(self.backbone, "latent_channels", None)
+
     def conditionings(self, with_uncond: bool = False) -> list[Cond]:
         """The conditionings one call evaluates: `[cond]`, or `[cond, uncond]` when guidance is on (or when the
         unconditional prediction is asked for, whatever cfg)."""
