@@ -5,9 +5,11 @@ Reads every job's result.json, labels each job by its algorithm and the options 
 (`multidiffusion (bootstrap 0)`, `mixture_of_diffusers (flat)`,
 `mixture_of_diffusers (sigma_scale 0.3)`), and writes next to this file
 `blending_methods.md` (mean and 95% t-interval over seeds per metric; FID/KID are one value per job) and
-`blending_methods.png`. The model calls per image come from the job's trace (result.json), or, for a result
-without one, from a `Trace` of the job's algorithm on its samplers and steps over an analytic Gaussian denoiser
-(the count depends on the algorithm and the samplers, not on the model)."""
+`blending_methods.png`, each metric labelled with its direction and unit from `dualsampler/metrics/registry.py`
+and a dashed line at a target metric's healthy value, as `dualsampler-figures` draws them. The model calls per
+image come from the job's trace (result.json), or, for a result without one, from a `Trace` of the job's algorithm
+on its samplers and steps over an analytic Gaussian denoiser (the count depends on the algorithm and the samplers,
+not on the model)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from dualsampler.metrics.registry import axis_label, describe  # noqa: E402
 from dualsampler.runner.results import read_results  # noqa: E402
 from dualsampler.sampling import KSampler  # noqa: E402
 from dualsampler.trace import Trace  # noqa: E402
@@ -105,18 +108,21 @@ def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, 
 
 
 def table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
-    head = "| method | overlap | " + " | ".join(METRICS) + " | model calls / image | sampling s / image |"
+    """The markdown table: one line per (label, overlap), `mean ± half-width` per metric."""
+    head = ("| method | overlap | " + " | ".join(map(axis_label, METRICS))
+            + " | model calls / image | sampling s / image |")
     lines = [head, "|" + "---|" * (len(METRICS) + 4)]
     for name in ORDER:
         for overlap in sorted({o for n, o in rows if n == name}):
             row = rows[(name, overlap)]
             cells = [f"{m:.3g} ± {h:.2g}" if h else f"{m:.3g}" for m, h in (row["values"][k] for k in METRICS)]
             lines.append(f"| {name} | {overlap} | " + " | ".join(cells)
-                         + f" | {row['calls']} | {row['sample_s']:.2f} |")
+                         + f" | {row['calls']:g} | {row['sample_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
 def figure(rows: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
+    """Bars per metric: one group per label, one bar per overlap, whiskers the 95% t-interval."""
     names = [n for n in ORDER if any(k[0] == n for k in rows)]
     overlaps = sorted({o for _, o in rows})
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
@@ -130,12 +136,18 @@ def figure(rows: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
                     xs.append(i + (j - (len(overlaps) - 1) / 2) * width)
                     means.append(m)
                     errs.append(h)
-            ax.bar(xs, means, width, yerr=errs, capsize=2, label=f"overlap {overlap}")
+            whiskers = errs if any(errs) else None  # a set-level metric (fid/judge) has none
+            ax.bar(xs, means, width, yerr=whiskers, capsize=2, label=f"overlap {overlap}")
+        info = describe(metric)
+        if info.direction == "target":
+            ax.axhline(info.target, color="0.4", linestyle="--", linewidth=1, label=f"healthy = {info.target:g}")
         ax.set_title(metric, fontsize=10)
+        ax.set_ylabel(axis_label(metric), fontsize=8)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle("Blending methods on the world (8 seeds, 20 steps, 128 px; bars: mean, whiskers: 95% t-interval)")
+    axes.flat[-1].legend(fontsize=8, loc="upper left")  # the healthy line is named by its panel's axis label
+    fig.suptitle("Blending methods on the world (8 seeds, 20 steps, 128 px; bars: mean over seeds, whiskers: 95% "
+                 "t-interval over seeds; fid/judge: one value per job, no whisker)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
