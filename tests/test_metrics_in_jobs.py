@@ -70,4 +70,8 @@ def test_a_job_reports_inception_fid_and_kid_against_a_reference_folder(tmp_path
     assert done.returncode == 0, done.stderr
     result = json.loads(next((tmp_path / "runs").rglob("result.json")).read_text())
     assert {"fid/inception", "kid/inception", "kid/inception_std"} <= set(result["metrics"])
-    assert result["measured_with"]["reference"]["set_size"] == 4
+    described = result["measured_with"]["reference"]
+    assert described["set_size"] == 4
+    # the file the job's W&B run logs as its reference-statistics artifact (test_metrics_wandb_reference.py)
+    assert described["statistics"] == str(tmp_path / "cache" / f"{described['set_fingerprint']}.safetensors")
+    assert (tmp_path / "cache" / f"{described['set_fingerprint']}.safetensors").is_file()

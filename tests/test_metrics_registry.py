@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from dualsampler.metrics.evaluator import Evaluator
 from dualsampler.metrics.perceptual import PERCEPTUAL
@@ -101,3 +102,31 @@ def test_spec_lists_every_family_as_the_registry_declares_it():
         assert f"- `{info.pattern}` — " in section, f"SPEC §13 has no entry for {info.pattern}"
         # the whole entry: formula, range, direction, unit, needs, aggregation and sample size cannot drift
         assert " ".join(spec_entry(info).split()) in section, f"SPEC §13's entry for {info.pattern} differs"
+
+
+def test_each_per_image_function_gives_one_value_per_image_for_its_own_family_only():
+    from dualsampler.masks import rectangle_mask
+    from dualsampler.metrics.features import frozen
+    from dualsampler.metrics.per_image import Batch, Regions, Tools
+    from dualsampler.metrics.registry import measured
+    from dualsampler.models import load_model
+
+    world = load_model("world")
+    masks = [rectangle_mask(128, 128, 0.0, 0.0, 0.5, 0.5)[0, 0], rectangle_mask(128, 128, 0.5, 0.5, 1.0, 1.0)[0, 0]]
+    regions = Regions(masks, torch.maximum(*masks), masks)
+    prompts = [["red dots"] * 2, ["green waves"] * 2]
+    images = world.reference_images("blue stripes", list(zip(masks, ["red dots", "green waves"])), [0, 1])
+    judge = frozen(world.judge)
+    batch = Batch(images, ["blue stripes"] * 2, prompts, regions, images, regions, references=images,
+                  background=(images, images, (1 - regions.union).expand(2, 1, 128, 128)))
+    tools = Tools(4, judge, perceptual=("perceptual/judge", None))
+    families = measured({"prompts", "judge", "references", "input"})
+    assert {info.pattern for info in families} >= {"seam/gradient_ratio", "region_color/<region>", "judge/<region>",
+                                                    "perceptual/judge", "background/ssim"}
+    for info in families:
+        values = info.per_image(batch, tools)
+        assert values, info.pattern
+        for key, value in values.items():
+            assert describe(key).pattern == info.pattern, key
+            assert len(value) == 2 and (isinstance(value, list) or value.dtype == torch.float64), key
+    assert measured({"prompts"}) == [info for info in FAMILIES if info.per_image and not info.requires]
