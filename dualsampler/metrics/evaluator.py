@@ -13,7 +13,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
 
 from ..validation import BOUNDS, check_bool, check_bounded, check_choice, check_int, check_text
 from .background import BACKGROUND_KEYS, NO_INPUT, check_background, shrink
@@ -256,38 +255,46 @@ class Evaluation:
         world_judge = getattr(self.model, "judge", None)
         judge = frozen(world_judge).to(self.device) if s.judge and world_judge is not None else None
         self.reference_images = getattr(self.model, "reference_images", None) if judge is not None else None
-        tools = Tools(s.band_width, judge)
-        available, reasons = {"prompts"}, {}
         no_references = NO_JUDGE if judge is None else NO_REFERENCES
-        missing = {"judge": NO_JUDGE, "references": no_references, "real_images": no_references, "input": NO_INPUT}
-        set_level: dict[str, Metric] = {}
-        if judge is not None:
-            available.add("judge")
+        self.measurement = Measurement(
+            Tools(s.band_width, judge), {"prompts"} | ({"judge"} if judge is not None else set()),
+            missing={"judge": NO_JUDGE, "references": no_references, "real_images": no_references, "input": NO_INPUT},
+            order=s.keys(MAX_REGIONS, inputs=True))
         if self.reference_images is not None and s.references:
-            available.add("references")
-            key, metric = perceptual_metric(s.perceptual, judge)
-            tools.perceptual = (key, metric.to(self.device))
-            if key.startswith("lpips/"):
-                available.add("lpips")
-            for other in s.perceptual_keys():
-                if other != key:
-                    why = lpips_reason() if other.startswith("lpips/") else f"the weights of {key} are on disk"
-                    reasons[other] = f"metrics.perceptual={s.perceptual} measures {key} instead: {why}"
+            self._add_references()
         if self.reference_images is not None and s.real_images:
-            available.add("real_images")
-            set_level = {"fid/judge": frechet_distance("judge", judge).to(self.device),
-                         "kid/judge": kernel_distance("judge", judge).to(self.device)}
+            self.measurement.available.add("real_images")
+            self.measurement.set_level = {"fid/judge": frechet_distance("judge", judge).to(self.device),
+                                          "kid/judge": kernel_distance("judge", judge).to(self.device)}
         if s.clip is not None:
-            from .clip_region import RegionCLIPScore
-
-            available.add("clip")
-            tools.clip = load_clip(s.clip)
-            tools.region_clip = {side: RegionCLIPScore(s.clip, side, s.band_width) for side in ("inside", "outside")}
-            self.recorded["clip"] = tools.clip.record
-        for reader in [*tools.readers.values(), *tools.region_clip.values()]:
+            self._add_clip(s.clip)
+        for reader in [*self.measurement.tools.readers.values(), *self.measurement.tools.region_clip.values()]:
             reader.to(self.device)
-        self.measurement = Measurement(tools, available, missing=missing, reasons=reasons, set_level=set_level,
-                                       order=s.keys(MAX_REGIONS, inputs=True))
+
+    def _add_references(self) -> None:
+        """The perceptual distance `settings.perceptual` chooses to the model's reference images; the other
+        perceptual keys the settings name get the reason they are not measured."""
+        s, measurement = self.settings, self.measurement
+        measurement.available.add("references")
+        key, metric = perceptual_metric(s.perceptual, measurement.tools.judge)
+        measurement.tools.perceptual = (key, metric.to(self.device))
+        if key.startswith("lpips/"):
+            measurement.available.add("lpips")
+        for other in s.perceptual_keys():
+            if other != key:
+                why = lpips_reason() if other.startswith("lpips/") else f"the weights of {key} are on disk"
+                measurement.reasons[other] = f"metrics.perceptual={s.perceptual} measures {key} instead: {why}"
+
+    def _add_clip(self, folder: str) -> None:
+        """CLIP from the local `folder` (recorded in `recorded`) with its region readers."""
+        from .clip_region import RegionCLIPScore
+
+        tools = self.measurement.tools
+        self.measurement.available.add("clip")
+        tools.clip = load_clip(folder)
+        tools.region_clip = {side: RegionCLIPScore(folder, side, self.settings.band_width)
+                             for side in ("inside", "outside")}
+        self.recorded["clip"] = tools.clip.record
 
     @property
     def rows(self) -> list[dict[str, Any]]:
