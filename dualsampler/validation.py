@@ -36,6 +36,8 @@ BOUNDS: dict[str, Bound] = {
                                     "step, and a schedule of steps / denoise steps is bounded the same way"),
     "denoise": Bound(0.0, 1.0, False, "the fraction of the schedule a run covers; 0 would run nothing", low_open=True),
     "cfg": Bound(0.0, 100.0, False, "upstream's widget range for classifier-free guidance"),
+    "guidance": Bound(0.0, 100.0, False, "Flux's distilled guidance value: upstream's FluxGuidance widget range"),
+    "lora_scale": Bound(-100.0, 100.0, False, "a LoRA's strength: upstream's LoraLoader widget range"),
     "overlap_factor": Bound(0, 1024, True, "the side of the box kernel the mask is grown with, convolved over the "
                                            "whole mask: 1024 latent pixels already cover any canvas this toolkit "
                                            "samples"),

@@ -2,8 +2,11 @@
 `detect.sd_kind` tells apart and `models.stable_diffusion` loads): one module each.
 
 A family module exposes `KIND` (its kind name), `COMPONENTS` (component folder -> weights file stems, None for a
-tokenizer or scheduler folder), `matches(model_index, folder) -> bool`, `load_folder(info, dtype, device, compile)`
-and `load_single_file(path, info, dtype, device, compile)`; adding a family is its module, a line in `FAMILY_MODULES`
+tokenizer or scheduler folder), `MODEL_CLASS` (what it loads: a `models.interface.Model`; the options its
+`denoiser` takes are checked against a config before anything loads), `matches(model_index, folder) -> bool`,
+`load_folder(info, dtype, device, compile)` and `load_single_file(path, info, dtype, device, compile)`; a family
+whose model sampling depends on the canvas (Flux) offers `model_sampling_for(height, width)` and takes `height` and
+`width` in its `denoiser`; adding a family is its module, a line in `FAMILY_MODULES`
 and its config in `conf/model/`.
 """
 

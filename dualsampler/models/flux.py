@@ -49,7 +49,6 @@ TRANSFORMER_CLASS = "FluxTransformer2DModel"
 # The pipeline's default T5 length (Flux.1 dev's; the diffusers pipeline pads every prompt to it).
 T5_TOKENS = 512
 DEFAULT_GUIDANCE = 3.5
-MAX_GUIDANCE = 100.0  # ComfyUI's FluxGuidance widget maximum
 MAX_SIDE = 16384
 # diffusers' FlowMatchEulerDiscreteScheduler defaults for the dynamic shift (Flux.1 dev's config sets the same).
 SHIFT_DEFAULTS = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15,
@@ -262,7 +261,7 @@ class Flux:
         """(cond, uncond): the prompts and the negative prompts (an empty one encoded as "", as ComfyUI does), both
         with the distilled `guidance` value (the diffusers pipeline's true CFG passes it to both)."""
         prompts, negatives = prompt_lists(prompt, negative_prompt)
-        guidance = check_real(guidance, "guidance", 0.0, MAX_GUIDANCE)
+        guidance = check_bounded(guidance, "guidance")
         return self.encode_prompts(prompts, guidance), self.encode_prompts(negatives, guidance)
 
     def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
@@ -278,7 +277,7 @@ class Flux:
         active in its forwards and in the prompts' encoding; the model sampling of a `height` x `width` px canvas
         when both are given, else the default `model_sampling`. Everything is checked before anything loads."""
         check_bounded(cfg, "cfg")
-        check_real(guidance, "guidance", 0.0, MAX_GUIDANCE)
+        check_bounded(guidance, "guidance")
         prompt_lists(prompt, negative_prompt)
         if (height is None) != (width is None):
             raise ValueError(f"height and width must be given together or not at all, got {height!r} and {width!r}")
@@ -384,3 +383,6 @@ def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: t
     files.update(weights)
     files.update({"transformer/config.json": info.folder / "transformer" / "config.json", "checkpoint": path})
     return finish(pipeline, info, model_sampling, device, compile, files)
+
+
+MODEL_CLASS = Flux

@@ -14,12 +14,11 @@ from typing import Any, Iterator
 
 from torch import nn
 
-from ..validation import check_real, check_text
+from ..validation import check_bounded, check_text
 from .checks import check_safetensors
 from .fingerprint import files_fingerprint
 
 SUFFIXES = (".safetensors", ".bin")
-MAX_SCALE = 100.0  # ComfyUI's LoraLoader strength range is [-100, 100]
 LORA_KEYS = ("path", "scale")
 ACTIVE = "_dualsampler_adapters"  # set on a network: the adapter set its LoRA layers have active (None: unknown)
 
@@ -30,7 +29,7 @@ Adapters = tuple[tuple[str, float], ...]
 class LoraSpec:
     """One LoRA file and its scale (the LoRA's delta is multiplied by `scale`; 0 leaves the model as it is).
     Checked when constructed: `path` an existing `.safetensors` (checked whole) or `.bin` file, `scale` finite in
-    [-MAX_SCALE, MAX_SCALE]."""
+    validation.BOUNDS["lora_scale"] ([-100, 100])."""
 
     path: str
     scale: float = 1.0
@@ -46,7 +45,7 @@ class LoraSpec:
                 check_safetensors(path)
             except ValueError as error:
                 raise ValueError(f"path must be a whole LoRA file: {error}") from None
-        object.__setattr__(self, "scale", check_real(self.scale, "scale", -MAX_SCALE, MAX_SCALE))
+        object.__setattr__(self, "scale", check_bounded(self.scale, "lora_scale", "scale"))
 
     def fingerprint(self) -> str:
         """sha256 (16 hex digits) of the file's bytes (`files_fingerprint`)."""

@@ -318,3 +318,6 @@ def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: t
         pipeline = StableDiffusion3Pipeline.from_single_file(str(path), config=str(info.folder), dtype=dtype,
                                                              local_files_only=True, **from_folder)
     return finish(pipeline, model_sampling, dtype, device, compile, files)
+
+
+MODEL_CLASS = StableDiffusion3

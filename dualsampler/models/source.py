@@ -63,6 +63,28 @@ class ModelSource:
             except ValueError as error:
                 raise ValueError(f"{key}: {error}") from None
 
+    def model_class(self) -> tuple[type, str]:
+        """(the class `load` returns, the model's kind), from the files alone: what a config's sampler options are
+        checked against before anything loads."""
+        resolved = self.check()
+        if resolved is None or resolved[0] == "world":
+            from .world import World
+
+            return World, "world"
+        from .families import family_of_kind
+        from .stable_diffusion import StableDiffusion
+
+        kind = (resolved[1] if resolved[0] == "folder" else resolved[1][1]).kind
+        family = family_of_kind(kind)
+        return (family.MODEL_CLASS if family else StableDiffusion), kind
+
+    def check_samplers(self, samplers: dict[str, Any]) -> None:
+        """Each `runner.specs.SamplerSpec` (keyed by where it is configured) asks only for options this model's
+        denoiser takes (LoRAs, Flux's guidance); ValueError naming the key otherwise."""
+        cls, kind = self.model_class()
+        for where, spec in samplers.items():
+            spec.check_model(cls.denoiser, kind, where)
+
     def vae_scale_factor(self) -> int:
         """Pixels per latent cell of the model's VAE, from its config alone (no weights loaded): a job's canvas must
         be a multiple of it."""

@@ -38,6 +38,9 @@ SAMPLER_GROUPS = ("base_sampler", "mask_sampler")
 # whose passes read every one of them (`UpscaleSpec.consumes`).
 CONSUMABLE = ("overlap_factor",) + tuple(f"{group}.{key}" for group in SAMPLER_GROUPS
                                          for key in ("sampler", "scheduler", "steps", "denoise"))
+# Sampler keys added after results were recorded, with the value that leaves a job as it was: unset, they are not
+# part of its identity, so earlier results stay this configuration's.
+UNSET_SAMPLER_KEYS = {"loras": [], "guidance": None}
 EXPERIMENT = "experiment"
 MAX_OVERRIDE_NAME = 64  # characters of one override in a folder name; longer ones are named by their hash
 MISSING = object()  # a key one of two compared identities lacks
@@ -125,10 +128,16 @@ def _drop(plain: dict[str, Any], dotted: str) -> None:
 
 def job_identity(plain: Mapping[str, Any], inert: Iterable[str], experiment: str | None = None) -> dict[str, Any]:
     """The config that determines a job's images and metrics: the resolved config `plain` without its neutral
-    keys and the `inert` ones, plus `experiment` (the chosen experiment, when one is)."""
+    keys, the `inert` ones and the samplers' `UNSET_SAMPLER_KEYS` at their unset value, plus `experiment` (the
+    chosen experiment, when one is)."""
     identity = {k: copy.deepcopy(v) for k, v in plain.items() if k not in NEUTRAL_KEYS}
     for key in inert:
         _drop(identity, key)
+    for group in SAMPLER_GROUPS:
+        sampler = identity.get(group)
+        for key, unset in UNSET_SAMPLER_KEYS.items():
+            if isinstance(sampler, dict) and key in sampler and sampler[key] == unset:
+                del sampler[key]
     if experiment is not None:
         identity[EXPERIMENT] = experiment
     return identity

@@ -50,25 +50,24 @@ class JobItem:
     regions: tuple[JobRegion, ...]
     image: Path | None = None
 
-    def prompts(self) -> dict[str, str]:
-        """Every prompt of the item keyed by where it comes from (for the checks that name the key)."""
+    def samplers(self) -> dict[str, SamplerSpec]:
+        """The item's samplers keyed by where they come from (`base_sampler`, `mask_sampler` or `regions[k]`,
+        after `item <id>: ` for a data set's item), for the checks that name the key."""
         where = "" if self.id is None else f"item {self.id}: "
-        texts = {f"{where}base_sampler.prompt": self.base.prompt,
-                 f"{where}base_sampler.negative_prompt": self.base.negative_prompt}
+        specs = {f"{where}base_sampler": self.base}
         for k, region in enumerate(self.regions):
             name = "mask_sampler" if len(self.regions) == 1 and self.id is None else f"regions[{k}]"
-            texts[f"{where}{name}.prompt"] = region.spec.prompt
-            texts[f"{where}{name}.negative_prompt"] = region.spec.negative_prompt
-        return texts
+            specs[f"{where}{name}"] = region.spec
+        return specs
+
+    def prompts(self) -> dict[str, str]:
+        """Every prompt of the item keyed by where it comes from (`...base_sampler.prompt`)."""
+        return {f"{key}.{field}": getattr(spec, field) for key, spec in self.samplers().items()
+                for field in ("prompt", "negative_prompt")}
 
     def loras(self) -> dict[str, tuple[LoraSpec, ...]]:
         """The LoRAs of each of the item's samplers that has some, keyed like `prompts` (`...base_sampler.loras`)."""
-        where = "" if self.id is None else f"item {self.id}: "
-        specs = {f"{where}base_sampler.loras": self.base.loras}
-        for k, region in enumerate(self.regions):
-            name = "mask_sampler" if len(self.regions) == 1 and self.id is None else f"regions[{k}]"
-            specs[f"{where}{name}.loras"] = region.spec.loras
-        return {key: loras for key, loras in specs.items() if loras}
+        return {f"{key}.loras": spec.loras for key, spec in self.samplers().items() if spec.loras}
 
 
 def region_spec(template: SamplerSpec, prompt: str, settings: dict[str, Any], name: str) -> SamplerSpec:

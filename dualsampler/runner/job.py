@@ -26,7 +26,7 @@ from ..metrics.registry import derived, derived_means
 from ..tracking import region_label_map
 from ..upscale.vae_codec import vae_encode
 from .inputs import load_image
-from .items import JobItem, inputs_fingerprint, job_items
+from .items import JobItem, inputs_fingerprint, job_items, loras_record
 from .model_cache import load_model_cached
 from .identity import config_inert_keys, differing_keys, job_identity
 from .results import FAILURE_FILE, RESULT_FILE, finished_result, recorded_config, versions, write_json_atomic
@@ -92,6 +92,10 @@ class JobParts:
         most = max(len(item.regions) for item in items)
         upscaler = parts["upscaler"]
         checked("model", lambda: source.check_prompts(texts))
+        try:
+            source.check_samplers({key: spec for item in items for key, spec in item.samplers().items()})
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         checked("model", lambda: source.check_canvas(h, w))
         checked("metrics", lambda: parts["metrics"].check(h, w, prompts))
         checked("dual", lambda: parts["dual"].check_schedule(settings.steps))
@@ -208,10 +212,10 @@ def prepare_item(parts: JobParts, model: Any, item: JobItem, device: torch.devic
                  sampler: Callable[[SamplerSpec], Any] | None = None,
                  ) -> tuple[ItemRun, Callable[[torch.Tensor, list[int]], torch.Tensor] | None]:
     """An item on the loaded model and its upscale function (None without an upscaler); `sampler` builds a spec's
-    KSampler (default `spec.build(model)`; the job passes one that builds each distinct spec once). The input
-    image is read and fitted once, here."""
+    KSampler (default `spec.build(model, height, width)`: the canvas's model sampling; the job passes one that
+    builds each distinct spec once). The input image is read and fitted once, here."""
     s = parts.settings
-    sampler = sampler or (lambda spec: spec.build(model))
+    sampler = sampler or (lambda spec: spec.build(model, s.height, s.width))
     image = None if item.image is None else load_image(item.image, s.height, s.width)[None].to(device)
     run = ItemRun(item, sampler(item.base), [Region(r.mask.to(device), sampler(r.spec)) for r in item.regions],
                   image, start_latent(parts, model, image, device))
@@ -279,7 +283,7 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
 
         def sampler(spec: SamplerSpec) -> Any:
             if spec not in built:
-                built[spec] = spec.build(model)
+                built[spec] = spec.build(model, s.height, s.width)
             return built[spec]
 
         with tqdm(total=len(parts.items) * len(parts.seeds), desc=name, unit="image") as bar:
@@ -331,6 +335,8 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
         "images": [str(p.relative_to(out_dir)) for p in saved],
         "grid": grid.name,
         "timings": timings,
+        "model": {"kind": model.kind, "dtype": str(model.dtype).removeprefix("torch."),
+                  "model_sampling": sorted({repr(k.model_sampling) for k in built.values()})},
         "model_reused": reused,
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -340,6 +346,9 @@ def compute_job(parts: JobParts, out_dir: Path, name: str, lock_dir: Path) -> di
     else:
         result["trace"] = {**traced.summary(), "images": [str(p.relative_to(out_dir)) for p in trace_images],
                            "images_seed": parts.seeds[0], **({"item": first.id} if first.id else {})}
+    loras = loras_record(parts.items)
+    if loras:
+        result["loras"] = loras
     if parts.inputs is not None:
         result["items"] = [{"id": item.id, "regions": len(item.regions), "prompt": item.base.prompt,
                             "region_prompts": [r.spec.prompt for r in item.regions],
