@@ -150,6 +150,7 @@ def region_shares(share: str) -> PerImage:
                 f"region_{share}/outside": as_values(getattr(outside, share)),
                 **per_region(regions, f"region_{share}/region{{k}}")}
 
+    values.__name__ = f"region_{share}"
     values.__doc__ = f"`region_{share}/<region>` from the judge's readings."
     return values
 
