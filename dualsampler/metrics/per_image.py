@@ -57,11 +57,6 @@ class Batch:
         """The number of images."""
         return self.images.shape[0]
 
-    @property
-    def region_count(self) -> int:
-        """The number of regions of every image."""
-        return len(self.regions.masks)
-
 
 @dataclass
 class Tools:
