@@ -22,7 +22,7 @@ import dualsampler.run  # noqa: F401  (registers the config's resolvers)
 from dualsampler.dual import (Alternate, DifferentialDiffusion, Fused, MixtureOfDiffusers, MultiDiffusion, Region,
                               Regional, WholeRun, two_advanced_samplers_for_mask)
 from dualsampler.masks import as_mask_batch, ellipse_mask, feather_mask, grow_mask, half_mask, load_mask, rectangle_mask
-from dualsampler.metrics import compute_metrics, kernel_distance
+from dualsampler.metrics import kernel_distance
 from dualsampler.metrics.evaluator import Evaluator
 from dualsampler.models import load_model
 from dualsampler.models.source import ModelSource
@@ -34,7 +34,7 @@ from dualsampler.tracking import WandbTracker
 from dualsampler.sampling.samplers.dpm_adaptive import sample_dpm_adaptive
 from dualsampler.trace import Trace
 from dualsampler.upscale import (CfgScheduleHook, DenoiseScheduleHook, NoiseInjectionHook, StepsScheduleHook,
-                                 UpscaleSampler, iterative_upscale, iterative_upscale_image, resize_images)
+                                 iterative_upscale, iterative_upscale_image, resize_images)
 from dualsampler.validation import check_device
 from test_faults_table import (Models, assert_refused_before_any_model_call, judge, models,  # noqa: F401
                                vae)  # (the counting models, their fixtures and the check)

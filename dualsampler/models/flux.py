@@ -29,8 +29,7 @@ from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
 from .fingerprint import files_fingerprint
 from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
-from .sd3 import prompt_lists
-from .stable_diffusion import no_loading_bars, silence_library_notices
+from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
 
 KIND = "flux"
 COMPONENTS: dict[str, tuple[str, ...] | None] = {
@@ -336,14 +335,7 @@ def finish(pipeline, info: FolderInfo, model_sampling: FluxModelSampling, device
            files: dict[str, Path]) -> Flux:
     """Eval mode, no gradients, the VAE in float32 where its config says float16 overflows (`force_upcast`),
     moved to `device`, the transformer optionally `torch.compile`d."""
-    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
-        getattr(pipeline, name).eval().requires_grad_(False)
-    if pipeline.transformer.dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
-        pipeline.vae.to(torch.float32)
-    pipeline.set_progress_bar_config(disable=True)
-    pipeline.to(device)
-    if compile:
-        pipeline.transformer.compile()
+    prepare_pipeline(pipeline, "transformer", pipeline.transformer.dtype, device, compile)
     return Flux(pipeline, model_sampling, dict(info.scheduler_config), files)
 
 

@@ -20,7 +20,7 @@ from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
 from .fingerprint import files_fingerprint
 from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
-from .stable_diffusion import no_loading_bars, silence_library_notices
+from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
 
 KIND = "sd3"
 COMPONENTS: dict[str, tuple[str, ...] | None] = {
@@ -78,27 +78,6 @@ class SD3Backbone:
         dtype = self.dtype
         return self.transformer(hidden_states=x.to(dtype), timestep=t, encoder_hidden_states=cond.hidden.to(dtype),
                                 pooled_projections=cond.text_embeds.to(dtype)).sample.float()
-
-
-def text_list(value: str | list[str], name: str) -> list[str]:
-    """A string, or a non-empty list or tuple of strings, as a list; else ValueError naming `name`."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ValueError(f"{name} must be a string or a non-empty list of strings, got {value!r}")
-
-
-def prompt_lists(prompt: str | list[str], negative_prompt: str | list[str]) -> tuple[list[str], list[str]]:
-    """(prompts, one negative prompt per prompt); ValueError naming the parameter for anything but strings, or for
-    a count of negative prompts that does not match."""
-    prompts = text_list(prompt, "prompt")
-    negatives = text_list(negative_prompt, "negative_prompt")
-    if isinstance(negative_prompt, str):
-        negatives = negatives * len(prompts)
-    if len(negatives) != len(prompts):
-        raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
-    return prompts, negatives
 
 
 @dataclass
@@ -205,16 +184,7 @@ def finish(pipeline, model_sampling: FlowModelSampling, dtype: torch.dtype, devi
            files: dict[str, Path]) -> StableDiffusion3:
     """Eval mode and no gradients, the VAE in float32 under float16 where its config says float16 overflows
     (`force_upcast`), no progress bars, moved to `device`, the transformer optionally `torch.compile`d."""
-    for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
-        module = getattr(pipeline, name, None)
-        if module is not None:
-            module.eval().requires_grad_(False)
-    if dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
-        pipeline.vae.to(torch.float32)
-    pipeline.set_progress_bar_config(disable=True)
-    pipeline.to(device)
-    if compile:
-        pipeline.transformer.compile()
+    prepare_pipeline(pipeline, "transformer", dtype, device, compile)
     return StableDiffusion3(pipeline, model_sampling, files)
 
 

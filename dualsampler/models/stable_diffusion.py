@@ -3,12 +3,9 @@ the UNet run through a `ModelDenoiser` over its `UNetBackbone` with the model sa
 
 from __future__ import annotations
 
-import logging
-import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -22,6 +19,7 @@ from .codec import decode_latents, encode_images
 from .detect import FolderInfo
 from .fingerprint import files_fingerprint
 from .lora import Adapters, LoraSpec, activate_pipeline, check_loras, load_loras
+from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
 
 
 @dataclass
@@ -80,10 +78,7 @@ class StableDiffusion:
     def encode_prompt(self, prompt: str | list[str], negative_prompt: str | list[str] = "") -> tuple[Conditioning, Conditioning]:
         """(cond, uncond) through the pipeline's own `encode_prompt` with guidance on; an empty negative prompt is
         passed as None, the pipelines' default (SDXL base then uses zeros, `force_zeros_for_empty_prompt`)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
-        if len(negatives) != len(prompts):
-            raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
+        prompts, negatives = prompt_lists(prompt, negative_prompt)
         negative = None if all(n == "" for n in negatives) else negatives
         if self.kind == "sdxl":
             cond, uncond, pooled, pooled_uncond = self.pipeline.encode_prompt(
@@ -120,56 +115,6 @@ class StableDiffusion:
         return decode_latents(self.vae, latents)
 
 
-# Library notices that tell a user of this toolkit nothing (logger name -> patterns matched at the start of each
-# message dropped): the `low_cpu_mem_usage` fallback when accelerate is missing (every load), a single-file load's
-# cast of modules of which none is to be kept in float32 (the list is empty), and transformers' note that its image
-# processors fall back to PIL without torchvision (once per process, on importing the diffusers pipelines).
-NO_ACCELERATE = re.escape("Cannot initialize model with low cpu memory usage because `accelerate` was not found")
-QUIET_NOTICES = {
-    "diffusers.pipelines.pipeline_utils": (NO_ACCELERATE,),
-    "diffusers.models.modeling_utils": (NO_ACCELERATE,
-                                        r"There are modules in \w+ that should be kept in float32: \[\]\."),
-    "transformers.utils.import_utils": (r"`(CLIP|Siglip)ImageProcessor` requires torchvision \(not installed\); "
-                                        r"falling back to",),
-}
-
-
-class DropNotices(logging.Filter):
-    """Drops the records of one logger whose message matches one of `patterns` at its start."""
-
-    def __init__(self, patterns: tuple[str, ...]) -> None:
-        super().__init__()
-        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.pattern.match(record.getMessage()) is None
-
-
-def silence_library_notices() -> None:
-    """Add a `DropNotices` filter for `QUIET_NOTICES` to each named logger, once per process (idempotent)."""
-    for name, starts in QUIET_NOTICES.items():
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, DropNotices) for f in logger.filters):
-            logger.addFilter(DropNotices(starts))
-
-
-@contextmanager
-def no_loading_bars() -> Iterator[None]:
-    """diffusers' and transformers' loading progress bars off while a pipeline loads, as they were afterwards."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    was = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
-    for lib, _ in was:
-        lib.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for lib, enabled in was:
-            if enabled:
-                lib.enable_progress_bar()
-
-
 def pipeline_class(kind: str):
     silence_library_notices()
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
@@ -190,17 +135,8 @@ def finish(pipeline, info: FolderInfo, dtype: torch.dtype, device: torch.device,
     (`force_upcast`, SDXL's), moved to `device`, the UNet optionally `torch.compile`d."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
-        module = getattr(pipeline, name, None)
-        if module is not None:
-            module.eval().requires_grad_(False)
     pipeline.unet.set_attn_processor(AttnProcessor2_0())
-    if dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
-        pipeline.vae.to(torch.float32)
-    pipeline.set_progress_bar_config(disable=True)
-    pipeline.to(device)
-    if compile_unet:
-        pipeline.unet.compile()
+    prepare_pipeline(pipeline, "unet", dtype, device, compile_unet)
     model_sampling = ModelSampling.from_config(info.scheduler_config)
     return StableDiffusion(pipeline, info.kind, model_sampling, files)
 

@@ -73,7 +73,6 @@ def dpmpp_sde_rf(denoiser: Denoiser, x: Tensor, s: list[float], tree: NoiseFn, c
             x = denoised
         else:
             lam_s, lam_t = half_log_snr(s[i], model_sampling), half_log_snr(s[i + 1], model_sampling)
-            h = lam_t - lam_s
             s_mid = float32_flow_midpoint(s[i], s[i + 1], r)
             lam_mid = half_log_snr(s_mid, model_sampling)
             alpha_s, alpha_mid, alpha_t = 1 - s[i], 1 - s_mid, 1 - s[i + 1]

@@ -1,0 +1,97 @@
+"""What every diffusers pipeline family shares around loading and prompting: library notices silenced, loading
+bars off, a loaded pipeline made ready for sampling (`prepare_pipeline`), and prompt lists checked (`prompt_lists`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+
+# Library notices that tell a user of this toolkit nothing (logger name -> patterns matched at the start of each
+# message dropped): the `low_cpu_mem_usage` fallback when accelerate is missing (every load), a single-file load's
+# cast of modules of which none is to be kept in float32 (the list is empty), and transformers' note that its image
+# processors fall back to PIL without torchvision (once per process, on importing the diffusers pipelines).
+NO_ACCELERATE = re.escape("Cannot initialize model with low cpu memory usage because `accelerate` was not found")
+QUIET_NOTICES = {
+    "diffusers.pipelines.pipeline_utils": (NO_ACCELERATE,),
+    "diffusers.models.modeling_utils": (NO_ACCELERATE,
+                                        r"There are modules in \w+ that should be kept in float32: \[\]\."),
+    "transformers.utils.import_utils": (r"`(CLIP|Siglip)ImageProcessor` requires torchvision \(not installed\); "
+                                        r"falling back to",),
+}
+
+
+class DropNotices(logging.Filter):
+    """Drops the records of one logger whose message matches one of `patterns` at its start."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        super().__init__()
+        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.pattern.match(record.getMessage()) is None
+
+
+def silence_library_notices() -> None:
+    """Add a `DropNotices` filter for `QUIET_NOTICES` to each named logger, once per process (idempotent)."""
+    for name, starts in QUIET_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropNotices) for f in logger.filters):
+            logger.addFilter(DropNotices(starts))
+
+
+@contextmanager
+def no_loading_bars() -> Iterator[None]:
+    """diffusers' and transformers' loading progress bars off while a pipeline loads, as they were afterwards."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    was = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in was:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in was:
+            if enabled:
+                lib.enable_progress_bar()
+
+
+def text_list(value: str | list[str], name: str) -> list[str]:
+    """A string, or a non-empty list or tuple of strings, as a list; else ValueError naming `name`."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"{name} must be a string or a non-empty list of strings, got {value!r}")
+
+
+def prompt_lists(prompt: str | list[str], negative_prompt: str | list[str]) -> tuple[list[str], list[str]]:
+    """(prompts, one negative prompt per prompt); ValueError naming the parameter for anything but strings, or for
+    a count of negative prompts that does not match."""
+    prompts = text_list(prompt, "prompt")
+    negatives = text_list(negative_prompt, "negative_prompt")
+    if isinstance(negative_prompt, str):
+        negatives = negatives * len(prompts)
+    if len(negatives) != len(prompts):
+        raise ValueError(f"negative_prompt must be one string or {len(prompts)} strings, got {len(negatives)}")
+    return prompts, negatives
+
+
+def prepare_pipeline(pipeline, network: str, dtype: torch.dtype, device: torch.device, compile: bool) -> None:
+    """Every network of `pipeline` in eval mode without gradients, its VAE in float32 under float16 where its config
+    says float16 overflows (`force_upcast`), progress bars off, moved to `device`, the denoising `network` (unet or
+    transformer) optionally `torch.compile`d."""
+    for module in pipeline.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.eval().requires_grad_(False)
+    if dtype == torch.float16 and getattr(pipeline.vae.config, "force_upcast", False):
+        pipeline.vae.to(torch.float32)
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    if compile:
+        getattr(pipeline, network).compile()
