@@ -277,3 +277,21 @@ def test_bad_arguments_are_refused_before_any_encoding(model):
         model.denoiser(3)
     with pytest.raises(ValueError, match="multiples of the transformer's patch size 2"):
         model.denoiser("red dots")(torch.randn(1, 16, 5, 4), torch.tensor([0.5]))
+
+
+def test_a_folder_without_its_t5_encoder_loads_as_diffusers_does(sd3_model, tmp_path):
+    folder = tmp_path / "sd3_no_t5"
+    shutil.copytree(sd3_model.folder, folder)
+    for name in ("text_encoder_3", "tokenizer_3"):
+        shutil.rmtree(folder / name)
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update(text_encoder_3=[None, None], tokenizer_3=[None, None])
+    (folder / "model_index.json").write_text(json.dumps(index))
+    model = load_model(folder)
+    assert model.pipeline.text_encoder_3 is None
+    cond, _ = model.encode_prompt("red dots")
+    t5_part = cond.hidden[:, 77:]
+    assert torch.count_nonzero(t5_part) == 0  # the pipeline's zeros stand in for T5's states
+    out = KSampler(model.denoiser("red dots", cfg=1.0), "euler", "normal").sample(
+        torch.zeros(1, 16, 8, 8), seed=0, steps=2)
+    assert torch.isfinite(out).all()

@@ -100,6 +100,8 @@ def inspect_folder(folder: str | Path, require_weights: bool = True) -> FolderIn
         components = SDXL_COMPONENTS if kind == "sdxl" else SD_COMPONENTS
     else:
         kind, components = family.KIND, family.COMPONENTS
+    # A component model_index.json sets to [null, null] is left out by design (SD3 without its T5 encoder).
+    components = {name: stems for name, stems in components.items() if model_index.get(name) != [None, None]}
     files, variant = check_components(folder, components, require_weights)
     if index_file.is_file():
         files["model_index.json"] = index_file

@@ -3,9 +3,11 @@ bars off, a loaded pipeline made ready for sampling (`prepare_pipeline`), and pr
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -95,3 +97,11 @@ def prepare_pipeline(pipeline, network: str, dtype: torch.dtype, device: torch.d
     pipeline.to(device)
     if compile:
         getattr(pipeline, network).compile()
+
+
+def absent_components(folder: Path) -> dict[str, None]:
+    """The components a folder's model_index.json sets to [null, null] (left out by design, e.g. SD3 without T5),
+    as the `name=None` arguments `from_pretrained` needs to load such a folder."""
+    index = folder / "model_index.json"
+    entries = json.loads(index.read_text()) if index.is_file() else {}
+    return {name: None for name, value in entries.items() if value == [None, None]}

@@ -20,7 +20,13 @@ from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
 from .fingerprint import files_fingerprint
 from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
-from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
+from .pipelines import (
+    absent_components,
+    no_loading_bars,
+    prepare_pipeline,
+    prompt_lists,
+    silence_library_notices,
+)
 
 KIND = "sd3"
 COMPONENTS: dict[str, tuple[str, ...] | None] = {
@@ -234,7 +240,7 @@ def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, comp
 
     with no_loading_bars():
         if (info.folder / "model_index.json").is_file():
-            kwargs = {"dtype": dtype, "local_files_only": True}
+            kwargs = {"dtype": dtype, "local_files_only": True, **absent_components(info.folder)}
             if info.variant:
                 kwargs["variant"] = info.variant
             pipeline = StableDiffusion3Pipeline.from_pretrained(info.folder, **kwargs)
