@@ -1,8 +1,11 @@
-"""Models behind every config: the embedded tiny world, diffusers Stable Diffusion folders and single checkpoint
-files, one interface (`load_model`, SPEC §9), and `ModelSource`, the model a config names."""
+"""Models behind every config: the embedded tiny world, diffusers folders of every family (Stable Diffusion 1.x,
+2.x, XL, SD3, Flux) and single checkpoint files, one interface (`Model`, `load_model`, SPEC §9), LoRAs
+(`LoraSpec`), and `ModelSource`, the model a config names."""
 from .codec import decode_latents, encode_images
+from .interface import Model
 from .judge import Judge
 from .loader import load_model
+from .lora import LoraSpec
 from .prompt_encoder import PromptEncoder
 from .source import ModelSource
 from .stable_diffusion import StableDiffusion
@@ -19,6 +22,8 @@ from .world import (
 __all__ = [
     "WEIGHTS_DIR",
     "Judge",
+    "LoraSpec",
+    "Model",
     "ModelSource",
     "PromptEncoder",
     "StableDiffusion",
