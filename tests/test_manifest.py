@@ -96,6 +96,28 @@ def test_per_region_sampler_settings_are_kept_checked_and_only_those_given(tmp_p
     assert read.regions[2].settings == {}
 
 
+def test_a_regions_loras_are_found_relative_to_the_manifest_and_its_guidance_kept(tmp_path):
+    from safetensors.torch import save_file
+
+    from dualsampler.models.lora import LoraSpec
+
+    for name in ("dots", "waves"):
+        (tmp_path / "set" / "loras").mkdir(parents=True, exist_ok=True)
+        save_file({"lora.down.weight": torch.zeros(1, 1)}, tmp_path / "set" / "loras" / f"{name}.safetensors")
+    path = write_manifest(tmp_path / "set", item(regions=[
+        region(HALF, loras=["loras/dots.safetensors", {"path": "loras/waves.safetensors", "scale": 0.5}],
+               guidance=4),
+    ]))
+    (read,) = read_manifest(path, 32, 32)
+    folder = tmp_path / "set" / "loras"
+    assert read.regions[0].settings == {"guidance": 4.0, "loras": (LoraSpec(str(folder / "dots.safetensors")),
+                                                                   LoraSpec(str(folder / "waves.safetensors"), 0.5))}
+    missing = write_manifest(tmp_path / "set", item(regions=[region(HALF, loras=["loras/gone.safetensors"])]),
+                             name="missing.jsonl")
+    with pytest.raises(ValueError, match=r"missing\.jsonl line 1: regions\[0\]: loras\[0\]\.path must be an existing"):
+        read_manifest(missing, 32, 32)
+
+
 def test_an_item_keeps_its_line_prompts_and_input_image_found_relative_to_the_manifest(tmp_path):
     Image.new("RGB", (16, 16), "blue").save(tmp_path / "inputs.png")
     path = write_manifest(tmp_path / "set", item("first"), "", "   ",

@@ -28,7 +28,7 @@ from ..models.lora import LoraSpec, describe
 from ..validation import BOUNDS
 
 MAX_REGIONS = int(BOUNDS["regions"].high)
-CONFIG_REGION_SETTINGS = (*REGION_SETTINGS, "loras")  # what a config region may set of its sampler
+CONFIG_REGION_SETTINGS = (*REGION_SETTINGS, "loras")  # what a region may set of its sampler
 REGION_KEYS = ("mask", "prompt", *CONFIG_REGION_SETTINGS)
 
 

@@ -22,6 +22,7 @@ from torch import Tensor
 import dualsampler.data
 
 from ..masks import check_side, load_mask, resize_mask
+from ..models.lora import check_loras
 from ..sampling.samplers import check_sampler
 from ..sampling.schedules import check_scheduler
 from ..validation import BOUNDS, check_bounded, check_text
@@ -33,12 +34,13 @@ MAX_ID_LENGTH = 128  # an id becomes a folder and file name
 ASPECT_TOLERANCE = 0.01  # a mask image's aspect ratio may differ from the canvas's by this share (it is stretched)
 SHAPES = ("ellipse", "rectangle", "half")  # conf/mask/<shape>.yaml gives each shape's target and defaults
 ITEM_KEYS = ("id", "prompt", "regions", "image", "negative_prompt")
-REGION_KEYS = ("mask", "prompt", "sampler", "scheduler", "cfg", "negative_prompt")
+REGION_KEYS = ("mask", "prompt", "sampler", "scheduler", "cfg", "negative_prompt", "guidance", "loras")
 REGION_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "sampler": check_sampler,
     "scheduler": check_scheduler,
     "cfg": lambda value: check_bounded(value, "cfg"),
     "negative_prompt": lambda value: check_text(value, "negative_prompt"),
+    "guidance": lambda value: float(check_bounded(value, "guidance")),
 }
 _ID = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -47,7 +49,8 @@ _ID = re.compile(r"[A-Za-z0-9._-]+")
 class ManifestRegion:
     """One region of an item: `mask` float `[H, W]` in [0, 1] at the canvas size (regions with the same mask in
     one manifest share the tensor: do not change it in place), its `prompt`, and `settings`: only the optional
-    per-region sampler keys the line gave (sampler, scheduler, cfg, negative_prompt), checked."""
+    per-region sampler keys the line gave (sampler, scheduler, cfg, negative_prompt, guidance, loras: LoRA paths
+    relative to the manifest's folder), checked."""
 
     mask: Tensor
     prompt: str
@@ -200,6 +203,19 @@ def _mask(value: Any, key: str, folder: Path, height: int, width: int, masks: di
     return masks[cache_key]
 
 
+def relative_loras(value: Any, folder: Path) -> Any:
+    """A region's `loras` list with each relative path (a string, or a mapping's `path`) taken from `folder`; other
+    values are left for `check_loras` to refuse."""
+    if not isinstance(value, list):
+        return value
+
+    def located(path: Any) -> Any:
+        return str(folder / path) if isinstance(path, str) and path and not Path(path).is_absolute() else path
+
+    return [located(entry) if isinstance(entry, str) else
+            {**entry, "path": located(entry.get("path"))} if isinstance(entry, dict) else entry for entry in value]
+
+
 def _region(value: Any, key: str, folder: Path, height: int, width: int, masks: dict[str, Tensor]) -> ManifestRegion:
     """One entry of an item's `regions` -> a checked region (its cheap keys first, then its mask)."""
     if not isinstance(value, dict):
@@ -208,6 +224,8 @@ def _region(value: Any, key: str, folder: Path, height: int, width: int, masks: 
     prompt = _checked(f"{key}.prompt", lambda p: check_text(p, "prompt"), value["prompt"])
     settings = {name: _checked(f"{key}.{name}", check, value[name])
                 for name, check in REGION_SETTINGS.items() if name in value}
+    if "loras" in value:
+        settings["loras"] = _checked(key, lambda v: check_loras(relative_loras(v, folder), "loras"), value["loras"])
     return ManifestRegion(_mask(value["mask"], f"{key}.mask", folder, height, width, masks), prompt, settings)
 
 
