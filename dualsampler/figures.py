@@ -5,11 +5,14 @@ are config keys: a dotted value such as `overlap_factor`, or a config group such
 `sampler@base_sampler`, read as the option the job chose). A sweep that declares none (an ad-hoc
 `dualsampler-run -m overlap_factor=0,8 seeds=2`) gets one figure named after its folder: one panel per metric
 against the keys the sweep varied, read from each job's own `.hydra/overrides.yaml` (the first numeric key on
-the x axis, the others as hue). Each point is the mean over seeds (images); error bars are the 95% Student-t
-interval of that mean, as the experiments' READMEs report it; set-level metrics (fid/*, kid/*) have one value per
-job and no bar. Each panel's axis names its metric with its direction and unit (dualsampler/metrics/registry.py),
-and a metric healthy at a target value (seam/gradient_ratio: 1) gets a dashed line there. Writes `<name>.png`,
-`<name>.pdf` and a Markdown table `<name>.md` per figure.
+the x axis, the others as hue). Each point is the mean over the job's per-image rows (its seeds, or its (item,
+seed) rows for a data set); error bars are the 95% Student-t interval of that mean, as the experiments' READMEs
+report it, drawn clipped to the metric's declared range (the table keeps the whole half-width); set-level metrics
+(fid/*, kid/*) have one value per job and no bar. Jobs the figure's keys do not tell apart (an ablation such as
+`dual.bootstrap=0` beside its default) are labelled by the config keys whose values differ between them. Each
+panel's axis names its metric with its direction and unit (dualsampler/metrics/registry.py), and a metric healthy
+at a target value (seam/gradient_ratio: 1) gets a dashed line there; legends sit below the panels. Writes
+`<name>.png`, `<name>.pdf` and a Markdown table `<name>.md` per figure.
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ from .runner.results import read_results  # noqa: E402
 
 log = logging.getLogger(__name__)
 CONFIDENCE = 0.95
-CAPTION = "points: mean over seeds; error bars: 95% t-interval over seeds (fid/kid: one value per job, no bar)"
 HYDRA_DIR = ".hydra"
 JOB = "job"  # the key of a figure over jobs: the job's folder name
+VARIANT = "variant"  # the key of the config keys that tell apart jobs a figure's own keys would merge
+SEEDS = "seeds"
+IMAGES = "images (item x seed)"  # what the interval is over when the rows are a data set's (item, seed) pairs
+MARKS = {"line": ("points", "error bars"), "bar": ("bars", "whiskers")}
 
 
 def t_half_width(values: list[float], confidence: float = CONFIDENCE) -> float:
@@ -98,6 +104,8 @@ def config_value(result: dict[str, Any], key: str | tuple[str, ...]) -> Any:
         return tuple(config_value(result, k) for k in key)
     if key == JOB:
         return result["name"]
+    if key == VARIANT:
+        return result.get(VARIANT, "")
     choices = result.get("choices", {})
     if key in choices:
         return choices[key]
@@ -110,9 +118,100 @@ def config_value(result: dict[str, Any], key: str | tuple[str, ...]) -> Any:
 
 
 def key_label(key: str | tuple[str, ...], value: Any) -> str:
-    if isinstance(key, tuple):
-        return ", ".join(f"{k}={v}" for k, v in zip(key, value))
-    return f"{key}={value}"
+    """A legend entry: `key=value` per key (`no key` for a job whose config lacks it), a variant as its own
+    `k=v, ...` text."""
+    keys, values = (key, value) if isinstance(key, tuple) else ((key,), (value,))
+    parts = [str(v) if k == VARIANT else f"no {k}" if v is None else f"{k}={v}"
+             for k, v in zip(keys, values) if k != VARIANT or v]
+    return ", ".join(parts)
+
+
+def level_text(key: str | tuple[str, ...], value: Any) -> str:
+    """A tick label: the value, a tuple's values joined by ', ', then a variant's `k=v` entries one a line."""
+    keys, values = (key, value) if isinstance(key, tuple) else ((key,), (value,))
+    text = ", ".join(str(v) for k, v in zip(keys, values) if k != VARIANT)
+    variant = next((v for k, v in zip(keys, values) if k == VARIANT and v), "")
+    return "\n".join(part for part in (text, variant.replace(", ", "\n")) if part)
+
+
+def key_text(key: str | tuple[str, ...]) -> str:
+    """An axis title: the key, or a tuple's keys joined by ', '."""
+    return ", ".join(key) if isinstance(key, tuple) else str(key)
+
+
+def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys -> leaf values (`{"dual": {"bootstrap": 0}}` -> `{"dual.bootstrap": 0}`)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def variant_keys(results: list[dict[str, Any]], keys: list[str | tuple[str, ...]]) -> list[str]:
+    """The dotted keys of the jobs' result.json `config` whose values differ between jobs that agree on every one of
+    `keys` (the figure's axes), sorted; [] when those keys tell every job apart. A key one job lacks differs."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        groups.setdefault(repr([config_value(result, k) for k in keys]), []).append(result)
+    differing = set()
+    for group in (g for g in groups.values() if len(g) > 1):
+        flats = [flat_config(r["config"]) for r in group]
+        for key in set().union(*flats):
+            if len({repr(flat.get(key, "<absent>")) for flat in flats}) > 1:
+                differing.add(key)
+    return sorted(differing)
+
+
+def variant_label(result: dict[str, Any], keys: list[str]) -> str:
+    """`key=value, ...` for each of `keys` the job's config holds (keys it lacks are left out)."""
+    flat = flat_config(result["config"])
+    return ", ".join(f"{k}={flat[k]}" for k in keys if k in flat)
+
+
+def _tupled(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with its list keys (x, hue, y) as tuples."""
+    return {key: tuple(value) if isinstance(value, list) and key != "metrics" else value for key, value in spec.items()}
+
+
+def labelled_jobs(results: list[dict[str, Any]], spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(jobs, spec) where the jobs the spec's keys would merge are told apart: with `variant_keys`, each job (a copy)
+    gets its `variant_label` and the spec draws it beside its x (bars, heatmaps) or its hue (lines); unchanged
+    (list keys as tuples) when the keys tell every job apart."""
+    spec = _tupled(spec)
+    keys = variant_keys(results, _keys(spec))
+    if not keys:
+        return results, spec
+    axis = "hue" if spec["kind"] == "line" else "x"
+    current = spec.get(axis)
+    parts = () if current is None else current if isinstance(current, tuple) else (current,)
+    jobs = [{**result, VARIANT: variant_label(result, keys)} for result in results]
+    return jobs, {**spec, axis: (*parts, VARIANT)}
+
+
+def over_items(results: list[dict[str, Any]]) -> bool:
+    """Whether the jobs' per-image rows are a data set's (a row carries `item`): intervals are then over images."""
+    return any("item" in row for result in results for row in result["per_seed"])
+
+
+def sample_name(results: list[dict[str, Any]]) -> str:
+    """What each interval is over: `images (item x seed)` for a data set's rows, else `seeds`."""
+    return IMAGES if over_items(results) else SEEDS
+
+
+def caption(results: list[dict[str, Any]], kind: str) -> str:
+    """The figure's caption: what a mark is (the mean over the rows), what its interval is over, that whiskers are
+    clipped to the metric's range, and that set-level metrics have none."""
+    over = sample_name(results)
+    if kind == "heatmap":
+        marks = f"cells: mean over {over} ± the half-width of its 95% t-interval over {over}"
+    else:
+        mark, bar = MARKS[kind]
+        marks = (f"{mark}: mean over {over}; {bar}: 95% t-interval over {over}, drawn clipped to the metric's "
+                 "range (e.g. [0, 1] for a share)")
+    return f"{marks}; fid/kid: one value per job, no interval"
 
 
 def _levels(results: list[dict[str, Any]], key: str | tuple[str, ...] | None) -> list[Any]:
@@ -120,7 +219,7 @@ def _levels(results: list[dict[str, Any]], key: str | tuple[str, ...] | None) ->
         return [None]
     levels = list(dict.fromkeys(config_value(r, key) for r in results))
     try:
-        return sorted(levels)
+        return sorted(levels, key=lambda level: (level is None, level))  # a job without the key last
     except TypeError:
         return levels
 
@@ -134,11 +233,20 @@ def cell(results: list[dict[str, Any]], metric: str) -> Summary:
     return summarize([v for r in results for v in metric_values(r, metric)])
 
 
-def _error_bars(points: list[Summary]) -> np.ndarray | None:
-    """Distances below and above each mean; None when every point has a single value (no bar to draw)."""
+def clipped(point: Summary, low: float, high: float) -> tuple[float, float]:
+    """The interval [point.low, point.high] as drawn: clipped to the metric's range [low, high]."""
+    return max(point.low, low), min(point.high, high)
+
+
+def _error_bars(points: list[Summary], metric: str) -> np.ndarray | None:
+    """Distances below and above each mean to its interval clipped to the metric's declared range (registry
+    `describe`); None when every point has a single value (no bar to draw)."""
     if all(p.n <= 1 for p in points):
         return None
-    return np.array([[max(p.mean - p.low, 0.0) for p in points], [max(p.high - p.mean, 0.0) for p in points]])
+    info = describe(metric)
+    ends = [clipped(p, info.low, info.high) for p in points]
+    return np.array([[max(p.mean - low, 0.0) for p, (low, _) in zip(points, ends)],
+                     [max(high - p.mean, 0.0) for p, (_, high) in zip(points, ends)]])
 
 
 def _reference(ax, metric: str) -> None:
@@ -154,10 +262,10 @@ def _line(ax, results, spec, metric) -> None:
     for j, hue in enumerate(hues):
         points = [cell(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
         shift = (j - (len(hues) - 1) / 2) * dodge
-        ax.errorbar([x + shift for x in xs], [p.mean for p in points], yerr=_error_bars(points), marker="o",
-                    capsize=3, label=None if hue is None else key_label(spec["hue"], hue))
+        ax.errorbar([x + shift for x in xs], [p.mean for p in points], yerr=_error_bars(points, metric), marker="o",
+                    capsize=3, label=None if spec.get("hue") is None else key_label(spec["hue"], hue))
     _reference(ax, metric)
-    ax.set_xlabel(str(spec["x"]))
+    ax.set_xlabel(key_text(spec["x"]))
     ax.set_ylabel(axis_label(metric))
 
 
@@ -167,11 +275,20 @@ def _bar(ax, results, spec, metric) -> None:
     for j, hue in enumerate(hues):
         points = [cell(_select(results, {spec["x"]: x, spec.get("hue"): hue}), metric) for x in xs]
         ax.bar(np.arange(len(xs)) + (j - (len(hues) - 1) / 2) * width, [p.mean for p in points], width,
-               yerr=_error_bars(points), capsize=3, label=None if hue is None else key_label(spec["hue"], hue))
+               yerr=_error_bars(points, metric), capsize=3,
+               label=None if spec.get("hue") is None else key_label(spec["hue"], hue))
     _reference(ax, metric)
-    ax.set_xticks(np.arange(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
-    ax.set_xlabel(str(spec["x"]))
+    _x_ticks(ax, np.arange(len(xs)), [level_text(spec["x"], x) for x in xs])
+    ax.set_xlabel(key_text(spec["x"]))
     ax.set_ylabel(axis_label(metric))
+
+
+def _x_ticks(ax, positions, labels: list[str]) -> None:
+    """Category tick labels, slanted; upright and small when a label has several lines (a variant's keys)."""
+    if any("\n" in label for label in labels):
+        ax.set_xticks(positions, labels, rotation=90, ha="center", fontsize=7)
+    else:
+        ax.set_xticks(positions, labels, rotation=30, ha="right")
 
 
 def _heatmap(ax, results, spec, metric) -> None:
@@ -183,10 +300,10 @@ def _heatmap(ax, results, spec, metric) -> None:
             bright = image.norm(summary.mean) > 0.6  # dark text on the bright end of viridis
             ax.text(j, i, summary.label().replace(" ", "\n", 1), ha="center", va="center",
                     fontsize=7, color="k" if bright else "w")
-    ax.set_xticks(range(len(xs)), [str(x) for x in xs], rotation=30, ha="right")
-    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
-    ax.set_xlabel(str(spec["x"]))
-    ax.set_ylabel(str(spec["y"]))
+    _x_ticks(ax, range(len(xs)), [level_text(spec["x"], x) for x in xs])
+    ax.set_yticks(range(len(ys)), [level_text(spec["y"], y) for y in ys])
+    ax.set_xlabel(key_text(spec["x"]))
+    ax.set_ylabel(key_text(spec["y"]))
     ax.figure.colorbar(image, ax=ax, fraction=0.046, label=axis_label(metric))
 
 
@@ -197,39 +314,91 @@ def _keys(spec: dict[str, Any]) -> list[str | tuple[str, ...]]:
     return [k for k in (spec["x"], spec.get("hue"), spec.get("y")) if k]
 
 
+def _columns(spec: dict[str, Any]) -> list[str]:
+    """The table's key columns: each key of x, hue and y (a tuple's keys one by one)."""
+    return [k for key in _keys(spec) for k in (key if isinstance(key, tuple) else (key,))]
+
+
+def _cell_text(result: dict[str, Any], metric: str) -> str:
+    """`mean ± half-width` of one job's metric, with `(n=K)` when fewer of its rows than all carry the metric (e.g.
+    `region_accuracy/region2` on the items with 3 regions)."""
+    rows = result["per_seed"]
+    carrying = sum(row_value(row, metric) is not None for row in rows)
+    text = cell([result], metric).label()
+    return f"{text} (n={carrying})" if 0 < carrying < len(rows) else text
+
+
+def table_note(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
+    """The Markdown table's note: the caption, that the table keeps the whole half-width, and what `variant` is."""
+    note = (f"{caption(results, spec['kind'])}. The table gives mean ± the half-width of the 95% t-interval over "
+            f"{sample_name(results)}, unclipped (the figure clips its whiskers to the metric's range).")
+    keys = variant_keys(results, _keys(_tupled(spec)))
+    if keys:
+        note += (f" variant: the config keys ({', '.join(keys)}) whose values differ between jobs the figure's keys "
+                 "do not tell apart.")
+    return note
+
+
 def markdown_table(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
-    """One row per job: its x/hue/y values, its seeds and every metric of the figure as it is plotted (mean ± the
-    half-width of its 95% t-interval over seeds), headed by its axis label; the caption below."""
-    keys = _keys(spec)
-    header = [str(k) for k in keys] + ["seeds", *map(axis_label, spec["metrics"])]
+    """One row per job: its x/hue/y values (and its variant, `labelled_jobs`), the number of per-image rows each
+    interval is over (`seeds`, or `images (item x seed)` for a data set) and every metric of the figure as it is
+    plotted (mean ± the half-width of its 95% t-interval, unclipped), headed by its axis label; the note below."""
+    jobs, labelled = labelled_jobs(results, spec)
+    keys = _columns(labelled)
+    header = [str(k) for k in keys] + [sample_name(results), *map(axis_label, spec["metrics"])]
     rows = []
-    for result in sorted(results, key=lambda r: [str(config_value(r, k)) for k in keys]):
-        cells = [str(config_value(result, k)) for k in keys] + [str(len(result["seeds"]))]
-        for metric in spec["metrics"]:
-            cells.append(cell([result], metric).label())
+    for result in sorted(jobs, key=lambda r: [str(config_value(r, k)) for k in keys]):
+        cells = [str(config_value(result, k)) for k in keys] + [str(len(result["per_seed"]))]
+        cells += [_cell_text(result, metric) for metric in spec["metrics"]]
         rows.append(cells)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + f"\n\n{CAPTION}.\n"
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + f"\n\n{table_note(results, spec)}\n"
+
+
+def _legend(fig: plt.Figure) -> None:
+    """One legend for the figure, below its panels (never over a bar): each label once, from every panel."""
+    entries: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize=7,
+                   ncol=min(len(entries), 4))
+
+
+def _sample_size(results: list[dict[str, Any]]) -> str:
+    """`4 seeds each`, or for a data set `24 images (12 items x 2 seeds) each` (the counts of the jobs' rows)."""
+    counts = "/".join(map(str, sorted({len(r["per_seed"]) for r in results})))
+    if not over_items(results):
+        return f"{counts} seeds each"
+    items = "/".join(map(str, sorted({len({row.get("item") for row in r["per_seed"]}) for r in results})))
+    seeds = "/".join(map(str, sorted({len(r["seeds"]) for r in results})))
+    return f"{counts} images ({items} items x {seeds} seeds) each"
 
 
 def figure(results: list[dict[str, Any]], spec: dict[str, Any]) -> plt.Figure:
-    """One figure of a checked spec: a panel per metric, its axis labelled from the registry, and the caption."""
+    """One figure of a checked spec: a panel per metric, its axis labelled from the registry, jobs the spec's keys
+    would merge told apart (`labelled_jobs`), one legend below the panels, and the caption."""
     check_figure(spec)
+    jobs, labelled = labelled_jobs(results, spec)
     metrics = spec["metrics"]
     columns = min(len(metrics), 3)
     rows = math.ceil(len(metrics) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows + 0.4), squeeze=False)
+    ticks = [level_text(labelled["x"], x) for x in _levels(jobs, labelled["x"])]
+    width = max(4.2, 0.5 * len(ticks)) if spec["kind"] != "line" else 4.2  # room for each bar group or cell
+    tick_height = 0.08 * max(len(line) for tick in ticks for line in tick.split("\n"))
+    height = 3.4 + (max(tick_height, 0.6) if spec["kind"] == "bar" else 0.4)  # room for the rotated tick labels
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows + 0.9), squeeze=False,
+                             layout="constrained")
     for ax, metric in zip(axes.flat, metrics):
-        DRAW[spec["kind"]](ax, results, spec, metric)
+        DRAW[spec["kind"]](ax, jobs, labelled, metric)
         ax.set_title(metric)
-        if spec["kind"] != "heatmap" and (spec.get("hue") or describe(metric).direction == "target"):
-            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    seeds = sorted({len(r["seeds"]) for r in results})
-    fig.suptitle(f"{spec['name']}: {len(results)} jobs, {'/'.join(map(str, seeds))} seeds each\n{CAPTION}",
+    if spec["kind"] != "heatmap":
+        _legend(fig)
+    fig.suptitle(f"{spec['name']}: {len(results)} jobs, {_sample_size(results)}\n{caption(results, spec['kind'])}",
                  fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -331,8 +500,7 @@ def checked_specs(results: list[dict[str, Any]], specs: Any) -> list[dict[str, A
     check_figures(specs)
     checked = []
     for k, spec in enumerate(specs):
-        spec = {key: tuple(value) if isinstance(value, list) and key != "metrics" else value
-                for key, value in spec.items()}
+        spec = _tupled(spec)
         for axis in ("x", "hue", "y"):
             keys = spec.get(axis)
             for key in () if keys is None else keys if isinstance(keys, tuple) else (keys,):

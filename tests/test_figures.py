@@ -1,6 +1,8 @@
 """dualsampler-figures: declared figures, a figure for any sweep from its saved Hydra config, axes that say each
 metric's direction and unit (dualsampler/metrics/registry.py), and one kind of error bar: the 95% t-interval of
-the mean over seeds, as the experiments' READMEs report it."""
+the mean over seeds (or over a data set's (item, seed) images), as the experiments' READMEs report it, drawn
+within the metric's range; jobs the figure's keys would merge labelled by the config keys that differ; legends
+outside the panels."""
 
 from __future__ import annotations
 
@@ -9,23 +11,26 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.container import ErrorbarContainer
 import pytest
 import yaml
 
 from dualsampler.figures import (
-    CAPTION,
     JOB,
+    caption,
     figure,
     main,
     make_figures,
+    markdown_table,
     read_sweep,
     summarize,
     sweep_figure,
     swept_keys,
+    variant_keys,
 )
 from run_app import run_app
 
-T_975 = {1: 12.706205, 2: 4.302653}  # Student-t 97.5% quantiles (a t-table) by degrees of freedom
+T_975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student-t 97.5% quantiles (a t-table) by degrees of freedom
 
 
 def write_job(sweep: Path, overrides: list[str], config: dict, choices: dict, per_seed: list[dict],
@@ -38,10 +43,10 @@ def write_job(sweep: Path, overrides: list[str], config: dict, choices: dict, pe
     (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
         {"hydra": {"runtime": {"choices": {**choices, "hydra/launcher": "basic"}}}}))
     if result:
-        numbers = [k for k, v in per_seed[0].items() if k != "seed" and isinstance(v, float)]
-        metrics = {k: sum(row[k] for row in per_seed) / len(per_seed) for k in numbers}
+        numbers = {k for row in per_seed for k, v in row.items() if k != "seed" and isinstance(v, float)}
+        metrics = {k: sum(row[k] for row in per_seed if k in row) / sum(k in row for row in per_seed) for k in numbers}
         (folder / "result.json").write_text(json.dumps({
-            "name": folder.name, "config": config, "seeds": [row["seed"] for row in per_seed],
+            "name": folder.name, "config": config, "seeds": list(dict.fromkeys(row["seed"] for row in per_seed)),
             "per_seed": per_seed, "metrics": {**metrics, "fid/judge": 10.0 + config["overlap_factor"]}}))
     else:
         (folder / "failure.json").write_text(json.dumps({"error": "ValueError: boom"}))
@@ -105,7 +110,8 @@ def test_each_panel_names_its_metrics_direction_and_unit_and_a_target_gets_its_h
     healthy = [line for line in ratio.lines if line.get_label() == "healthy = 1"]
     assert len(healthy) == 1 and list(healthy[0].get_ydata()) == [1, 1]
     assert not any(line.get_label().startswith("healthy") for ax in (error, accuracy, fid) for line in ax.lines)
-    assert "error bars: 95% t-interval over seeds" in fig._suptitle.get_text() and CAPTION in fig._suptitle.get_text()
+    assert "error bars: 95% t-interval over seeds" in fig._suptitle.get_text()
+    assert caption(three_seeds, "line") in fig._suptitle.get_text()
     plt.close(fig)
 
 
@@ -161,7 +167,8 @@ def test_a_sweep_without_declared_figures_gets_one_panel_per_metric_against_its_
     table = (out / "default.md").read_text().splitlines()
     assert table[0] == ("| overlap_factor | dual | seeds | fid/judge ↓ (judge-feature FID) | region_accuracy/inside ↑ "
                         "(share) | seam/gradient_ratio (healthy = 1) | seam/gradient_ratio_error ↓ |")
-    assert len(table) == 2 + 6 + 2 and table[-1] == CAPTION + "."
+    assert len(table) == 2 + 6 + 2 and table[-1].startswith(caption(read_sweep(adhoc_sweep), "line") + ". ")
+    assert "unclipped" in table[-1]
     fused_8 = next(line for line in table if line.startswith("| 8 | fused |"))
     assert f"| 0.75 ± {T_975[1] * 0.25:.2g} |" in fused_8  # accuracy 1 and 0.5: t(0.975, 1) * 0.3536 / sqrt(2)
     assert "| 1.805 ± 0.064 |" in fused_8  # ratios 1.80 and 1.81: t(0.975, 1) * 0.00707 / sqrt(2) = 0.0635
@@ -219,6 +226,103 @@ def test_a_sweep_without_saved_overrides_is_refused_with_the_reason(tmp_path, ca
     with pytest.raises(SystemExit):
         main([str(tmp_path / "empty")])
     assert "holds no result.json" in capsys.readouterr().err
+
+
+def coin_flips(tmp_path) -> list[dict]:
+    """Two jobs of four seeds whose inside accuracy is 0 or 1 per image (one 32 px patch): 0, 1, 0, 1 and 1, 1, 1, 0,
+    so the t-interval of the means (0.5 ± 0.92, 0.75 ± 0.8) runs past both ends of [0, 1]."""
+    sweep = tmp_path / "flips"
+    for overlap, hits in ((0, (0.0, 1.0, 0.0, 1.0)), (4, (1.0, 1.0, 1.0, 0.0))):
+        per_seed = [{"seed": s, "region_accuracy/inside": hit} for s, hit in enumerate(hits)]
+        write_job(sweep, [f"overlap_factor={overlap}"], {"overlap_factor": overlap}, {}, per_seed)
+    return read_sweep(sweep)
+
+
+@pytest.mark.parametrize("kind", ["line", "bar"])
+def test_whiskers_are_drawn_within_the_metrics_range_and_the_table_keeps_the_whole_interval(tmp_path, kind):
+    results = coin_flips(tmp_path)
+    spec = {"name": "flips", "kind": kind, "x": "overlap_factor", "metrics": ["region_accuracy/inside"]}
+    fig = figure(results, spec)
+    (bars,) = next(c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)).lines[2]
+    ends = [y for (_, low), (_, high) in bars.get_segments() for y in (low, high)]
+    assert ends == pytest.approx([0.0, 1.0, 0.0, 1.0])  # computed: 0.5 ± 0.92 and 0.75 ± 0.80
+    assert "clipped to the metric's range" in fig._suptitle.get_text()
+    plt.close(fig)
+    half = T_975[3] * math.sqrt(1 / 3) / 2  # 0, 1, 0, 1: sample std sqrt(1/3)
+    table = markdown_table(results, spec)
+    assert f"| 0 | 4 | 0.5 ± {half:.2g} |" in table and half == pytest.approx(0.9187, abs=1e-4)
+    assert "unclipped" in table
+
+
+def test_a_data_sets_interval_is_over_its_item_x_seed_images(tmp_path):
+    sweep = tmp_path / "region_sets"
+    for dual in ("alternate", "fused"):  # 3 items x 2 seeds = 6 rows per job
+        per_seed = [{"seed": s, "item": item, "region_accuracy/inside": float(s), "seam/gradient_ratio": 1.0 + s / 10}
+                    for item in ("w01", "w02", "w03") for s in (0, 1)]
+        per_seed[0]["region_accuracy/region2"] = 1.0  # a key only one item (with 3 regions) has
+        write_job(sweep, [f"dual={dual}"], {"overlap_factor": 2, "seeds": 2}, {"dual": dual}, per_seed)
+    results = read_sweep(sweep)
+    spec = {"name": "region_sets", "kind": "bar", "x": "dual",
+            "metrics": ["region_accuracy/inside", "region_accuracy/region2"]}
+    fig = figure(results, spec)
+    title = fig._suptitle.get_text()
+    assert "2 jobs, 6 images (3 items x 2 seeds) each" in title
+    assert "95% t-interval over images (item x seed)" in title and "over seeds" not in title
+    plt.close(fig)
+    table = markdown_table(results, spec).splitlines()
+    assert table[0].startswith("| dual | images (item x seed) | region_accuracy/inside ↑ (share) |")
+    half = T_975[5] * math.sqrt(0.3) / math.sqrt(6)  # 0, 1, 0, 1, 0, 1: sample std sqrt(0.3), 6 images
+    assert table[2] == f"| alternate | 6 | 0.5 ± {half:.2g} | 1 (n=1) |"
+    assert "over images (item x seed)" in table[-1] and "over seeds" not in table[-1]
+
+
+@pytest.fixture
+def ablation(tmp_path) -> Path:
+    """`dual=multidiffusion overlap_factor=0,4` and the same with `dual.bootstrap=0` (an override outside the
+    figure's keys): two jobs per (dual, overlap) that differ only by `dual.bootstrap`."""
+    sweep = tmp_path / "blending"
+    figure_ = {"name": "blending", "kind": "bar", "x": "dual", "hue": "overlap_factor",
+               "metrics": ["seam/gradient_ratio", "region_accuracy/inside"]}
+    for bootstrap, extra in ((0.2, []), (0, ["dual.bootstrap=0"])):
+        for overlap in (0, 4):
+            config = {"overlap_factor": overlap, "dual": {"_target_": "dualsampler.dual.MultiDiffusion",
+                                                          "bootstrap": bootstrap, "overlap_factor": overlap}}
+            write_job(sweep, [*extra, "dual=multidiffusion", f"overlap_factor={overlap}"], config,
+                      {"dual": "multidiffusion"}, rows(overlap + 10 * bootstrap, "fused"), figures=[figure_])
+    return sweep
+
+
+def test_jobs_differing_only_by_an_override_outside_the_figures_keys_are_labelled_apart(ablation, tmp_path):
+    results = read_sweep(ablation)
+    assert variant_keys(results, ["dual", "overlap_factor"]) == ["dual.bootstrap"]
+    assert variant_keys(results, ["dual", "overlap_factor", "dual.bootstrap"]) == []
+    spec = results[0]["figures"][0]
+    fig = figure(results, spec)
+    ratio = fig.axes[0]
+    assert [t.get_text() for t in ratio.get_xticklabels()] == ["multidiffusion\ndual.bootstrap=0",
+                                                                "multidiffusion\ndual.bootstrap=0.2"]
+    heights = [bar.get_height() for container in ratio.containers if hasattr(container, "patches") for bar in container]
+    assert heights == pytest.approx([1.005, 1.205, 1.405, 1.605])  # overlap 0, then 4: bootstrap 0 and 0.2, not pooled
+    plt.close(fig)
+    make_figures(ablation, tmp_path / "out")
+    table = (tmp_path / "out" / "blending.md").read_text()
+    assert table.splitlines()[0].startswith("| dual | variant | overlap_factor | seeds |")
+    assert "| multidiffusion | dual.bootstrap=0 | 4 | 2 |" in table
+    assert "| multidiffusion | dual.bootstrap=0.2 | 4 | 2 |" in table
+    assert "variant: the config keys (dual.bootstrap) whose values differ" in table
+
+
+def test_the_legend_sits_below_the_panels_and_covers_no_bar(ablation):
+    results = read_sweep(ablation)
+    fig = figure(results, results[0]["figures"][0])
+    fig.canvas.draw()
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["healthy = 1", "overlap_factor=0", "overlap_factor=4"]
+    box = legend.get_window_extent()
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    assert all(box.y1 < ax.get_window_extent().y0 for ax in fig.axes)
+    plt.close(fig)
 
 
 @pytest.mark.slow
