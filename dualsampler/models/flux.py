@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -25,10 +26,9 @@ from ..sampling.flow_sampling import MAX_SHIFT
 from ..sampling.unet_denoiser import ModelDenoiser
 from ..validation import check_bounded, check_int, check_real
 from .checks import check_config_file, weights_files
-from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
-from .fingerprint import files_fingerprint
-from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
+from .lora import LoraSpec, activate_pipeline, check_loras
+from .pipeline_model import PipelineModel
 from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
 
 KIND = "flux"
@@ -108,12 +108,12 @@ class FluxBackbone:
         self.key = (id(transformer), self.adapters)
 
     @property
-    def dtype(self) -> torch.dtype:
-        return network_dtype(self.transformer)
-
-    @property
     def guidance_embeds(self) -> bool:
         return bool(self.transformer.config.guidance_embeds)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return network_dtype(self.transformer)
 
     @property
     def latent_channels(self) -> int:
@@ -173,12 +173,14 @@ def scheduler_sampling(config: dict, tokens: int | None = None) -> FluxModelSamp
 
 
 @dataclass
-class Flux:
+class Flux(PipelineModel):
     """A loaded FluxPipeline with the model interface: `denoiser`, `encode`, `decode`, `model_sampling` (the
     default canvas's) and `model_sampling_for(height, width)` (a canvas's), `latent_channels`, `vae_scale_factor`,
     `canvas_multiple`, `fingerprint()`. No judge and no embedded upscaler. `model_sampling` is the scheduler
     config's for its default canvas (`scheduler_sampling`: with dynamic shifting the shift at the config's largest
     token count, 4096 tokens = 1024 x 1024 px for Flux.1, ComfyUI's default for Flux.1 dev)."""
+
+    NETWORK: ClassVar[str] = "transformer"
 
     pipeline: object
     model_sampling: FluxModelSampling
@@ -189,21 +191,8 @@ class Flux:
     upscaler: None = None
 
     @property
-    def transformer(self):
-        return self.pipeline.transformer
-
-    @property
-    def vae(self):
-        return self.pipeline.vae
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The transformer's dtype (the VAE may run in float32, see `finish`)."""
-        return self.transformer.dtype
+    def transformer(self) -> nn.Module:
+        return self.network
 
     @property
     def guidance_embeds(self) -> bool:
@@ -213,11 +202,6 @@ class Flux:
     @property
     def latent_channels(self) -> int:
         return int(self.transformer.config.in_channels) // 4
-
-    @property
-    def vae_scale_factor(self) -> int:
-        """Pixels per latent cell along each side: 2 ** (number of VAE blocks - 1)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
     def canvas_multiple(self) -> int:
@@ -235,14 +219,6 @@ class Flux:
                 raise ValueError(f"{name} must be a multiple of {multiple} pixels (2x2 latent cells of "
                                  f"{self.vae_scale_factor} px), got {side}")
         return scheduler_sampling(self.scheduler_config, (sides[0] // multiple) * (sides[1] // multiple))
-
-    def fingerprint(self) -> str:
-        """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
-        return files_fingerprint(self.files.items())
-
-    def to(self, device: str | torch.device) -> Flux:
-        self.pipeline.to(device)
-        return self
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str], guidance: float) -> Conditioning:
@@ -263,11 +239,6 @@ class Flux:
         guidance = check_bounded(guidance, "guidance")
         return self.encode_prompts(prompts, guidance), self.encode_prompts(negatives, guidance)
 
-    def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
-        """Each LoRA file of `specs` loaded once into the pipeline (`models.lora.load_loras`); the adapter set
-        `((adapter_name, scale), ...)` a backbone activates."""
-        return load_loras(self.pipeline, specs)
-
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 1.0,
                  guidance: float = DEFAULT_GUIDANCE, height: int | None = None, width: int | None = None,
                  loras: Sequence[LoraSpec] = ()) -> ModelDenoiser:
@@ -285,14 +256,6 @@ class Flux:
         activate_pipeline(self.pipeline, adapters)
         cond, uncond = self.encode_prompt(prompt, negative_prompt, guidance)
         return ModelDenoiser(FluxBackbone(self.transformer, adapters), model_sampling, cond, uncond, cfg)
-
-    def encode(self, images: Tensor) -> Tensor:
-        """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, with the VAE's shift factor)."""
-        return encode_images(self.vae, images)
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """Latents -> images in [0, 1] (the one codec, `models.codec.decode_latents`)."""
-        return decode_latents(self.vae, latents)
 
 
 def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | None, transformer=None):

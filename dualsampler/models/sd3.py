@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -16,10 +17,9 @@ from ..sampling.backbone import Adapters, activate, network_dtype
 from ..sampling.conditioning import Cond, Conditioning, stack_rows
 from ..validation import check_bounded
 from .checks import check_config_file, weights_files
-from .codec import decode_latents, encode_images
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
-from .fingerprint import files_fingerprint
-from .lora import LoraSpec, activate_pipeline, check_loras, load_loras
+from .lora import LoraSpec, activate_pipeline, check_loras
+from .pipeline_model import PipelineModel
 from .pipelines import (
     absent_components,
     no_loading_bars,
@@ -87,10 +87,12 @@ class SD3Backbone:
 
 
 @dataclass
-class StableDiffusion3:
+class StableDiffusion3(PipelineModel):
     """A loaded SD3 pipeline with the `Model` interface (`models.interface`): `denoiser`, `encode`, `decode`,
     `model_sampling`, `latent_channels`, `vae_scale_factor`, `canvas_multiple`, `fingerprint()`. No judge and no
     embedded upscaler."""
+
+    NETWORK: ClassVar[str] = "transformer"
 
     pipeline: object
     model_sampling: FlowModelSampling
@@ -101,42 +103,16 @@ class StableDiffusion3:
 
     @property
     def transformer(self) -> nn.Module:
-        return self.pipeline.transformer
-
-    @property
-    def vae(self) -> nn.Module:
-        return self.pipeline.vae
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The transformer's dtype (the VAE may run in float32, see `finish`)."""
-        return self.transformer.dtype
+        return self.network
 
     @property
     def latent_channels(self) -> int:
         return int(self.transformer.config.in_channels)
 
     @property
-    def vae_scale_factor(self) -> int:
-        """Pixels per latent along each side: 2 ** (number of VAE blocks - 1)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
     def canvas_multiple(self) -> int:
         """Pixels a canvas side must be a multiple of: the VAE factor times the transformer's patch size."""
         return self.vae_scale_factor * int(self.transformer.config.patch_size)
-
-    def fingerprint(self) -> str:
-        """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
-        return files_fingerprint(self.files.items())
-
-    def to(self, device: str | torch.device) -> StableDiffusion3:
-        self.pipeline.to(device)
-        return self
 
     @torch.no_grad()
     def encode_prompt(self, prompt: str | list[str],
@@ -151,11 +127,6 @@ class StableDiffusion3:
         )
         return Conditioning(cond, text_embeds=pooled), Conditioning(uncond, text_embeds=pooled_uncond)
 
-    def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
-        """Each LoRA file of `specs` loaded once into the pipeline (`models.lora.load_loras`); the adapter set
-        `((adapter_name, scale), ...)` a backbone activates."""
-        return load_loras(self.pipeline, specs)
-
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0,
                  loras: Sequence[LoraSpec] = ()) -> ModelDenoiser:
         """A `ModelDenoiser` over an `SD3Backbone` for `prompt` with `negative_prompt` as the CFG unconditional
@@ -167,14 +138,6 @@ class StableDiffusion3:
         activate_pipeline(self.pipeline, adapters)
         cond, uncond = self.encode_prompt(prompt, negative_prompt)
         return ModelDenoiser(SD3Backbone(self.transformer, adapters), self.model_sampling, cond, uncond, cfg)
-
-    def encode(self, images: Tensor) -> Tensor:
-        """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, `models.codec.encode_images`, SD3's shift)."""
-        return encode_images(self.vae, images)
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """Latents -> images in [0, 1] (the one codec, `models.codec.decode_latents`)."""
-        return decode_latents(self.vae, latents)
 
 
 def model_sampling_of(scheduler_config: dict) -> FlowModelSampling:

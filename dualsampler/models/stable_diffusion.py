@@ -5,28 +5,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
-from torch import Tensor
+from torch import nn
 
 from ..sampling import ModelSampling
 from ..sampling.backbone import UNetBackbone
 from ..sampling.conditioning import Conditioning
 from ..sampling.unet_denoiser import ModelDenoiser
 from ..validation import check_bounded
-from .codec import decode_latents, encode_images
 from .detect import FolderInfo
-from .fingerprint import files_fingerprint
-from .lora import Adapters, LoraSpec, activate_pipeline, check_loras, load_loras
+from .lora import LoraSpec, activate_pipeline, check_loras
+from .pipeline_model import PipelineModel
 from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
 
 
 @dataclass
-class StableDiffusion:
+class StableDiffusion(PipelineModel):
     """A loaded Stable Diffusion pipeline (`kind` sd1 | sd2 | sdxl) with the surface of `World`: `denoiser`,
     `encode`, `decode`, `model_sampling`, `latent_channels`, `vae_scale_factor`, `fingerprint()`. No judge and no
     embedded upscaler (`judge` and `upscaler` are None)."""
+
+    NETWORK: ClassVar[str] = "unet"
 
     pipeline: object
     kind: str
@@ -36,43 +37,17 @@ class StableDiffusion:
     upscaler: None = None
 
     @property
-    def unet(self):
-        return self.pipeline.unet
-
-    @property
-    def vae(self):
-        return self.pipeline.vae
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The UNet's dtype (the VAE may run in float32, see `load_pipeline`)."""
-        return self.unet.dtype
+    def unet(self) -> nn.Module:
+        return self.network
 
     @property
     def latent_channels(self) -> int:
         return int(self.unet.config.in_channels)
 
     @property
-    def vae_scale_factor(self) -> int:
-        """Pixels per latent along each side: 2 ** (number of VAE blocks - 1)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
     def canvas_multiple(self) -> int:
         """A canvas side is a multiple of the VAE factor."""
         return self.vae_scale_factor
-
-    def fingerprint(self) -> str:
-        """sha256 of the files this model was loaded from (see `files_fingerprint`)."""
-        return files_fingerprint(self.files.items())
-
-    def to(self, device: str | torch.device) -> StableDiffusion:
-        self.pipeline.to(device)
-        return self
 
     @torch.no_grad()
     def encode_prompt(self, prompt: str | list[str], negative_prompt: str | list[str] = "") -> tuple[Conditioning, Conditioning]:
@@ -89,11 +64,6 @@ class StableDiffusion:
         cond, uncond = self.pipeline.encode_prompt(prompts, self.device, 1, True, negative_prompt=negative)
         return Conditioning(cond), Conditioning(uncond)
 
-    def load_loras(self, specs: Sequence[LoraSpec]) -> Adapters:
-        """Each LoRA file of `specs` loaded once into the pipeline (`models.lora.load_loras`); the adapter set
-        `((adapter_name, scale), ...)` a backbone activates."""
-        return load_loras(self.pipeline, specs)
-
     def denoiser(self, prompt: str | list[str], negative_prompt: str | list[str] = "", cfg: float = 5.0,
                  loras: Sequence[LoraSpec] = ()) -> ModelDenoiser:
         """A `ModelDenoiser` over the UNet for `prompt` with `negative_prompt` as the CFG unconditional branch and
@@ -105,14 +75,6 @@ class StableDiffusion:
         cond, uncond = self.encode_prompt(prompt, negative_prompt)
         backbone = UNetBackbone(self.unet, self.vae_scale_factor, adapters=adapters)
         return ModelDenoiser(backbone, self.model_sampling, cond, uncond, cfg)
-
-    def encode(self, images: Tensor) -> Tensor:
-        """Images [B, 3, H, W] in [0, 1] -> latents (the one codec, `models.codec.encode_images`)."""
-        return encode_images(self.vae, images)
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """Latents -> images in [0, 1] (the one codec, `models.codec.decode_latents`)."""
-        return decode_latents(self.vae, latents)
 
 
 def pipeline_class(kind: str):
