@@ -14,15 +14,14 @@ shared by the run's xdist workers (the first builds them under a lock). Tests tr
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fixture_cache import built_once, shared_base
 from sd_fixtures import TEXT_WIDTH, text_encoder, write_tokenizer
 from t5_fixtures import T5_WIDTH, tiny_t5_encoder, write_t5_tokenizer
 
@@ -122,22 +121,8 @@ def build_all(root: Path) -> FluxModels:
     return models
 
 
-def built_once(root: Path) -> FluxModels:
-    """The folders under `root/flux_models`, built by the first process that asks (an flock'd marker file)."""
-    root.mkdir(parents=True, exist_ok=True)
-    folder, done = root / "flux_models", root / "flux_models.done"
-    with open(root / "flux_models.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            build_all(folder)
-            done.touch()
-    return models_in(folder)
-
-
 @pytest.fixture(scope="session")
 def flux_models(tmp_path_factory) -> FluxModels:
     """The tiny Flux folders, built once per test run: under pytest-xdist in the run's shared base folder (the
     parent of each worker's), so one worker builds them and the others read them."""
-    base = tmp_path_factory.getbasetemp()
-    return built_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+    return built_once(shared_base(tmp_path_factory), "flux_models", build_all, models_in)

@@ -10,20 +10,16 @@ worker builds the files in the run's shared base folder under a lock, the others
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
 
 import pytest
 
+from fixture_cache import built_once, shared_base
 from flux_fixtures import FluxModels
 from sd_fixtures import SDModels
 
-Files = TypeVar("Files")
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 FLUX_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the double blocks' attention (single blocks: q, k, v)
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -132,26 +128,6 @@ def build_flux_lora_files(dev: Path, folder: Path) -> FluxLoraFiles:
 
 def flux_lora_files_in(dev: Path, folder: Path) -> FluxLoraFiles:
     return FluxLoraFiles(dev, folder / "flux_a.safetensors", folder / "flux_b.safetensors")
-
-
-def built_once(root: Path, name: str, build: Callable[[Path], Files], found: Callable[[Path], Files]) -> Files:
-    """The files under `root/name`, written by `build(folder)` in the first process that asks (an flock'd marker
-    file); `found(folder)` names them."""
-    root.mkdir(parents=True, exist_ok=True)
-    folder, done = root / name, root / f"{name}.done"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            build(folder)
-            done.touch()
-    return found(folder)
-
-
-def shared_base(tmp_path_factory) -> Path:
-    """The run's base folder: under pytest-xdist the parent of each worker's, so one worker writes the files."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

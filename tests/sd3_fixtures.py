@@ -11,16 +11,14 @@ use, and shared by the run's xdist workers (the first builds it under a lock). T
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from fixture_cache import built_once, shared_base
 from sd_fixtures import MAX_TOKENS, to_ldm, vae_ldm_names, write_tokenizer
 from t5_fixtures import T5_WIDTH, tiny_t5_encoder, write_t5_tokenizer
 
@@ -185,22 +183,8 @@ def build_all(root: Path) -> SD3Model:
     return model
 
 
-def built_once(root: Path) -> SD3Model:
-    """The folder under `root/sd3_model`, built by the first process that asks (an flock'd marker file)."""
-    root.mkdir(parents=True, exist_ok=True)
-    folder, done = root / "sd3_model", root / "sd3_model.done"
-    with open(root / "sd3_model.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            build_all(folder)
-            done.touch()
-    return model_in(folder)
-
-
 @pytest.fixture(scope="session")
 def sd3_model(tmp_path_factory) -> SD3Model:
     """The tiny SD3 folder and checkpoint, built once per test run: under pytest-xdist in the run's shared base
     folder (the parent of each worker's), so one worker builds it and the others read it."""
-    base = tmp_path_factory.getbasetemp()
-    return built_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+    return built_once(shared_base(tmp_path_factory), "sd3_model", build_all, model_in)

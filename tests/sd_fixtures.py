@@ -9,9 +9,7 @@ Tests treat them as read-only (a test that changes a folder copies it first).
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import string
 from dataclasses import dataclass
@@ -19,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from fixture_cache import built_once, shared_base
 
 if TYPE_CHECKING:  # torch is imported where used: conftest imports this module (see helpers.py)
     import torch
@@ -266,22 +266,8 @@ def build_all(root: Path) -> SDModels:
     return models
 
 
-def built_once(root: Path) -> SDModels:
-    """The folders under `root/sd_models`, built by the first process that asks (an flock'd marker file)."""
-    root.mkdir(parents=True, exist_ok=True)
-    folder, done = root / "sd_models", root / "sd_models.done"
-    with open(root / "sd_models.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            build_all(folder)
-            done.touch()
-    return models_in(folder)
-
-
 @pytest.fixture(scope="session")
 def sd_models(tmp_path_factory) -> SDModels:
     """The tiny Stable Diffusion folders, built once per test run: under pytest-xdist in the run's shared base
     folder (the parent of each worker's), so one worker builds them and the others read them."""
-    base = tmp_path_factory.getbasetemp()
-    return built_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+    return built_once(shared_base(tmp_path_factory), "sd_models", build_all, models_in)
