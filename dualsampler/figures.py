@@ -330,8 +330,9 @@ def _cell_text(result: dict[str, Any], metric: str) -> str:
 
 def table_note(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     """The Markdown table's note: the caption, that the table keeps the whole half-width, and what `variant` is."""
+    clip = "" if spec["kind"] == "heatmap" else ", unclipped (the figure clips its whiskers to the metric's range)"
     note = (f"{caption(results, spec['kind'])}. The table gives mean ± the half-width of the 95% t-interval over "
-            f"{sample_name(results)}, unclipped (the figure clips its whiskers to the metric's range).")
+            f"{sample_name(results)}{clip}.")
     keys = variant_keys(results, _keys(_tupled(spec)))
     if keys:
         note += (f" variant: the config keys ({', '.join(keys)}) whose values differ between jobs the figure's keys "

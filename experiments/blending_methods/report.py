@@ -5,8 +5,9 @@ Reads every job's result.json, labels each job by its algorithm and the options 
 (`multidiffusion (bootstrap 0)`, `mixture_of_diffusers (flat)`,
 `mixture_of_diffusers (sigma_scale 0.3)`), and writes next to this file
 `blending_methods.md` (mean and 95% t-interval over seeds per metric; FID/KID are one value per job) and
-`blending_methods.png`, each metric labelled with its direction and unit from `dualsampler/metrics/registry.py`
-and a dashed line at a target metric's healthy value, as `dualsampler-figures` draws them. The model calls per
+`blending_methods.png`, each metric labelled with its direction and unit from `dualsampler/metrics/registry.py`,
+whiskers clipped to the metric's declared range (the table keeps the whole half-width), a dashed line at a target
+metric's healthy value and the legend below the panels, as `dualsampler-figures` draws them. The model calls per
 image come from the job's trace (result.json), or, for a result without one, from a `Trace` of the job's algorithm
 on its samplers and steps over an analytic Gaussian denoiser (the count depends on the algorithm and the samplers,
 not on the model)."""
@@ -121,23 +122,31 @@ def table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def whiskers(metric: str, values: list[tuple[float, float]]) -> list[list[float]] | None:
+    """Distances below and above each mean to its 95% t-interval clipped to the metric's declared range (registry
+    `describe`); None when no value has an interval (a set-level metric)."""
+    if not any(h for _, h in values):
+        return None
+    info = describe(metric)
+    return [[m - max(m - h, info.low) for m, h in values], [min(m + h, info.high) - m for m, h in values]]
+
+
 def figure(rows: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
-    """Bars per metric: one group per label, one bar per overlap, whiskers the 95% t-interval."""
+    """Bars per metric: one group per label, one bar per overlap, whiskers the 95% t-interval clipped to the
+    metric's range; one legend below the panels."""
     names = [n for n in ORDER if any(k[0] == n for k in rows)]
     overlaps = sorted({o for _, o in rows})
-    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9), layout="constrained")
     width = 0.8 / len(overlaps)
     for ax, metric in zip(axes.flat, METRICS):
         for j, overlap in enumerate(overlaps):
-            xs, means, errs = [], [], []
+            xs, values = [], []
             for i, name in enumerate(names):
                 if (name, overlap) in rows:
-                    m, h = rows[(name, overlap)]["values"][metric]
                     xs.append(i + (j - (len(overlaps) - 1) / 2) * width)
-                    means.append(m)
-                    errs.append(h)
-            whiskers = errs if any(errs) else None  # a set-level metric (fid/judge) has none
-            ax.bar(xs, means, width, yerr=whiskers, capsize=2, label=f"overlap {overlap}")
+                    values.append(rows[(name, overlap)]["values"][metric])
+            ax.bar(xs, [m for m, _ in values], width, yerr=whiskers(metric, values), capsize=2,
+                   label=f"overlap {overlap}")
         info = describe(metric)
         if info.direction == "target":
             ax.axhline(info.target, color="0.4", linestyle="--", linewidth=1, label=f"healthy = {info.target:g}")
@@ -145,10 +154,10 @@ def figure(rows: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
         ax.set_ylabel(axis_label(metric), fontsize=8)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
-    axes.flat[-1].legend(fontsize=8, loc="upper left")  # the healthy line is named by its panel's axis label
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(overlaps) + 1,
+               fontsize=8)
     fig.suptitle("Blending methods on the world (8 seeds, 20 steps, 128 px; bars: mean over seeds, whiskers: 95% "
-                 "t-interval over seeds; fid/judge: one value per job, no whisker)")
-    fig.tight_layout()
+                 "t-interval over seeds, clipped to the metric's range; fid/judge: one value per job, no whisker)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
