@@ -328,8 +328,9 @@ def _cell_text(result: dict[str, Any], metric: str) -> str:
     return f"{text} (n={carrying})" if 0 < carrying < len(rows) else text
 
 
-def table_note(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
-    """The Markdown table's note: the caption, that the table keeps the whole half-width, and what `variant` is."""
+def table_note(results: list[dict[str, Any]], spec: dict[str, Any], partial: bool = False) -> str:
+    """The Markdown table's note: the caption, that the table keeps the whole half-width, what `variant` is, and
+    (`partial`: some metric is on part of a job's rows) what `(n=K)` is."""
     clip = "" if spec["kind"] == "heatmap" else ", unclipped (the figure clips its whiskers to the metric's range)"
     note = (f"{caption(results, spec['kind'])}. The table gives mean ± the half-width of the 95% t-interval over "
             f"{sample_name(results)}{clip}.")
@@ -337,6 +338,8 @@ def table_note(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     if keys:
         note += (f" variant: the config keys ({', '.join(keys)}) whose values differ between jobs the figure's keys "
                  "do not tell apart.")
+    if partial:
+        note += " (n=K): the metric is on K of the job's rows only (e.g. a region the other items do not have)."
     return note
 
 
@@ -353,7 +356,8 @@ def markdown_table(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
         cells += [_cell_text(result, metric) for metric in spec["metrics"]]
         rows.append(cells)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + f"\n\n{table_note(results, spec)}\n"
+    note = table_note(results, spec, partial=any("(n=" in text for row in rows for text in row))
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + f"\n\n{note}\n"
 
 
 def _legend(fig: plt.Figure) -> None:

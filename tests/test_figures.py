@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.container import ErrorbarContainer
 import pytest
 import yaml
+from matplotlib.container import ErrorbarContainer
 
 from dualsampler.figures import (
     JOB,
@@ -30,7 +30,7 @@ from dualsampler.figures import (
 )
 from run_app import run_app
 
-T_975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student-t 97.5% quantiles (a t-table) by degrees of freedom
+T_975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 5: 2.570582}  # Student-t 97.5% quantiles by degrees of freedom
 
 
 def write_job(sweep: Path, overrides: list[str], config: dict, choices: dict, per_seed: list[dict],
@@ -274,6 +274,7 @@ def test_a_data_sets_interval_is_over_its_item_x_seed_images(tmp_path):
     half = T_975[5] * math.sqrt(0.3) / math.sqrt(6)  # 0, 1, 0, 1, 0, 1: sample std sqrt(0.3), 6 images
     assert table[2] == f"| alternate | 6 | 0.5 ± {half:.2g} | 1 (n=1) |"
     assert "over images (item x seed)" in table[-1] and "over seeds" not in table[-1]
+    assert "(n=K): the metric is on K of the job's rows only" in table[-1]
 
 
 @pytest.fixture

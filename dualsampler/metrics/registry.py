@@ -217,10 +217,10 @@ FAMILIES: tuple[MetricInfo, ...] = (
                "uncertainty", "lower", 0, math.inf, "KID", ("as the KID",), "set-level: one value per job",
                KID_SAMPLE, min_images=2,
                caveat="a subset holds min(subset_size, n_real, n_generated) images of each set, so when a set is "
-                      "smaller than `subset_size` (1000 by default) every subset holds all of the smaller set and only the larger "
-                      "set's draw changes: the spread then reflects only which of its images (usually references) "
-                      "were left out, not the sampling noise of the KID; 0 when both sets are whole in every subset. "
-                      "It measures the estimate, not the images"),
+                      "smaller than `subset_size` (1000 by default) every subset holds all of the smaller set and "
+                      "only the larger set's draw changes: the spread then reflects only which of its images "
+                      "(usually references) were left out, not the sampling noise of the KID; 0 when both sets are "
+                      "whole in every subset. It measures the estimate, not the images"),
     MetricInfo("clip_score/<scope>", "CLIPScore = 100 max(cos(E_image, E_text), 0) per image (Hessel et al. 2021): "
                "`image` the whole image against the item's full prompt (base and region prompts joined), "
                "`region<k>` the crop of region k's bounding box against its prompt, `inside` the mean over regions",
