@@ -11,7 +11,7 @@ from diffusers.pipelines.flux.pipeline_flux import FluxPipeline, calculate_shift
 from dualsampler.models import flux, load_model
 from dualsampler.models.detect import inspect_folder
 from dualsampler.models.interface import Model
-from dualsampler.sampling import FluxModelSampling, JointDenoiser, KSampler, NoiseStream
+from dualsampler.sampling import FlowModelSampling, FluxModelSampling, JointDenoiser, KSampler, NoiseStream
 
 CPU = torch.device("cpu")
 
@@ -131,12 +131,14 @@ def test_model_sampling_per_canvas_is_the_pipelines_shift(dev, schnell):
     assert dev.model_sampling_for(64, 96).shift == pytest.approx(calculate_shift(
         tokens, config.base_image_seq_len, config.max_image_seq_len, config.base_shift, config.max_shift))
     assert dev.model_sampling.shift == pytest.approx(config.max_shift)
-    assert schnell.model_sampling_for(64, 96).shift == 0.0  # static shift 1: sigma = t
+    # schnell's static shift 1, as ComfyUI's FluxSchnell: discrete flow, 1000 timesteps, multiplier 1 (t = sigma)
+    assert schnell.model_sampling_for(64, 96) == FlowModelSampling(shift=1.0, multiplier=1.0)
+    assert schnell.model_sampling.sigma_min == pytest.approx(1e-3)
     # Flux.1's 8x VAE: ComfyUI's ModelSamplingFlux node (for_size) gives the pipeline's shift for the image size.
     assert FluxModelSampling.for_size(1024, 768).shift == pytest.approx(calculate_shift((1024 // 16) * (768 // 16)))
 
 
-def test_a_static_shift_is_fluxs_shift_of_its_log():
+def test_a_static_shift_samples_the_schedulers_sigmas_on_comfyuis_1000_step_flow():
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)

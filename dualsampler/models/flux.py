@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..sampling import FluxModelSampling
+from ..sampling import FlowModelSampling, FluxModelSampling
 from ..sampling.backbone import Adapters, activate, network_dtype
 from ..sampling.conditioning import Cond, Conditioning, stack_rows
 from ..sampling.flow_sampling import MAX_SHIFT
@@ -158,10 +158,12 @@ def flux_mu(tokens: int, config: dict) -> float:
     return tokens * slope + c["base_shift"] - slope * c["base_image_seq_len"]
 
 
-def scheduler_sampling(config: dict, tokens: int | None = None) -> FluxModelSampling:
-    """The model sampling a FlowMatchEulerDiscreteScheduler config gives: with `use_dynamic_shifting`, Flux's
-    shift for `tokens` image tokens (`max_image_seq_len` when None: mu = max_shift, ComfyUI's default for Flux.1
-    dev); else the static shift s, which is Flux's shift log(s) (`s t / (1 + (s - 1) t) = e^mu / (e^mu + 1/t - 1)`)."""
+def scheduler_sampling(config: dict, tokens: int | None = None) -> FluxModelSampling | FlowModelSampling:
+    """The model sampling a FlowMatchEulerDiscreteScheduler config gives, as ComfyUI samples the checkpoint: with
+    `use_dynamic_shifting` (Flux.1 dev) Flux's shift for `tokens` image tokens (`max_image_seq_len` when None: mu =
+    max_shift, ComfyUI's default for Flux.1 dev); else (Flux.1 schnell) ComfyUI's discrete flow over 1000 timesteps
+    with multiplier 1 and the static shift s (`FlowModelSampling(s, 1.0)`, ComfyUI's FluxSchnell: the transformer
+    sees t = sigma, the same curve as Flux's shift log(s) on a 1000-step grid)."""
     if config.get("time_shift_type", "exponential") != "exponential" or config.get("shift_terminal"):
         raise ValueError("scheduler config: Flux's model sampling needs time_shift_type 'exponential' and no "
                          f"shift_terminal, got {config.get('time_shift_type')!r} and {config.get('shift_terminal')!r}")
@@ -169,7 +171,7 @@ def scheduler_sampling(config: dict, tokens: int | None = None) -> FluxModelSamp
         seq = tokens if tokens is not None else config.get("max_image_seq_len", SHIFT_DEFAULTS["max_image_seq_len"])
         return FluxModelSampling(flux_mu(seq, config))
     shift = check_real(config.get("shift", SHIFT_DEFAULTS["shift"]), "scheduler shift", 1.0, math.exp(MAX_SHIFT))
-    return FluxModelSampling(math.log(shift))
+    return FlowModelSampling(shift=shift, multiplier=1.0)
 
 
 @dataclass
@@ -183,7 +185,7 @@ class Flux(PipelineModel):
     NETWORK: ClassVar[str] = "transformer"
 
     pipeline: object
-    model_sampling: FluxModelSampling
+    model_sampling: FluxModelSampling | FlowModelSampling
     scheduler_config: dict
     files: dict[str, Path] = field(default_factory=dict)
     kind: str = KIND
@@ -208,7 +210,7 @@ class Flux(PipelineModel):
         """Pixels a canvas side must be a multiple of: one 2x2 token of latent cells."""
         return 2 * self.vae_scale_factor
 
-    def model_sampling_for(self, height: int, width: int) -> FluxModelSampling:
+    def model_sampling_for(self, height: int, width: int) -> FluxModelSampling | FlowModelSampling:
         """The sampling of a `height` x `width` pixel canvas (multiples of `canvas_multiple`): with dynamic shifting
         the shift the diffusers pipeline computes from the canvas's token count (for Flux.1's 8x VAE the shift of
         `FluxModelSampling.for_size`, ComfyUI's ModelSamplingFlux node); else the static one."""
@@ -294,7 +296,7 @@ def load_pipeline(folder: Path, dtype: torch.dtype, variant: str | None, transfo
         return FluxPipeline.from_pretrained(folder, **kwargs)
 
 
-def finish(pipeline, info: FolderInfo, model_sampling: FluxModelSampling, device: torch.device, compile: bool,
+def finish(pipeline, info: FolderInfo, model_sampling: FluxModelSampling | FlowModelSampling, device: torch.device, compile: bool,
            files: dict[str, Path]) -> Flux:
     """Eval mode, no gradients, the VAE in float32 where its config says float16 overflows (`force_upcast`),
     moved to `device`, the transformer optionally `torch.compile`d."""
