@@ -91,11 +91,6 @@ def _lora(entry: Any, name: str) -> LoraSpec:
         raise ValueError(f"{name}.{error}") from None
 
 
-def loras_fingerprint(specs: Sequence[LoraSpec]) -> str:
-    """sha256 (16 hex digits) of the LoRA files' bytes in order: a changed file changes it."""
-    return files_fingerprint([(f"lora{k:04d}", Path(spec.path)) for k, spec in enumerate(specs)])
-
-
 def describe(specs: Sequence[LoraSpec]) -> list[dict[str, Any]]:
     """What result.json records of a sampler's LoRAs: each one's path, scale and file fingerprint."""
     return [{"path": spec.path, "scale": spec.scale, "fingerprint": spec.fingerprint()} for spec in specs]
