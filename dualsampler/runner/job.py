@@ -101,10 +101,8 @@ class JobParts:
         checked("dual", lambda: parts["dual"].check_schedule(settings.steps))
         if upscaler is not None:
             for item in items:
-                if len(item.regions) > 1:
-                    raise ConfigError(f"upscaler: the two-sampler upscaler takes one region (a mask and its sampler); "
-                                      f"{'item ' + item.id if item.id else 'regions'} has {len(item.regions)}")
-                checked("upscaler", lambda: upscaler.check(h, w, {"base": item.base, "mask": item.regions[0].spec}))
+                checked("upscaler", lambda: upscaler.check(h, w, {"base": item.base, "mask": item.regions[0].spec},
+                                                           [region.spec for region in item.regions[1:]]))
         keys = parts["metrics"].keys(most, inputs=any(item.image is not None for item in items))
         checked("objective", lambda: settings.objective.check(keys))
         checked("figures", lambda: check_figures(settings.figures, keys))
@@ -222,7 +220,8 @@ def prepare_item(parts: JobParts, model: Any, item: JobItem, device: torch.devic
     if parts.upscaler is None:
         return run, None
     pair = {"base": (item.base, run.base), "mask": (item.regions[0].spec, run.regions[0].sampler)}
-    return run, parts.upscaler.build(model, pair, run.regions[0].mask)
+    extra = [(spec.spec, region.sampler, region.mask) for spec, region in zip(item.regions[1:], run.regions[1:])]
+    return run, parts.upscaler.build(model, pair, run.regions[0].mask, extra)
 
 
 def kept_pixels(parts: JobParts, model: Any, run: ItemRun) -> torch.Tensor | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 from torch import Tensor
 
+from ..masks import as_mask_batch
 from ..sampling import KSampler
 from ..upscale import TwoSamplersForMaskUpscaler, UpscaleHook, UpscaleSampler, iterative_upscale, upscale_plan
 from ..upscale.sampler_spec import check_pass_settings
@@ -77,32 +79,54 @@ class UpscaleSpec:
             if hook is not None and not isinstance(hook, UpscaleHook):
                 raise ValueError(f"{name} must be an upscaler hook (a config with a _target_) or null, got {hook!r}")
 
-    def check(self, height: int, width: int, samplers: dict[str, SamplerSpec]) -> None:
+    def check(self, height: int, width: int, samplers: dict[str, SamplerSpec],
+              extra_regions: Sequence[SamplerSpec] = ()) -> None:
         """Before any model loads: the final size of a `height x width` px canvas, and every pass of every iteration
         as the hooks set it (a hook's steps, denoise or cfg target the passes cannot run with is refused, naming
-        the hook); `samplers` maps base/mask to their SamplerSpec."""
+        the hook and, with extra regions, the region); `samplers` maps base/mask (the first region) to their
+        SamplerSpec, `extra_regions` holds the 2nd..Nth regions' (none under `upstream_compat`)."""
         check_final_size(height, width, self.factor)
-        passes = {key: UpscaleSampler(KSampler(_SettingsOnly(spec.cfg), "euler", spec.scheduler), 0,
-                                      spec.steps or self.steps, spec.denoise or self.denoise)
-                  for key, spec in samplers.items()}
+        if extra_regions and self.upstream_compat:
+            raise ValueError(f"upstream's two-sampler upscaler takes one region; upstream_compat=true takes no more, "
+                             f"got {1 + len(extra_regions)} regions")
+        passes = {key: self._settings_pass(spec) for key, spec in samplers.items()}
+        regions = [("", passes["mask"])] if not extra_regions else [
+            (f" (region {k})", self._settings_pass(spec)) for k, spec in enumerate([samplers["mask"], *extra_regions])]
         for step_info, _ in upscale_plan(self.factor, self.iterations, self.step_mode):
             full = is_full_sample_time(step_info, self.full_sample_schedule, self.upstream_compat)
-            for name, key in (("hook_base", "base"), ("hook_full" if full else "hook_mask", "base" if full else "mask")):
+            checks = [("hook_base", "", passes["base"])]
+            checks += [("hook_full", "", passes["base"])] if full else [("hook_mask", r, p) for r, p in regions]
+            for name, region, sampler_pass in checks:
                 hook = getattr(self, name)
                 if hook is None:
                     continue
                 hook.set_steps(step_info)
                 try:
-                    hook.pre_sample(passes[key])
+                    hook.pre_sample(sampler_pass)
                 except ValueError as error:
-                    raise ValueError(f"{name} at iteration {step_info[0] + 1} of {step_info[1]}: {error}") from None
+                    raise ValueError(f"{name} at iteration {step_info[0] + 1} of {step_info[1]}{region}: {error}"
+                                     ) from None
+
+    def _settings_pass(self, spec: SamplerSpec) -> UpscaleSampler:
+        """A pass with `spec`'s settings on a settings-only denoiser (for `check`)."""
+        return UpscaleSampler(KSampler(_SettingsOnly(spec.cfg), "euler", spec.scheduler), 0,
+                              spec.steps or self.steps, spec.denoise or self.denoise)
 
     def _pass(self, spec: SamplerSpec, ksampler, seeds: list[int]) -> UpscaleSampler:
         return UpscaleSampler(ksampler, seeds, spec.steps or self.steps, spec.denoise or self.denoise)
 
-    def build(self, world, samplers: dict[str, tuple[SamplerSpec, object]], mask: Tensor) -> Callable[[Tensor, list[int]], Tensor]:
-        """`upscale(latent, seeds) -> latent` of `factor` times the size; `samplers` maps base/mask to (spec, KSampler)."""
-        mask = mask.to(world.device)
+    def build(
+        self, world, samplers: dict[str, tuple[SamplerSpec, object]], mask: Tensor,
+        extra_regions: Sequence[tuple[SamplerSpec, object, Tensor]] = (),
+    ) -> Callable[[Tensor, list[int]], Tensor]:
+        """`upscale(latent, seeds) -> latent` of `factor` times the size; `samplers` maps base/mask to (spec, KSampler)
+        (`mask` is the first region's), `extra_regions` the 2nd..Nth regions as (spec, KSampler, mask): every mask
+        is checked here, before any sampling."""
+        mask = as_mask_batch(mask, "mask").to(world.device)
+        if extra_regions and self.upstream_compat:
+            raise ValueError("upstream's two-sampler upscaler takes one region; upstream_compat=true takes no more")
+        extra = [(spec, ksampler, as_mask_batch(m, f"extra_regions[{k}] mask").to(world.device))
+                 for k, (spec, ksampler, m) in enumerate(extra_regions)]
         upscale_model = resolve_upscale_model(self.upscale_model, world)
 
         def upscale(latent: Tensor, seeds: list[int]) -> Tensor:
@@ -112,6 +136,7 @@ class UpscaleSpec:
                 upscale_model=upscale_model,
                 hook_base=self.hook_base, hook_mask=self.hook_mask, hook_full=self.hook_full,
                 tile_size=self.tile_size, upstream_compat=self.upstream_compat,
+                extra_regions=[(self._pass(spec, ksampler, seeds), m) for spec, ksampler, m in extra],
             )
             return iterative_upscale(latent, self.factor, self.iterations, upscaler, self.step_mode)
 

@@ -1,16 +1,17 @@
 """TwoSamplersForMaskUpscaler (SPEC §8): each iteration upscales through pixel space, then re-samples the
-latent with the base sampler outside the mask and the mask sampler inside it, or, on full-sample
+latent with the base sampler outside the mask(s) and each region's sampler inside its mask, or, on full-sample
 iterations, with the base sampler and then the full sampler over the whole latent."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from time import perf_counter
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dualsampler.dual import two_samplers_for_mask
+from dualsampler.dual import Region, WholeRun, two_samplers_for_mask
 from dualsampler.masks import as_mask_batch
 from dualsampler.upscale.hooks import UpscaleHook
 from dualsampler.validation import MAX_FACTOR, check_bool, check_real
@@ -36,6 +37,24 @@ def _check_sampler(name: str, sampler: UpscaleSampler | None, optional: bool = F
         raise ValueError(f"{name} must be an UpscaleSampler, got {type(sampler).__name__}")
 
 
+def _check_extra_regions(extra_regions: Sequence[tuple[UpscaleSampler, Tensor]],
+                         upstream_compat: bool) -> list[tuple[UpscaleSampler, Tensor]]:
+    """Each further region as (its UpscaleSampler, its mask as `[B, 1, H, W]`); none under `upstream_compat`."""
+    if not isinstance(extra_regions, (list, tuple)):
+        raise ValueError(f"extra_regions must be a list of (UpscaleSampler, mask) pairs, "
+                         f"got {type(extra_regions).__name__}")
+    if extra_regions and upstream_compat:
+        raise ValueError("extra_regions: upstream's two-sampler upscaler takes one region; upstream_compat=True "
+                         f"takes no extra region, got {len(extra_regions)}")
+    checked = []
+    for k, region in enumerate(extra_regions):
+        if not isinstance(region, (list, tuple)) or len(region) != 2:
+            raise ValueError(f"extra_regions[{k}] must be a pair (UpscaleSampler, mask), got {region!r}")
+        _check_sampler(f"extra_regions[{k}] sampler", region[0])
+        checked.append((region[0], as_mask_batch(region[1], f"extra_regions[{k}] mask")))
+    return checked
+
+
 def mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
     """The mask resized bilinearly with aligned corners (as upstream) to the latent's H x W, `[B, 1, h, w]`."""
     return F.interpolate(mask.to(latent), size=tuple(latent.shape[-2:]), mode="bilinear", align_corners=True)
@@ -54,6 +73,12 @@ def upstream_mask_for_latent(mask: Tensor, latent: Tensor) -> Tensor:
 
 class TwoSamplersForMaskUpscaler:
     """Upscaler for `iterative_upscale`: pixel-space upscale, then two-sampler (or full) re-sampling.
+
+    Regions: (`mask_sampler`, `mask`) is the first region, `extra_regions` the 2nd..Nth as (UpscaleSampler, mask)
+    pairs (an extension of upstream's node, which takes one; without them it is that node). A masked iteration
+    runs the base pass with the noise mask `(union of the masks != 1)`, then each region's pass over its own mask
+    in region order, each with its own hooked seed, steps, denoise and cfg (`WholeRun.sample_regions`); `hook_mask`
+    sets every region's pass. Full-sample iterations ignore the regions (base pass, then the full sampler).
 
     `upstream_compat=True` reproduces upstream's `full_sample_schedule` arithmetic (see `schedules`), its
     choice of the pixel-stage hook (`hook_mask` when an upscale model is given; by default the pixel stages
@@ -80,6 +105,7 @@ class TwoSamplersForMaskUpscaler:
         hook_full: UpscaleHook | None = None,
         tile_size: int = 512,
         upstream_compat: bool = False,
+        extra_regions: Sequence[tuple[UpscaleSampler, Tensor]] = (),
     ) -> None:
         check_full_sample_schedule(full_sample_schedule)
         check_bool(use_tiled_vae, "use_tiled_vae")
@@ -89,6 +115,7 @@ class TwoSamplersForMaskUpscaler:
         _check_sampler("full_sampler", full_sampler, optional=True)
         if upscale_model is not None and not callable(upscale_model):
             raise ValueError(f"upscale_model must be callable on images or None, got {type(upscale_model).__name__}")
+        extra = _check_extra_regions(extra_regions, upstream_compat)
         check_tile_size(tile_size, vae_factor(vae))
         self.pixels = PixelUpscaler(vae, scale_method, upscale_model, tile_size if use_tiled_vae else None,
                                     upstream_compat)
@@ -99,6 +126,7 @@ class TwoSamplersForMaskUpscaler:
         self.mask_sampler = mask_sampler
         self.full_sampler = full_sampler
         self.mask = as_mask_batch(mask, "mask")
+        self.regions: tuple[tuple[UpscaleSampler, Tensor], ...] = ((mask_sampler, self.mask), *extra)
         self.vae = vae
         self.upscale_model = upscale_model
         self.hook_base = _check_hook("hook_base", hook_base)
@@ -133,26 +161,26 @@ class TwoSamplersForMaskUpscaler:
         """One iteration to an image of `w x h` pixels (each rounded down to a multiple of the VAE factor).
 
         `timings` then holds the seconds spent in decode, upscale, encode and the sampling passes
-        (`base` and `mask`, or `base` and `full`).
+        (`base` and `mask`, or `base` and `region0`..`region<N-1>` with extra regions, or `base` and `full`).
         """
-        full, base, second = self._hooked_samplers(step_info)
+        full, base, others = self._hooked_samplers(step_info)
         upscaled = self.pixels(latent, h, w, self._pixel_hook(), None if self.upstream_compat else noise_mask)
         self.timings = dict(self.pixels.timings)
         if full:
-            return self._sample_full(upscaled, base, second)
-        return self._sample_masked(upscaled, base, second)
+            return self._sample_full(upscaled, base, others[0])
+        return self._sample_masked(upscaled, base, others)
 
-    def _hooked_samplers(self, step_info: tuple[int, int]) -> tuple[bool, UpscaleSampler, UpscaleSampler]:
+    def _hooked_samplers(self, step_info: tuple[int, int]) -> tuple[bool, UpscaleSampler, list[UpscaleSampler]]:
         """Set the hooks to `step_info` and the batch's seed (the base pass's); return (full?, hooked base sampler,
-        hooked full or mask sampler)."""
+        [hooked full sampler] or every region's hooked sampler in region order)."""
         full = self.is_full_sample_time(step_info)
         for hook in (self.hook_base, self.hook_mask, self.hook_full):
             hook.set_steps(step_info)
             hook.set_seed(self.base_sampler.seed)
         base = self.hook_base.pre_sample(self.base_sampler)
         if full:
-            return full, base, self.hook_full.pre_sample(self.full_sampler or self.base_sampler)
-        return full, base, self.hook_mask.pre_sample(self.mask_sampler)
+            return full, base, [self.hook_full.pre_sample(self.full_sampler or self.base_sampler)]
+        return full, base, [self.hook_mask.pre_sample(sampler) for sampler, _ in self.regions]
 
     def check_iterations(self, step_infos: list[tuple[int, int]]) -> None:
         """Raise ValueError before any work if a hook makes some iteration's sampler settings invalid."""
@@ -167,21 +195,35 @@ class TwoSamplersForMaskUpscaler:
         self.timings["full"] = perf_counter() - clock
         return latent
 
-    def _sample_masked(self, latent: Tensor, base: UpscaleSampler, masked: UpscaleSampler) -> Tensor:
-        mask = (upstream_mask_for_latent if self.upstream_compat else mask_for_latent)(self.mask, latent)
+    def _sample_masked(self, latent: Tensor, base: UpscaleSampler, masked: list[UpscaleSampler]) -> Tensor:
+        """The base pass, then each region's pass: upstream's `two_samplers_for_mask` for one region, else
+        `WholeRun.sample_regions` with each region's own settings (the same runs, one more per region)."""
+        resize = upstream_mask_for_latent if self.upstream_compat else mask_for_latent
+        masks = [resize(mask, latent) for _, mask in self.regions]
         start = perf_counter()
-        base_done = [start]
+        last_report: dict[str, float] = {}
 
         def clock(info: dict) -> None:
-            if info["sampler"] == "base":
-                base_done[0] = perf_counter()
+            last_report[info["sampler"]] = perf_counter()
 
-        out = two_samplers_for_mask(
-            latent, base.resolved(), masked.resolved(), mask, base.seed, base.steps, base.denoise, callback=clock,
-            mask_seed=masked.seed, mask_steps=masked.steps, mask_denoise=masked.denoise,
-        )
-        self.timings["base"] = base_done[0] - start
-        self.timings["mask"] = perf_counter() - base_done[0]
+        if len(masked) == 1:
+            out = two_samplers_for_mask(
+                latent, base.resolved(), masked[0].resolved(), masks[0], base.seed, base.steps, base.denoise,
+                callback=clock, mask_seed=masked[0].seed, mask_steps=masked[0].steps, mask_denoise=masked[0].denoise,
+            )
+            roles = ["base", "mask"]
+        else:
+            out = WholeRun().sample_regions(
+                latent, base_sampler=base.resolved(), regions=[Region(m, s.resolved()) for m, s in zip(masks, masked)],
+                seed=base.seed, steps=base.steps, denoise=base.denoise, callback=clock,
+                region_settings=[(s.seed, s.steps, s.denoise) for s in masked],
+            )
+            roles = ["base"] + [f"region{k}" for k in range(len(masked))]
+        done = [start]
+        for role in roles[:-1]:
+            done.append(last_report.get(role, done[-1]))
+        done.append(perf_counter())
+        self.timings.update({role: done[k + 1] - done[k] for k, role in enumerate(roles)})
         return out
 
     def encode(self, images: Tensor) -> Tensor:
