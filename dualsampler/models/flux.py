@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..sampling import FlowModelSampling, FluxModelSampling
 from ..sampling.backbone import Adapters, activate, network_dtype
 from ..sampling.conditioning import Cond, Conditioning, stack_rows
-from ..sampling.flow_sampling import MAX_SHIFT
+from ..sampling.flow_sampling import MAX_SHIFT, flux_shift
 from ..sampling.unet_denoiser import ModelDenoiser
 from ..validation import check_bounded, check_int, check_real
 from .checks import check_config_file, weights_files
@@ -154,8 +154,7 @@ def flux_mu(tokens: int, config: dict) -> float:
     """Flux's shift (mu) for `tokens` image tokens under a scheduler config: linear through `base_shift` at
     `base_image_seq_len` tokens and `max_shift` at `max_image_seq_len` (the pipeline's `calculate_shift`)."""
     c = {**SHIFT_DEFAULTS, **{k: v for k, v in config.items() if k in SHIFT_DEFAULTS and v is not None}}
-    slope = (c["max_shift"] - c["base_shift"]) / (c["max_image_seq_len"] - c["base_image_seq_len"])
-    return tokens * slope + c["base_shift"] - slope * c["base_image_seq_len"]
+    return flux_shift(tokens, c["base_shift"], c["max_shift"], (c["base_image_seq_len"], c["max_image_seq_len"]))
 
 
 def scheduler_sampling(config: dict, tokens: int | None = None) -> FluxModelSampling | FlowModelSampling:

@@ -37,6 +37,15 @@ def flux_time_shift(mu: float, t: Tensor) -> Tensor:
     return math.exp(mu) / (math.exp(mu) + (1 / t - 1) ** 1.0)
 
 
+def flux_shift(tokens: float, base_shift: float, max_shift: float,
+               token_range: tuple[float, float] = FLUX_TOKENS) -> float:
+    """Flux's shift (mu) for `tokens` image tokens: linear through `base_shift` at `token_range[0]` tokens and
+    `max_shift` at `token_range[1]` (upstream's ModelSamplingFlux node, diffusers' `calculate_shift`)."""
+    low, high = token_range
+    slope = (max_shift - base_shift) / (high - low)
+    return tokens * slope + (base_shift - slope * low)
+
+
 def reshape_sigma(sigma: float | Tensor, like: Tensor) -> float | Tensor:
     """A float as is; a tensor of one sigma per batch element as `[B, 1, ...]` to broadcast over `like`."""
     if isinstance(sigma, Tensor) and sigma.numel() > 1:
@@ -152,10 +161,7 @@ class FluxModelSampling(FlowSampling):
         width = check_int(width, "width", 16, MAX_RESOLUTION)
         base_shift = check_real(base_shift, "base_shift", 0.0, MAX_SHIFT)
         max_shift = check_real(max_shift, "max_shift", 0.0, MAX_SHIFT)
-        low, high = FLUX_TOKENS
-        slope = (max_shift - base_shift) / (high - low)
-        shift = (width * height / FLUX_PIXELS_PER_TOKEN) * slope + (base_shift - slope * low)
-        return cls(shift)
+        return cls(flux_shift(width * height / FLUX_PIXELS_PER_TOKEN, base_shift, max_shift))
 
     def shifted(self, t: Tensor) -> Tensor:
         return flux_time_shift(self.shift, t)
