@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..sampling import FlowModelSampling, FluxModelSampling
 from ..sampling.backbone import Adapters, activate, network_dtype
-from ..sampling.conditioning import Cond, Conditioning, stack_rows
+from ..sampling.conditioning import Cond, Conditioning, stack_conditionings
 from ..sampling.flow_sampling import MAX_SHIFT, flux_shift
 from ..sampling.unet_denoiser import ModelDenoiser
 from ..validation import check_bounded, check_int, check_real
@@ -126,14 +126,11 @@ class FluxBackbone:
         if not all(isinstance(c, Conditioning) and c.text_embeds is not None for c in conds):
             raise ValueError("a Flux transformer needs Conditionings with T5 states (hidden) and CLIP's pooled "
                              "prompt (text_embeds)")
-        batch, device = x.shape[0], x.device
-        guidance = None
-        if self.guidance_embeds:
-            if any(c.guidance is None for c in conds):
-                raise ValueError("this Flux transformer embeds guidance: every Conditioning needs a guidance value")
-            guidance = stack_rows([c.guidance for c in conds], batch, device)
-        return Conditioning(stack_rows([c.hidden for c in conds], batch, device),
-                            stack_rows([c.text_embeds for c in conds], batch, device), guidance=guidance)
+        if not self.guidance_embeds:
+            conds = [replace(c, guidance=None) for c in conds]
+        elif any(c.guidance is None for c in conds):
+            raise ValueError("this Flux transformer embeds guidance: every Conditioning needs a guidance value")
+        return stack_conditionings(list(conds), x.shape[0], x.device)
 
     def __call__(self, x: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
         activate(self.transformer, self.adapters)

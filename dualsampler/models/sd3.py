@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..sampling import FlowModelSampling, ModelDenoiser
 from ..sampling.backbone import Adapters, activate, network_dtype
-from ..sampling.conditioning import Cond, Conditioning, stack_rows
+from ..sampling.conditioning import Cond, Conditioning, stack_conditionings
 from ..validation import check_bounded
 from .checks import check_config_file, weights_files
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
@@ -72,9 +72,7 @@ class SD3Backbone:
         if not all(isinstance(c, Conditioning) and c.text_embeds is not None for c in conds):
             raise ValueError("an SD3 denoiser's conditionings must be Conditioning(hidden, text_embeds) with the "
                              "pooled text embeddings set")
-        batch, device = x.shape[0], x.device
-        return Conditioning(stack_rows([c.hidden for c in conds], batch, device),
-                            stack_rows([c.text_embeds for c in conds], batch, device))
+        return stack_conditionings(list(conds), x.shape[0], x.device)
 
     def __call__(self, x: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
         if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:

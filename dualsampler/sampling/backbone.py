@@ -9,12 +9,13 @@ arithmetic in float32.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from .conditioning import Cond, Conditioning, stack_rows
+from .conditioning import Cond, Conditioning, stack_conditionings, stack_rows
 from .model_sampling import ModelSampling
 
 Adapters = tuple[tuple[str, float], ...]
@@ -79,12 +80,10 @@ class UNetBackbone:
             return None
         if not isinstance(first, Conditioning):
             return stack_rows(list(conds), batch, device)
-        hidden = stack_rows([c.hidden for c in conds], batch, device)
-        if first.text_embeds is None:
-            return Conditioning(hidden)
-        ids = [c.time_ids if c.time_ids is not None else size_time_ids(x, self.vae_scale_factor) for c in conds]
-        return Conditioning(hidden, stack_rows([c.text_embeds for c in conds], batch, device),
-                            stack_rows(ids, batch, device))
+        if first.text_embeds is not None:
+            conds = [c if c.time_ids is not None else replace(c, time_ids=size_time_ids(x, self.vae_scale_factor))
+                     for c in conds]
+        return stack_conditionings(list(conds), batch, device)
 
     def inputs(self, cond: Cond) -> dict[str, Any]:
         """Keyword arguments of the UNet call for a stacked conditioning, in the UNet's dtype."""

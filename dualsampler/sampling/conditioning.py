@@ -72,3 +72,10 @@ def expand_cond(cond: Tensor, batch: int) -> Tensor:
 def stack_rows(tensors: list[Tensor], batch: int, device: torch.device) -> Tensor:
     """Each tensor repeated to `batch` rows on `device`, concatenated in order."""
     return torch.cat([expand_cond(t.to(device), batch) for t in tensors])
+
+
+def stack_conditionings(conds: list[Conditioning], batch: int, device: torch.device) -> Conditioning:
+    """One Conditioning of `len(conds) * batch` rows: each field of each conditioning repeated to `batch` rows and
+    concatenated in order (a field the first conditioning leaves None stays None)."""
+    return Conditioning(*(None if getattr(conds[0], f.name) is None else
+                          stack_rows([getattr(c, f.name) for c in conds], batch, device) for f in fields(Conditioning)))
