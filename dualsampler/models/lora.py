@@ -48,8 +48,11 @@ class LoraSpec:
         object.__setattr__(self, "scale", check_bounded(self.scale, "lora_scale", "scale"))
 
     def fingerprint(self) -> str:
-        """sha256 (16 hex digits) of the file's bytes (`files_fingerprint`)."""
-        return files_fingerprint([("lora", Path(self.path))])
+        """sha256 (16 hex digits) of the file's bytes (`files_fingerprint`), read once per spec: the job's inputs
+        fingerprint, result.json's record and the adapter's name all ask for it."""
+        if "_fingerprint" not in self.__dict__:
+            object.__setattr__(self, "_fingerprint", files_fingerprint([("lora", Path(self.path))]))
+        return self.__dict__["_fingerprint"]
 
     def adapter_name(self) -> str:
         """The name the file is loaded under: one per file content, whatever its path."""
