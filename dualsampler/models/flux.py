@@ -184,9 +184,7 @@ class Flux(PipelineModel):
     model_sampling: FluxModelSampling | FlowModelSampling
     scheduler_config: dict
     files: dict[str, Path] = field(default_factory=dict)
-    kind: str = KIND
-    judge: None = None
-    upscaler: None = None
+    kind: ClassVar[str] = KIND
 
     @property
     def transformer(self) -> nn.Module:

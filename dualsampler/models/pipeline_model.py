@@ -20,6 +20,8 @@ class PipelineModel:
     path it was loaded from) and names its denoising network in `NETWORK` ("unet" or "transformer")."""
 
     NETWORK: ClassVar[str]
+    judge: ClassVar[None] = None  # the judge and the 2x upscaler are the embedded world's
+    upscaler: ClassVar[None] = None
     pipeline: Any
     files: dict[str, Path]
 

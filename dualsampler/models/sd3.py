@@ -95,9 +95,7 @@ class StableDiffusion3(PipelineModel):
     pipeline: object
     model_sampling: FlowModelSampling
     files: dict[str, Path] = field(default_factory=dict)
-    kind: str = KIND
-    judge: None = None
-    upscaler: None = None
+    kind: ClassVar[str] = KIND
 
     @property
     def transformer(self) -> nn.Module:

@@ -33,8 +33,6 @@ class StableDiffusion(PipelineModel):
     kind: str
     model_sampling: ModelSampling
     files: dict[str, Path] = field(default_factory=dict)
-    judge: None = None
-    upscaler: None = None
 
     @property
     def unet(self) -> nn.Module:
