@@ -66,8 +66,7 @@ def check_components(folder: Path, components: Components, require_weights: bool
             variant = "fp16" if ".fp16." in weights[0].name else variant
             files.update({f"{component}/{file.name}": file for file in weights})
         elif component.startswith("scheduler"):
-            check_config_file(sub / "scheduler_config.json")
-            files[f"{component}/scheduler_config.json"] = sub / "scheduler_config.json"
+            files[f"{component}/scheduler_config.json"] = sub / "scheduler_config.json"  # read by inspect_folder
         else:
             if not any(all((sub / name).is_file() for name in names) for names in TOKENIZER_FILES):
                 raise ValueError(f"model folder is missing the tokenizer files in {str(sub)!r}: tokenizer.json, "
