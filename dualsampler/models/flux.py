@@ -29,7 +29,13 @@ from .checks import check_config_file, weights_files
 from .detect import DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS, FolderInfo
 from .lora import LoraSpec, activate_pipeline, check_loras
 from .pipeline_model import PipelineModel
-from .pipelines import no_loading_bars, prepare_pipeline, prompt_lists, silence_library_notices
+from .pipelines import (
+    no_loading_bars,
+    pipeline_from_components,
+    prepare_pipeline,
+    prompt_lists,
+    silence_library_notices,
+)
 
 KIND = "flux"
 COMPONENTS: dict[str, tuple[str, ...] | None] = {
@@ -254,23 +260,11 @@ class Flux(PipelineModel):
         return ModelDenoiser(FluxBackbone(self.transformer, adapters), model_sampling, cond, uncond, cfg)
 
 
-def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | None, transformer=None):
-    """The FluxPipeline of a folder without model_index.json, each component loaded from its subfolder (the
-    transformer given, or from `transformer/`)."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
-
-    kwargs = {"dtype": dtype, "local_files_only": True, "variant": variant}
-    return FluxPipeline(
-        transformer=transformer if transformer is not None else FluxTransformer2DModel.from_pretrained(
-            folder / "transformer", **kwargs),
-        vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", **kwargs),
-        text_encoder_2=T5EncoderModel.from_pretrained(folder / "text_encoder_2", **kwargs),
-        tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
-        tokenizer_2=AutoTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
-        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler", local_files_only=True),
-    )
+# Each network component's (library, class), as in a Flux folder's model_index.json.
+NETWORK_CLASSES = {
+    "transformer": ("diffusers", TRANSFORMER_CLASS), "vae": ("diffusers", "AutoencoderKL"),
+    "text_encoder": ("transformers", "CLIPTextModel"), "text_encoder_2": ("transformers", "T5EncoderModel"),
+}
 
 
 def load_pipeline(folder: Path, dtype: torch.dtype, variant: str | None, transformer=None):
@@ -281,7 +275,8 @@ def load_pipeline(folder: Path, dtype: torch.dtype, variant: str | None, transfo
 
     with no_loading_bars():
         if not (folder / "model_index.json").is_file():
-            return pipeline_from_components(folder, dtype, variant, transformer)
+            given = {} if transformer is None else {"transformer": transformer}
+            return pipeline_from_components(FluxPipeline, folder, COMPONENTS, NETWORK_CLASSES, dtype, variant, **given)
         kwargs: dict = {"dtype": dtype, "local_files_only": True}
         if variant:
             kwargs["variant"] = variant

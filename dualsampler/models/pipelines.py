@@ -105,3 +105,30 @@ def absent_components(folder: Path) -> dict[str, None]:
     index = folder / "model_index.json"
     entries = json.loads(index.read_text()) if index.is_file() else {}
     return {name: None for name, value in entries.items() if value == [None, None]}
+
+
+def load_network(folder: Path, component: str, network_classes: dict[str, tuple[str, str]],
+                 dtype: torch.dtype, variant: str | None = None) -> torch.nn.Module:
+    """One network component of a folder, offline, as the class `network_classes[component]` names
+    ((library, class name), e.g. ("transformers", "T5EncoderModel"))."""
+    import importlib
+
+    library, name = network_classes[component]
+    network_class = getattr(importlib.import_module(library), name)
+    return network_class.from_pretrained(folder / component, dtype=dtype, local_files_only=True, variant=variant)
+
+
+def pipeline_from_components(pipeline_class, folder: Path, components: dict,
+                             network_classes: dict[str, tuple[str, str]], dtype: torch.dtype, variant: str | None,
+                             **given):
+    """The pipeline of a folder without model_index.json: each network of `network_classes` from its subfolder
+    (or as `given`), each tokenizer folder of `components` through AutoTokenizer, the flow-matching scheduler."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from transformers import AutoTokenizer
+
+    networks = {name: given[name] if name in given else load_network(folder, name, network_classes, dtype, variant)
+                for name in network_classes}
+    tokenizers = {name: AutoTokenizer.from_pretrained(folder / name, local_files_only=True)
+                  for name, stems in components.items() if stems is None and not name.startswith("scheduler")}
+    scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler", local_files_only=True)
+    return pipeline_class(**networks, **tokenizers, scheduler=scheduler)

@@ -22,7 +22,9 @@ from .lora import LoraSpec, activate_pipeline, check_loras
 from .pipeline_model import PipelineModel
 from .pipelines import (
     absent_components,
+    load_network,
     no_loading_bars,
+    pipeline_from_components,
     prepare_pipeline,
     prompt_lists,
     silence_library_notices,
@@ -168,29 +170,6 @@ CHECKPOINT_MARKERS = {
 }
 
 
-def load_network(folder: Path, component: str, dtype: torch.dtype, variant: str | None = None) -> nn.Module:
-    """One network component of an SD3 folder, offline."""
-    import importlib
-
-    library, name = NETWORK_CLASSES[component]
-    network_class = getattr(importlib.import_module(library), name)
-    return network_class.from_pretrained(folder / component, dtype=dtype, local_files_only=True, variant=variant)
-
-
-def pipeline_from_components(folder: Path, dtype: torch.dtype, variant: str | None):
-    """The pipeline of a folder without model_index.json, each component loaded from its subfolder."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
-    from transformers import AutoTokenizer
-
-    tokenizers = {name: AutoTokenizer.from_pretrained(folder / name, local_files_only=True)
-                  for name in ("tokenizer", "tokenizer_2", "tokenizer_3")}
-    return StableDiffusion3Pipeline(
-        **{component: load_network(folder, component, dtype, variant) for component in NETWORK_CLASSES},
-        **tokenizers, scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler",
-                                                                                 local_files_only=True),
-    )
-
-
 def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, compile: bool = False) -> StableDiffusion3:
     """A checked SD3 folder (`detect.inspect_folder`) loaded offline as diffusers' StableDiffusion3Pipeline."""
     model_sampling = model_sampling_of(info.scheduler_config)
@@ -204,7 +183,8 @@ def load_folder(info: FolderInfo, dtype: torch.dtype, device: torch.device, comp
                 kwargs["variant"] = info.variant
             pipeline = StableDiffusion3Pipeline.from_pretrained(info.folder, **kwargs)
         else:
-            pipeline = pipeline_from_components(info.folder, dtype, info.variant)
+            pipeline = pipeline_from_components(StableDiffusion3Pipeline, info.folder, COMPONENTS, NETWORK_CLASSES,
+                                                dtype, info.variant)
     return finish(pipeline, model_sampling, dtype, device, compile, info.files)
 
 
@@ -248,7 +228,7 @@ def load_single_file(path: Path, info: FolderInfo, dtype: torch.dtype, device: t
     from diffusers import StableDiffusion3Pipeline
 
     with no_loading_bars():
-        from_folder = {component: load_network(info.folder, component, dtype, variant)
+        from_folder = {component: load_network(info.folder, component, NETWORK_CLASSES, dtype, variant)
                        for component, variant in variants.items()}
         pipeline = StableDiffusion3Pipeline.from_single_file(str(path), config=str(info.folder), dtype=dtype,
                                                              local_files_only=True, **from_folder)
